@@ -1,0 +1,82 @@
+//! Postgres side of provisioning: control schema, tenant schemas, registry rows.
+
+use palaver_crds::WorkspaceName;
+use sqlx::{Connection, PgPool};
+
+use super::WorkspacePlan;
+
+/// Schema holding the workspace registry.
+pub const CONTROL_SCHEMA: &str = "palaver_control";
+
+static CONTROL: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/control");
+static TENANT: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/tenant");
+
+/// Creates the control schema and applies its migrations.
+pub async fn ensure_control_schema(pool: &PgPool) -> Result<(), super::ProvisionError> {
+    migrate_into(pool, CONTROL_SCHEMA, &CONTROL).await?;
+    Ok(())
+}
+
+/// Creates `ws_<name>` and applies the tenant migrations; returns the latest applied version.
+pub async fn migrate_tenant_schema(pool: &PgPool, name: &WorkspaceName) -> Result<i64, super::ProvisionError> {
+    migrate_into(pool, &name.schema(), &TENANT).await
+}
+
+/// Runs `migrator` with `schema` first on the search path, so both the tables and sqlx's
+/// bookkeeping table land in that schema. `schema` comes from a validated name or a constant
+/// and contains only `[a-z0-9_]`: that is what makes the identifier safe to interpolate (DDL
+/// cannot take bind parameters).
+async fn migrate_into(pool: &PgPool, schema: &str, migrator: &sqlx::migrate::Migrator) -> Result<i64, super::ProvisionError> {
+    debug_assert!(schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+    let mut conn = pool.acquire().await?.detach();
+    // Concurrent provisioners (two operator replicas, make dev twice) race on CREATE SCHEMA;
+    // the advisory lock serialises them per schema.
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))").bind(schema).execute(&mut conn).await?;
+    let result = async {
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).execute(&mut conn).await?;
+        sqlx::query("SELECT set_config('search_path', $1, false)").bind(schema).execute(&mut conn).await?;
+        migrator.run(&mut conn).await?;
+        Ok::<_, super::ProvisionError>(migrator.iter().map(|m| m.version).max().unwrap_or(0))
+    }
+    .await;
+    // The connection was detached from the pool, so its search_path cannot leak; closing it
+    // also releases the advisory lock.
+    let _ = conn.close().await;
+    result
+}
+
+pub(super) async fn ensure_default_channels(pool: &PgPool, name: &WorkspaceName, channels: &[String]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('search_path', $1, true)").bind(name.schema()).execute(&mut *tx).await?;
+    for ch in channels {
+        sqlx::query(
+            "INSERT INTO channels (id, name, kind, auto_join, created_by) VALUES ($1, $2, 'public', true, 'palaver') \
+             ON CONFLICT (name) WHERE kind <> 'dm' DO UPDATE SET auto_join = true",
+        )
+        .bind(format!("c_{ch}"))
+        .bind(ch)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+pub(super) async fn register(pool: &PgPool, plan: &WorkspacePlan, partitions: i32, migration_version: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO palaver_control.workspaces \
+           (name, display_name, schema_name, events_topic, dlq_topic, partitions, migration_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (name) DO UPDATE SET display_name = EXCLUDED.display_name, partitions = EXCLUDED.partitions, \
+           migration_version = EXCLUDED.migration_version, state = 'active', updated_at = now()",
+    )
+    .bind(plan.name.as_str())
+    .bind(&plan.display_name)
+    .bind(plan.name.schema())
+    .bind(plan.name.events_topic())
+    .bind(plan.name.dlq_topic())
+    .bind(partitions)
+    .bind(migration_version)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
