@@ -1,0 +1,146 @@
+//! Authentication: JWT verification (and minting of dev tokens).
+//!
+//! Owns which algorithms and claims are accepted. It must not decide permissions inside a
+//! workspace (the store's membership checks do that) nor whether a workspace exists.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use palaver_crds::WorkspaceName;
+use serde::{Deserialize, Serialize};
+
+use crate::config::AuthConfig;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub workspace: String,
+    pub exp: u64,
+    pub iss: String,
+    pub aud: String,
+}
+
+/// Who is calling: a user of one workspace. Everything a request touches is scoped by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub workspace: WorkspaceName,
+    pub user: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token: send `Authorization: Bearer <jwt>` or `?token=<jwt>`")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("no verification key configured")]
+    NoKey,
+}
+
+pub struct Verifier {
+    keys: Vec<(DecodingKey, Validation)>,
+}
+
+/// User ids: 1 to 64 of letters, digits, `-`, `_`, `.`, `@`.
+pub fn valid_user_id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+}
+
+impl Verifier {
+    pub fn from_config(cfg: &AuthConfig) -> anyhow::Result<Self> {
+        let mut keys = Vec::new();
+        let validation = |alg| {
+            let mut v = Validation::new(alg);
+            v.set_issuer(&[&cfg.jwt_issuer]);
+            v.set_audience(&[&cfg.jwt_audience]);
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            v.leeway = 30;
+            v
+        };
+        if let Some(path) = &cfg.jwt_public_key_file {
+            let pem = std::fs::read(path)?;
+            let (key, alg) = match cfg.jwt_alg.as_str() {
+                "RS256" => (DecodingKey::from_rsa_pem(&pem)?, Algorithm::RS256),
+                "ES256" => (DecodingKey::from_ec_pem(&pem)?, Algorithm::ES256),
+                other => anyhow::bail!("PALAVER_JWT_ALG must be RS256 or ES256, not {other}"),
+            };
+            keys.push((key, validation(alg)));
+        }
+        if let Some(secret) = &cfg.dev_jwt_secret {
+            keys.push((DecodingKey::from_secret(secret.as_bytes()), validation(Algorithm::HS256)));
+        }
+        if keys.is_empty() {
+            anyhow::bail!("no JWT key configured: set PALAVER_JWT_PUBLIC_KEY_FILE (production) or PALAVER_DEV_JWT_SECRET (development)");
+        }
+        Ok(Self { keys })
+    }
+
+    /// Verifies signature (with the algorithm pinned per key), expiry, issuer and audience.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let (key, validation) = self
+            .keys
+            .iter()
+            .find(|(_, v)| v.algorithms.contains(&header.alg))
+            .ok_or_else(|| AuthError::Invalid(format!("algorithm {:?} not accepted", header.alg)))?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let workspace = WorkspaceName::new(data.claims.workspace).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if !valid_user_id(&data.claims.sub) {
+            return Err(AuthError::Invalid("`sub` is not a valid user id".into()));
+        }
+        Ok(Principal { workspace, user: data.claims.sub })
+    }
+}
+
+/// Mints an HS256 token with the dev secret (`palaverd token`, tests, bench).
+pub fn mint_dev_token(cfg: &AuthConfig, workspace: &WorkspaceName, user: &str, ttl: Duration) -> Result<String, AuthError> {
+    let secret = cfg.dev_jwt_secret.as_ref().ok_or(AuthError::NoKey)?;
+    if !valid_user_id(user) {
+        return Err(AuthError::Invalid(format!("invalid user id {user:?}")));
+    }
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs() + ttl.as_secs();
+    let claims = Claims { sub: user.into(), workspace: workspace.to_string(), exp, iss: cfg.jwt_issuer.clone(), aud: cfg.jwt_audience.clone() };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).map_err(|e| AuthError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> AuthConfig {
+        AuthConfig {
+            dev_jwt_secret: Some("s3cret".into()),
+            jwt_public_key_file: None,
+            jwt_alg: "RS256".into(),
+            jwt_issuer: "palaver".into(),
+            jwt_audience: "palaver".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let c = cfg();
+        let ws = WorkspaceName::new("acme").unwrap();
+        let v = Verifier::from_config(&c).unwrap();
+        let t = mint_dev_token(&c, &ws, "alice", Duration::from_secs(60)).unwrap();
+        assert_eq!(v.verify(&t).unwrap(), Principal { workspace: ws.clone(), user: "alice".into() });
+
+        let mut other = cfg();
+        other.dev_jwt_secret = Some("other".into());
+        let forged = mint_dev_token(&other, &ws, "alice", Duration::from_secs(60)).unwrap();
+        assert!(v.verify(&forged).is_err(), "wrong secret must fail");
+
+        other = cfg();
+        other.jwt_audience = "someone-else".into();
+        let wrong_aud = mint_dev_token(&other, &ws, "alice", Duration::from_secs(60)).unwrap();
+        assert!(v.verify(&wrong_aud).is_err(), "wrong audience must fail");
+
+        let expired = {
+            let claims = Claims { sub: "alice".into(), workspace: "acme".into(), exp: 1, iss: "palaver".into(), aud: "palaver".into() };
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s3cret")).unwrap()
+        };
+        assert!(matches!(v.verify(&expired), Err(AuthError::Invalid(m)) if m.contains("xpired")));
+        assert!(v.verify("garbage").is_err());
+        assert!(mint_dev_token(&c, &ws, "bad user", Duration::from_secs(1)).is_err());
+    }
+}

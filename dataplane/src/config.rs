@@ -1,0 +1,108 @@
+//! palaverd configuration: every setting is a flag and an environment variable
+//! (docs/configuration.md lists them with their defaults).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address the HTTP/WebSocket server listens on.
+    #[arg(long, env = "PALAVER_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Name of this pod in logs, metrics and presence (defaults to a random id).
+    #[arg(long, env = "PALAVER_POD_ID")]
+    pub pod_id: Option<String>,
+    #[arg(long, env = "PALAVER_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/palaver")]
+    pub database_url: String,
+    #[arg(long, env = "PALAVER_DB_POOL", default_value_t = 16)]
+    pub db_pool: u32,
+    #[arg(long, env = "PALAVER_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    #[arg(long, env = "PALAVER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub limits: Limits,
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// HS256 secret for local development. Also enables `palaverd token`. Never set in production.
+    #[arg(long, env = "PALAVER_DEV_JWT_SECRET", hide_env_values = true)]
+    pub dev_jwt_secret: Option<String>,
+    /// PEM public key for RS256/ES256 tokens (production).
+    #[arg(long, env = "PALAVER_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+    /// Algorithm of the public key: RS256 or ES256.
+    #[arg(long, env = "PALAVER_JWT_ALG", default_value = "RS256")]
+    pub jwt_alg: String,
+    #[arg(long, env = "PALAVER_JWT_ISSUER", default_value = "palaver")]
+    pub jwt_issuer: String,
+    #[arg(long, env = "PALAVER_JWT_AUDIENCE", default_value = "palaver")]
+    pub jwt_audience: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Largest WebSocket frame accepted; a larger one closes the connection with 1009.
+    #[arg(long, env = "PALAVER_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Longest message text, in characters; longer → `too_large`.
+    #[arg(long, env = "PALAVER_MAX_TEXT_CHARS", default_value_t = 40_000)]
+    pub max_text_chars: usize,
+    /// Sustained sends per second per connection (token bucket refill).
+    #[arg(long, env = "PALAVER_SEND_RATE", default_value_t = 10.0)]
+    pub send_rate: f64,
+    /// Burst size of the per-connection send bucket.
+    #[arg(long, env = "PALAVER_SEND_BURST", default_value_t = 30.0)]
+    pub send_burst: f64,
+    /// Frames queued for one connection before it is closed as a slow consumer (4008).
+    #[arg(long, env = "PALAVER_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+    /// Most events replayed per channel on `sync`; a larger gap gets a `gap` frame.
+    #[arg(long, env = "PALAVER_REPLAY_LIMIT", default_value_t = 1000)]
+    pub replay_limit: i64,
+    /// Largest `limit` of a history page.
+    #[arg(long, env = "PALAVER_HISTORY_MAX", default_value_t = 200)]
+    pub history_max: i64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Timing {
+    /// How long after `hello` the server waits for `sync` before resuming from stored cursors.
+    #[arg(long, env = "PALAVER_SYNC_WAIT_MS", default_value_t = 1000)]
+    pub sync_wait_ms: u64,
+    /// How long an early event waits for the missing ones before they are read from Postgres.
+    #[arg(long, env = "PALAVER_REORDER_WAIT_MS", default_value_t = 50)]
+    pub reorder_wait_ms: u64,
+    /// Period of the position check (last_seq of served channels vs delivered).
+    #[arg(long, env = "PALAVER_POSITION_CHECK_MS", default_value_t = 1000)]
+    pub position_check_ms: u64,
+    /// Period of the outbox sweeper.
+    #[arg(long, env = "PALAVER_SWEEP_INTERVAL_MS", default_value_t = 1000)]
+    pub sweep_interval_ms: u64,
+    /// Age after which an outbox row counts as stranded and is republished.
+    #[arg(long, env = "PALAVER_SWEEP_AGE_MS", default_value_t = 3000)]
+    pub sweep_age_ms: u64,
+    /// Period of the cursor flush from memory to Postgres.
+    #[arg(long, env = "PALAVER_CURSOR_FLUSH_MS", default_value_t = 1000)]
+    pub cursor_flush_ms: u64,
+    /// Heartbeat interval announced in `hello`; a connection silent for 2× this is closed.
+    #[arg(long, env = "PALAVER_HEARTBEAT_MS", default_value_t = 30_000)]
+    pub heartbeat_ms: u64,
+    /// Longest a graceful shutdown may take before the process exits anyway.
+    #[arg(long, env = "PALAVER_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Timing {
+    pub fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+}

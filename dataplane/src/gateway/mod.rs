@@ -1,0 +1,130 @@
+//! HTTP surface of palaverd: the WebSocket endpoint, the REST API, health and metrics.
+//!
+//! Owns authentication of requests, input validation and limits, and turning store results into
+//! protocol frames and JSON. It must not hold ordering state (the fan-out does) nor publish
+//! anything before the store has committed it.
+
+mod rate;
+mod rest;
+mod ws;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use fred::prelude::*;
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Principal, Verifier};
+use crate::config::Config;
+use crate::cursors::Cursors;
+use crate::error::ApiError;
+use crate::fanout::Fanout;
+use crate::metrics::{self, RouteLabel};
+use crate::publish::Publisher;
+use crate::store::Store;
+use crate::workspaces::Workspaces;
+
+pub use rate::{Limiter, TokenBucket};
+
+pub struct AppState {
+    pub cfg: Config,
+    pub pod_id: String,
+    pub store: Store,
+    pub redis: Client,
+    pub producer: FutureProducer,
+    pub publisher: Publisher,
+    pub fanout: Fanout,
+    pub cursors: Cursors,
+    pub workspaces: Workspaces,
+    pub verifier: Verifier,
+    /// Cancelled on SIGTERM: connections close with "going away" and clients resume elsewhere.
+    pub shutdown: CancellationToken,
+    pub next_conn: AtomicU64,
+    pub rest_limits: rate::Limiter,
+}
+
+pub type Shared = Arc<AppState>;
+
+pub fn router(state: Shared) -> Router {
+    let body_limit = state.cfg.limits.max_frame_bytes;
+    Router::new()
+        .route("/v1/ws", get(ws::upgrade))
+        .route("/v1/channels", get(rest::list_channels).post(rest::create_channel))
+        .route("/v1/channels/{id}/join", post(rest::join))
+        .route("/v1/channels/{id}/leave", post(rest::leave))
+        .route("/v1/channels/{id}/members", post(rest::add_member))
+        .route("/v1/channels/{id}/events", get(rest::history))
+        .route("/v1/channels/{id}/messages", post(rest::post_message))
+        .route("/v1/dms", post(rest::open_dm))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics::global().encode()) }))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(track_http))
+        .with_state(state)
+}
+
+async fn track_http(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let m = metrics::global();
+    m.http_requests.get_or_create(&RouteLabel { route, status: resp.status().as_u16() }).inc();
+    m.http_duration.observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Ready only while Postgres, Redis and Kafka all answer; a load balancer then sends clients
+/// to pods that can serve them.
+async fn readyz(State(st): State<Shared>) -> Response {
+    let timeout = Duration::from_secs(2);
+    let pg = tokio::time::timeout(timeout, st.store.ping()).await.map_err(|_| "timeout".to_string()).and_then(|r| r.map_err(|e| e.to_string()));
+    let redis = if st.redis.is_connected() {
+        tokio::time::timeout(timeout, st.redis.ping::<String>(None)).await.map_err(|_| "timeout".to_string()).and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+    } else {
+        Err("not connected".into())
+    };
+    let producer = st.producer.clone();
+    let kafka = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).map(|_| ()).map_err(|e| e.to_string()))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    let body = serde_json::json!({
+        "postgres": pg.as_ref().err(),
+        "redis": redis.as_ref().err(),
+        "kafka": kafka.as_ref().err(),
+    });
+    let status = if pg.is_ok() && redis.is_ok() && kafka.is_ok() && !st.shutdown.is_cancelled() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
+}
+
+/// An authenticated caller: token verified, workspace active, user known to the workspace.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<Shared> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Shared) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let query_token = parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+        let token = header.or(query_token).ok_or_else(|| ApiError::unauthorized(crate::auth::AuthError::Missing.to_string()))?;
+        let principal = st.verifier.verify(token).map_err(|e| ApiError::unauthorized(e.to_string()))?;
+        if !st.workspaces.is_active(&principal.workspace).await? {
+            return Err(ApiError::unauthorized(format!("workspace {} does not exist or is disabled", principal.workspace)));
+        }
+        let joined = st.store.ensure_user(&principal.workspace, &principal.user).await?;
+        for a in &joined {
+            st.publisher.publish(&principal.workspace, a).await;
+        }
+        Ok(Auth(principal))
+    }
+}

@@ -1,0 +1,398 @@
+//! `GET /v1/ws`: one task per connection — hello, sync/replay, sends, cursors, live events.
+//!
+//! Per channel the connection remembers the highest seq it has written (`sent`); the fan-out
+//! only hands it events at or above the channel position read when it attached, and replay
+//! covers everything from the client's position up to a Postgres read made after attaching, so
+//! the two overlap and never leave a hole. Events at or below `sent` are dropped here, which
+//! makes the overlap invisible to the client.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Auth, Shared, TokenBucket};
+use crate::auth::Principal;
+use crate::config::Limits;
+use crate::error::ApiError;
+use crate::fanout::{ConnHandle, Outbound, Target};
+use crate::metrics::{self, TypeLabel};
+use crate::protocol::{close, parse_client_frame, ClientFrame, HelloChannel, ServerFrame};
+use crate::store::NewEvent;
+
+/// A socket write that takes longer than this means the peer is gone or stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const REPLAY_PAGE: i64 = 500;
+const MAX_CMID_LEN: usize = 64;
+
+pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: WebSocketUpgrade) -> Response {
+    let max = st.cfg.limits.max_frame_bytes;
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+        metrics::global().connections.inc();
+        let mut conn = Conn::new(st, p, socket);
+        let reason = conn.run().await;
+        conn.finish(reason).await;
+        metrics::global().connections.dec();
+    })
+}
+
+/// Shared by WS and REST sends.
+pub fn validate_send(limits: &Limits, cmid: &str, text: &str) -> Result<(), ApiError> {
+    if cmid.is_empty() || cmid.len() > MAX_CMID_LEN {
+        return Err(ApiError::bad_request(format!("cmid must be 1 to {MAX_CMID_LEN} bytes")));
+    }
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("text must not be empty"));
+    }
+    let chars = text.chars().count();
+    if chars > limits.max_text_chars {
+        return Err(ApiError::too_large(format!("text has {chars} characters; the limit is {}", limits.max_text_chars)));
+    }
+    Ok(())
+}
+
+fn slow_close() -> End {
+    metrics::global().slow_consumer_closes.inc();
+    End::Close(close::SLOW_CONSUMER, "too slow to keep up; reconnect and resume")
+}
+
+/// How long the close frame may take: a slow consumer's socket is full, so it gets longer.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a connection ended, and the close frame it gets (if any can still be sent).
+enum End {
+    ClientClosed,
+    Close(u16, &'static str),
+    Broken,
+}
+
+struct ChannelState {
+    /// Highest seq written to this socket.
+    sent: i64,
+    /// Delivered cursor known at hello (implicit sync starts here).
+    delivered: i64,
+    attached: bool,
+}
+
+struct Conn {
+    st: Shared,
+    p: Principal,
+    handle: ConnHandle,
+    rx: mpsc::Receiver<Outbound>,
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    channels: HashMap<String, ChannelState>,
+    synced: bool,
+    bucket: TokenBucket,
+    session: String,
+}
+
+impl Conn {
+    fn new(st: Shared, p: Principal, socket: WebSocket) -> Self {
+        let (tx, rx) = mpsc::channel(st.cfg.limits.outbound_queue);
+        let id = st.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (sink, stream) = socket.split();
+        let bucket = TokenBucket::new(st.cfg.limits.send_rate, st.cfg.limits.send_burst);
+        let session = crate::store::new_id("s");
+        Self { st, p, handle: ConnHandle { id, tx, slow: CancellationToken::new() }, rx, sink, stream, channels: HashMap::new(), synced: false, bucket, session }
+    }
+
+    async fn run(&mut self) -> End {
+        if let Err(end) = self.hello().await {
+            return end;
+        }
+        let sync_deadline = tokio::time::Instant::now() + Duration::from_millis(self.st.cfg.timing.sync_wait_ms);
+        let idle = Duration::from_millis(self.st.cfg.timing.heartbeat_ms * 2);
+        let mut last_heard = tokio::time::Instant::now();
+        let shutdown = self.st.shutdown.clone();
+        let slow = self.handle.slow.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down; reconnect and resume"),
+                _ = slow.cancelled() => return slow_close(),
+                _ = tokio::time::sleep_until(last_heard + idle) => return End::Close(1000, "idle: no frame within two heartbeats"),
+                _ = tokio::time::sleep_until(sync_deadline), if !self.synced => {
+                    if let Err(end) = self.sync(HashMap::new()).await { return end; }
+                }
+                incoming = self.stream.next() => {
+                    last_heard = tokio::time::Instant::now();
+                    match incoming {
+                        None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
+                        Some(Ok(Message::Text(text))) => {
+                            if let Err(end) = self.on_text(&text).await { return end; }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            if let Err(end) = self.send_error(None, ApiError::bad_request("binary frames are not supported; send JSON text")).await { return end; }
+                        }
+                        Some(Ok(_)) => {} // ping/pong: answered by the WebSocket layer
+                        Some(Err(e)) => {
+                            // Oversized frames surface as a read error from the WebSocket layer.
+                            let msg = e.to_string();
+                            if msg.contains("too long") || msg.contains("too big") || msg.contains("Space limit") {
+                                metrics::global().errors.get_or_create(&metrics::CodeLabel { code: "too_large" }).inc();
+                                return End::Close(close::TOO_BIG, "frame exceeds the frame size limit");
+                            }
+                            tracing::debug!(error = %msg, "websocket read error");
+                            return End::Broken;
+                        }
+                    }
+                }
+                out = self.rx.recv() => {
+                    let Some(out) = out else { return End::Broken };
+                    if let Err(end) = self.on_outbound(out).await { return end; }
+                }
+            }
+        }
+    }
+
+    async fn finish(&mut self, end: End) {
+        for (id, ch) in &self.channels {
+            if ch.attached {
+                self.st.fanout.detach(&self.p.workspace, &Target::Channel(id.clone()), self.handle.id);
+            }
+        }
+        self.st.fanout.detach(&self.p.workspace, &Target::User(self.p.user.clone()), self.handle.id);
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.send(Message::Close(Some(frame)))).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.sink.close()).await;
+    }
+
+    async fn write(&mut self, kind: &'static str, text: Utf8Bytes) -> Result<(), End> {
+        // A peer that stopped reading blocks this write; its queue then fills and the fan-out
+        // flags it, which must end the wait at once rather than after the write timeout.
+        let slow = self.handle.slow.clone();
+        tokio::select! {
+            r = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::Text(text))) => match r {
+                Ok(Ok(())) => {
+                    metrics::global().frames_out.get_or_create(&TypeLabel { r#type: kind }).inc();
+                    Ok(())
+                }
+                _ => Err(End::Broken),
+            },
+            _ = slow.cancelled() => Err(slow_close()),
+        }
+    }
+
+    async fn send_frame(&mut self, frame: ServerFrame<'_>) -> Result<(), End> {
+        let kind = frame.kind();
+        self.write(kind, Utf8Bytes::from(frame.to_json())).await
+    }
+
+    async fn send_error(&mut self, reference: Option<Value>, error: ApiError) -> Result<(), End> {
+        metrics::global().errors.get_or_create(&metrics::CodeLabel { code: error.code.as_str() }).inc();
+        self.send_frame(ServerFrame::Error { reference, error: &error }).await
+    }
+
+    async fn hello(&mut self) -> Result<(), End> {
+        let ws = self.p.workspace.clone();
+        let unavailable = |e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, "session setup failed");
+            End::Close(close::TRY_AGAIN, "temporarily unavailable; reconnect with backoff")
+        };
+        self.st
+            .fanout
+            .attach(&ws, Target::User(self.p.user.clone()), self.handle.clone())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let fresh = self.st.cursors.fresh(&ws, &self.p.user).await;
+        let rows = self.st.store.my_channels(&ws, &self.p.user, &fresh.read).await.map_err(|e| unavailable(&e))?;
+        let mut hello = Vec::with_capacity(rows.len());
+        for r in rows {
+            let delivered = r.delivered_seq.max(fresh.delivered.get(&r.id).copied().unwrap_or(0));
+            self.channels.insert(r.id.clone(), ChannelState { sent: 0, delivered, attached: false });
+            hello.push(HelloChannel { id: r.id, name: r.name, kind: r.kind, last_seq: r.last_seq, read_seq: r.read_seq, unread: r.unread, mentions: r.mentions });
+        }
+        let json = ServerFrame::Hello {
+            session: &self.session,
+            user: &self.p.user,
+            workspace: ws.as_str(),
+            heartbeat_ms: self.st.cfg.timing.heartbeat_ms,
+            channels: &hello,
+        }
+        .to_json();
+        self.write("hello", Utf8Bytes::from(json)).await
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        let frame = match parse_client_frame(text) {
+            Ok(f) => f,
+            Err((reference, e)) => {
+                metrics::global().frames_in.get_or_create(&TypeLabel { r#type: "invalid" }).inc();
+                return self.send_error(reference, e).await;
+            }
+        };
+        metrics::global().frames_in.get_or_create(&TypeLabel { r#type: frame.kind() }).inc();
+        if !self.synced && !matches!(frame, ClientFrame::Sync { .. }) {
+            self.sync(HashMap::new()).await?;
+        }
+        match frame {
+            ClientFrame::Sync { since, .. } => self.sync(since).await,
+            ClientFrame::Ping { reference } => self.send_frame(ServerFrame::Pong { reference }).await,
+            ClientFrame::Send { reference, channel, cmid, text, thread } => {
+                let started = Instant::now();
+                if let Err(e) = validate_send(&self.st.cfg.limits, &cmid, &text).and_then(|_| self.bucket.take()) {
+                    metrics::global().sends.get_or_create(&metrics::ResultLabel { result: e.code.as_str() }).inc();
+                    return self.send_error(reference, e).await;
+                }
+                let ev = NewEvent { kind: "message", user: self.p.user.clone(), cmid: Some(cmid), text: Some(text), thread };
+                match super::rest::record_send(self.st.store.send_message(&self.p.workspace, &channel, ev).await) {
+                    Ok(appended) => {
+                        let e = &appended.event;
+                        self.send_frame(ServerFrame::Ack { reference, channel: &e.channel, seq: e.seq, id: &e.id, ts: e.ts }).await?;
+                        metrics::global().ack_latency.observe(started.elapsed().as_secs_f64());
+                        self.st.publisher.publish(&self.p.workspace, &appended).await;
+                        Ok(())
+                    }
+                    Err(e) => self.send_error(reference, e).await,
+                }
+            }
+            ClientFrame::Recv { reference, channel, seq } => self.cursor(reference, channel, seq, true).await,
+            ClientFrame::Read { reference, channel, seq } => self.cursor(reference, channel, seq, false).await,
+        }
+    }
+
+    async fn cursor(&mut self, reference: Option<Value>, channel: String, seq: i64, delivered: bool) -> Result<(), End> {
+        if seq < 0 {
+            return self.send_error(reference, ApiError::bad_request("seq must be >= 0")).await;
+        }
+        if !self.channels.contains_key(&channel) {
+            return self.send_error(reference, ApiError::not_found(format!("not a member of {channel}"))).await;
+        }
+        let (d, r) = if delivered { (seq, 0) } else { (seq, seq) };
+        self.st.cursors.update(&self.p.workspace, &self.p.user, &channel, d, r).await;
+        Ok(())
+    }
+
+    /// Attaches every channel not yet attached, then replays from `since` (or the stored
+    /// delivered cursor) up to the current position.
+    async fn sync(&mut self, since: HashMap<String, i64>) -> Result<(), End> {
+        self.synced = true;
+        let unknown: Vec<String> = since.keys().filter(|id| !self.channels.contains_key(*id)).cloned().collect();
+        for id in unknown {
+            self.send_error(None, ApiError::not_found(format!("sync: not a member of {id}; ignored"))).await?;
+        }
+        let ids: Vec<String> = self.channels.keys().cloned().collect();
+        let mut from = HashMap::new();
+        for id in &ids {
+            let ch = &self.channels[id];
+            let start = match since.get(id) {
+                Some(s) => (*s).max(0),
+                None if ch.attached => continue, // already live and no replay asked for
+                None => ch.sent.max(ch.delivered),
+            };
+            from.insert(id.clone(), start);
+        }
+        self.replay(from).await
+    }
+
+    async fn replay(&mut self, from: HashMap<String, i64>) -> Result<(), End> {
+        if from.is_empty() {
+            return Ok(());
+        }
+        let ws = self.p.workspace.clone();
+        let to_attach: Vec<String> = from.keys().filter(|id| !self.channels[*id].attached).cloned().collect();
+        let attaches = to_attach.iter().map(|id| self.st.fanout.attach(&ws, Target::Channel(id.clone()), self.handle.clone()));
+        let results = futures::future::join_all(attaches).await;
+        for (id, r) in to_attach.iter().zip(results) {
+            if let Err(e) = r {
+                tracing::warn!(channel = %id, error = %e, "attach failed");
+                return Err(End::Close(close::TRY_AGAIN, "temporarily unavailable; reconnect with backoff"));
+            }
+            self.channels.get_mut(id).expect("known").attached = true;
+        }
+        let ids: Vec<String> = from.keys().cloned().collect();
+        let positions = self.st.store.positions(&ws, &ids).await.map_err(|e| {
+            tracing::warn!(error = %e, "replay position read failed");
+            End::Close(close::TRY_AGAIN, "temporarily unavailable; reconnect with backoff")
+        })?;
+        let limit = self.st.cfg.limits.replay_limit;
+        for (id, last) in positions {
+            let mut after = from[&id];
+            if last - after > limit {
+                let to = last - limit;
+                self.send_frame(ServerFrame::Gap { channel: &id, from: after + 1, to }).await?;
+                after = to;
+            }
+            while after < last {
+                let events = self.st.store.events_range(&ws, &id, after + 1, last, REPLAY_PAGE).await.map_err(|e| {
+                    tracing::warn!(error = %e, "replay read failed");
+                    End::Close(close::TRY_AGAIN, "temporarily unavailable; reconnect with backoff")
+                })?;
+                let Some(max) = events.last().map(|e| e.seq) else { break };
+                for e in events {
+                    self.write("event", Utf8Bytes::from(e.frame_json())).await?;
+                }
+                after = max;
+            }
+            let ch = self.channels.get_mut(&id).expect("known");
+            ch.sent = ch.sent.max(after);
+        }
+        Ok(())
+    }
+
+    async fn on_outbound(&mut self, out: Outbound) -> Result<(), End> {
+        match out {
+            Outbound::Event { channel, seq, ts, json } => {
+                let Some(ch) = self.channels.get_mut(&channel) else { return Ok(()) };
+                if seq <= ch.sent {
+                    return Ok(()); // already written by replay
+                }
+                ch.sent = seq;
+                self.write("event", json).await?;
+                let m = metrics::global();
+                m.deliveries.inc();
+                let lag = (chrono::Utc::now() - ts).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+                m.delivery_latency.observe(lag);
+                Ok(())
+            }
+            Outbound::User(payload) => self.on_user_message(&payload).await,
+        }
+    }
+
+    /// Membership changes published to `us:{ws}:{user}` by whichever pod made them.
+    async fn on_user_message(&mut self, payload: &str) -> Result<(), End> {
+        #[derive(serde::Deserialize)]
+        struct Membership {
+            t: String,
+            channel: String,
+            seq: i64,
+        }
+        let Ok(m) = serde_json::from_str::<Membership>(payload) else { return Ok(()) };
+        match m.t.as_str() {
+            "joined" if !self.channels.contains_key(&m.channel) => {
+                self.channels.insert(m.channel.clone(), ChannelState { sent: 0, delivered: 0, attached: false });
+                if self.synced {
+                    // Replay from just before the join so the client sees its member_join.
+                    self.replay(HashMap::from([(m.channel, m.seq - 1)])).await?;
+                }
+            }
+            "left" => {
+                if let Some(ch) = self.channels.remove(&m.channel) {
+                    // Write what is still pending up to the member_leave itself, then stop.
+                    if ch.attached {
+                        self.st.fanout.detach(&self.p.workspace, &Target::Channel(m.channel.clone()), self.handle.id);
+                    }
+                    if ch.attached && ch.sent < m.seq {
+                        let events = self.st.store.events_range(&self.p.workspace, &m.channel, ch.sent + 1, m.seq, REPLAY_PAGE).await.unwrap_or_default();
+                        for e in events {
+                            self.write("event", Utf8Bytes::from(e.frame_json())).await?;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! palaverd: the Palaver data plane (WebSocket/REST gateway and per-pod fan-out).
+//!
+//! Module map — `gateway` (HTTP, auth, limits, protocol handling per connection), `store`
+//! (Postgres: the source of truth), `publish` (after-commit Redis/Kafka hand-off and the outbox
+//! sweeper), `fanout` (Redis subscriptions → ordered per-channel streams → connection queues),
+//! `cursors` (delivered/read positions), `workspaces` (registry cache), `server` (wiring and
+//! shutdown).
+
+pub mod auth;
+pub mod config;
+pub mod cursors;
+pub mod error;
+pub mod fanout;
+pub mod gateway;
+pub mod kafka;
+pub mod metrics;
+pub mod protocol;
+pub mod publish;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod workspaces;

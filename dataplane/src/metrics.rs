@@ -1,0 +1,122 @@
+//! Prometheus metrics of palaverd, served at `/metrics`.
+//!
+//! One process-wide registry; every metric name here is listed in docs/observability.md and is
+//! what the Grafana dashboards and alerts query.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+pub struct Metrics {
+    pub connections: Gauge,
+    pub frames_in: Family<TypeLabel, Counter>,
+    pub frames_out: Family<TypeLabel, Counter>,
+    pub sends: Family<ResultLabel, Counter>,
+    pub ack_latency: Histogram,
+    pub delivery_latency: Histogram,
+    pub deliveries: Counter,
+    pub outbox_backlog: Gauge,
+    pub outbox_republished: Counter,
+    pub publish_failures: Family<TypeLabel, Counter>,
+    pub slow_consumer_closes: Counter,
+    pub errors: Family<CodeLabel, Counter>,
+    pub fanout_fills: Family<ReasonLabel, Counter>,
+    pub fanout_duplicates: Counter,
+    pub fanout_channels: Gauge,
+    pub http_requests: Family<RouteLabel, Counter>,
+    pub http_duration: Histogram,
+    registry: Registry,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("palaver");
+        let m = Self {
+            connections: Gauge::default(),
+            frames_in: Family::default(),
+            frames_out: Family::default(),
+            sends: Family::default(),
+            ack_latency: latency_histogram(),
+            delivery_latency: latency_histogram(),
+            deliveries: Counter::default(),
+            outbox_backlog: Gauge::default(),
+            outbox_republished: Counter::default(),
+            publish_failures: Family::default(),
+            slow_consumer_closes: Counter::default(),
+            errors: Family::default(),
+            fanout_fills: Family::default(),
+            fanout_duplicates: Counter::default(),
+            fanout_channels: Gauge::default(),
+            http_requests: Family::default(),
+            http_duration: latency_histogram(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register("connections", "Open WebSocket connections", m.connections.clone());
+        r.register("frames_in", "WebSocket frames received, by type", m.frames_in.clone());
+        r.register("frames_out", "WebSocket frames sent, by type", m.frames_out.clone());
+        r.register("sends", "Send requests (WS and REST), by result", m.sends.clone());
+        r.register("ack_latency_seconds", "Time from receiving a send to acknowledging it (after commit)", m.ack_latency.clone());
+        r.register("delivery_latency_seconds", "Time from commit to writing the event to a socket", m.delivery_latency.clone());
+        r.register("deliveries", "Events written to sockets", m.deliveries.clone());
+        r.register("outbox_backlog", "Outbox rows older than the sweep age at the last sweep", m.outbox_backlog.clone());
+        r.register("outbox_republished", "Outbox rows republished by the sweeper", m.outbox_republished.clone());
+        r.register("publish_failures", "Failed publishes after commit, by target (redis, kafka)", m.publish_failures.clone());
+        r.register("slow_consumer_closes", "Connections closed because their outbound queue filled", m.slow_consumer_closes.clone());
+        r.register("errors", "Errors returned to clients, by code", m.errors.clone());
+        r.register("fanout_fills", "Events read from Postgres by the fan-out, by reason (hole, position)", m.fanout_fills.clone());
+        r.register("fanout_duplicates", "Events the fan-out dropped as already delivered", m.fanout_duplicates.clone());
+        r.register("fanout_channels", "Channels this pod is subscribed to", m.fanout_channels.clone());
+        r.register("http_requests", "REST requests, by route and status", m.http_requests.clone());
+        r.register("http_request_duration_seconds", "REST request duration", m.http_duration.clone());
+        Self { registry, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("metrics encode");
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}

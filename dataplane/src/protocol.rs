@@ -1,0 +1,239 @@
+//! Wire protocol v1: the JSON frames of `GET /v1/ws` (docs/protocol.md).
+//!
+//! Owns parsing of client frames and the shapes of server frames. It must not touch storage or
+//! sockets: the gateway decides what a frame does.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// WebSocket close codes Palaver uses (besides the standard ones).
+pub mod close {
+    /// A frame exceeded the frame size limit (standard "message too big").
+    pub const TOO_BIG: u16 = 1009;
+    /// The pod is shutting down: reconnect (to any pod) and resume with `sync`.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The client did not read fast enough and its outbound queue filled: reconnect and resume.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The server could not set up the session (a dependency is down): reconnect with backoff.
+    pub const TRY_AGAIN: u16 = 1013;
+}
+
+/// A frame from the client, after `t` dispatch.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    Sync {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        #[serde(default)]
+        since: HashMap<String, i64>,
+    },
+    Send {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        channel: String,
+        cmid: String,
+        text: String,
+        #[serde(default)]
+        thread: Option<String>,
+    },
+    Recv {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        channel: String,
+        seq: i64,
+    },
+    Read {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        channel: String,
+        seq: i64,
+    },
+    Ping {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+    },
+}
+
+impl ClientFrame {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sync { .. } => "sync",
+            Self::Send { .. } => "send",
+            Self::Recv { .. } => "recv",
+            Self::Read { .. } => "read",
+            Self::Ping { .. } => "ping",
+        }
+    }
+}
+
+/// Parses a text frame. On failure returns the `ref` (if one could be read) with the error, so
+/// the reply can still be correlated.
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, (Option<Value>, ApiError)> {
+    let value: Value = serde_json::from_str(text).map_err(|e| (None, ApiError::bad_request(format!("malformed JSON: {e}"))))?;
+    let reference = value.get("ref").cloned();
+    match value.get("t") {
+        Some(Value::String(_)) => {}
+        Some(_) => return Err((reference, ApiError::bad_request("field `t` must be a string"))),
+        None => return Err((reference, ApiError::bad_request("missing field `t`"))),
+    }
+    serde_json::from_value(value).map_err(|e| (reference, ApiError::bad_request(e.to_string())))
+}
+
+/// A persisted channel event, exactly as it goes on the wire inside an `event` frame and in
+/// REST history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Event {
+    pub channel: String,
+    pub seq: i64,
+    pub kind: String,
+    pub id: String,
+    pub user: String,
+    pub cmid: Option<String>,
+    pub text: Option<String>,
+    pub ts: DateTime<Utc>,
+    pub thread: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventFrame<'a> {
+    t: &'static str,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+impl Event {
+    /// The `event` frame text; built once per event and shared by every socket it goes to.
+    pub fn frame_json(&self) -> String {
+        serde_json::to_string(&EventFrame { t: "event", event: self }).expect("event serializes")
+    }
+}
+
+/// The fields of an `event` frame the fan-out needs without decoding the whole event.
+#[derive(Debug, Deserialize)]
+pub struct EventHead {
+    pub channel: String,
+    pub seq: i64,
+    pub ts: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HelloChannel {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub last_seq: i64,
+    pub read_seq: i64,
+    pub unread: i64,
+    pub mentions: i64,
+}
+
+/// Frames the server sends (events go as pre-serialized text, see [`Event::frame_json`]).
+#[derive(Debug, Serialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Hello {
+        session: &'a str,
+        user: &'a str,
+        workspace: &'a str,
+        heartbeat_ms: u64,
+        channels: &'a [HelloChannel],
+    },
+    Ack {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        channel: &'a str,
+        seq: i64,
+        id: &'a str,
+        ts: DateTime<Utc>,
+    },
+    Pong {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+    },
+    Gap {
+        channel: &'a str,
+        from: i64,
+        to: i64,
+    },
+    Error {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        #[serde(flatten)]
+        error: &'a ApiError,
+    },
+}
+
+impl ServerFrame<'_> {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Ack { .. } => "ack",
+            Self::Pong { .. } => "pong",
+            Self::Gap { .. } => "gap",
+            Self::Error { .. } => "error",
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frame serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn parses_send_and_keeps_ref_on_errors() {
+        let f = parse_client_frame(r#"{"t":"send","ref":"7","channel":"c1","cmid":"x","text":"hi"}"#).unwrap();
+        assert!(matches!(f, ClientFrame::Send { ref channel, .. } if channel == "c1"));
+        let (r, e) = parse_client_frame(r#"{"t":"send","ref":"7","channel":"c1"}"#).unwrap_err();
+        assert_eq!(r, Some(Value::String("7".into())));
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let (_, e) = parse_client_frame(r#"{"t":"nope","ref":1}"#).unwrap_err();
+        assert!(e.message.contains("unknown variant"), "{}", e.message);
+        assert!(parse_client_frame("{not json").is_err());
+        assert!(parse_client_frame(r#"{"ref":1}"#).unwrap_err().1.message.contains("`t`"));
+    }
+
+    #[test]
+    fn event_frame_has_t_and_round_trips() {
+        let e = Event {
+            channel: "c1".into(),
+            seq: 5,
+            kind: "message".into(),
+            id: "m_1".into(),
+            user: "u1".into(),
+            cmid: Some("k".into()),
+            text: Some("hi".into()),
+            ts: Utc::now(),
+            thread: None,
+        };
+        let json = e.frame_json();
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["t"], "event");
+        assert_eq!(v["seq"], 5);
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+        let head: EventHead = serde_json::from_str(&json).unwrap();
+        assert_eq!((head.channel.as_str(), head.seq), ("c1", 5));
+    }
+
+    #[test]
+    fn error_frame_shape() {
+        let err = ApiError::rate_limited(500);
+        let s = ServerFrame::Error { reference: Some(Value::from("7")), error: &err }.to_json();
+        let v: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["t"], "error");
+        assert_eq!(v["ref"], "7");
+        assert_eq!(v["code"], "rate_limited");
+        assert_eq!(v["retry_after_ms"], 500);
+    }
+}

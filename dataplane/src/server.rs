@@ -1,0 +1,125 @@
+//! Wiring of one palaverd process: clients, background tasks, HTTP server, graceful shutdown.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fred::prelude::*;
+use fred::types::config::ReconnectPolicy;
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Verifier;
+use crate::config::{Config, Timing};
+use crate::cursors::Cursors;
+use crate::fanout::{Fanout, Tuning};
+use crate::gateway::{self, AppState};
+use crate::publish::{self, Publisher};
+use crate::store::Store;
+use crate::workspaces::Workspaces;
+
+fn redis_builder(url: &str) -> anyhow::Result<Builder> {
+    let config = fred::prelude::Config::from_url(url).context("PALAVER_REDIS_URL")?;
+    let mut b = Builder::from_config(config);
+    b.with_performance_config(|p| p.default_command_timeout = Duration::from_secs(1))
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(2);
+            c.max_command_attempts = 2;
+        })
+        // Retry forever: Redis coming back must not need a pod restart.
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
+    Ok(b)
+}
+
+/// Runs until SIGTERM/SIGINT (or `stop` is cancelled), then shuts down gracefully.
+pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
+    let pod_id = cfg.pod_id.clone().unwrap_or_else(|| crate::store::new_id("pod"));
+    let verifier = Verifier::from_config(&cfg.auth)?;
+    let store = Store::connect(&cfg.database_url, cfg.db_pool).await.context("PALAVER_DATABASE_URL")?;
+
+    let redis = redis_builder(&cfg.redis_url)?.build()?;
+    redis.connect();
+    let subscriber = redis_builder(&cfg.redis_url)?.build_subscriber_client()?;
+    subscriber.connect();
+    let _resubscribe = subscriber.manage_subscriptions();
+
+    let producer: FutureProducer = crate::kafka::producer_config(&cfg.kafka_brokers).create().context("kafka producer")?;
+    let (publisher, cleared) = Publisher::new(redis.clone(), producer.clone());
+    let workspaces = Workspaces::new(store.clone());
+    if let Err(e) = workspaces.refresh().await {
+        tracing::warn!(error = %e, "workspace registry not readable yet; will retry");
+    }
+    let tasks = CancellationToken::new();
+    let fanout = Fanout::start(
+        store.clone(),
+        subscriber.clone(),
+        Tuning { reorder_wait: Timing::ms(cfg.timing.reorder_wait_ms), position_check: Timing::ms(cfg.timing.position_check_ms) },
+        tasks.clone(),
+    );
+    let cursors = Cursors::new(redis.clone());
+    tokio::spawn(publish::run_outbox_clearer(store.clone(), cleared));
+    tokio::spawn(publish::run_sweeper(store.clone(), publisher.clone(), workspaces.clone(), Timing::ms(cfg.timing.sweep_interval_ms), cfg.timing.sweep_age_ms, tasks.clone()));
+    tokio::spawn(workspaces.clone().run_refresh(Duration::from_secs(5), tasks.clone()));
+    let flusher = tokio::spawn(cursors.clone().run_flusher(store.clone(), Timing::ms(cfg.timing.cursor_flush_ms), tasks.clone()));
+
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(AppState {
+        rest_limits: gateway::Limiter::new(cfg.limits.send_rate, cfg.limits.send_burst),
+        cfg: cfg.clone(),
+        pod_id: pod_id.clone(),
+        store,
+        redis,
+        producer: producer.clone(),
+        publisher,
+        fanout,
+        cursors,
+        workspaces,
+        verifier,
+        shutdown: shutdown.clone(),
+        next_conn: AtomicU64::new(1),
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    tracing::info!(pod = %pod_id, listen = %cfg.listen, "palaverd listening");
+    let app = gateway::router(state.clone());
+    let server_stop = shutdown.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await });
+
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down: closing connections so clients resume elsewhere");
+    shutdown.cancel();
+    let grace = Timing::ms(cfg.timing.shutdown_grace_ms);
+    let drained = tokio::time::timeout(grace, async {
+        while crate::metrics::global().connections.get() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = server.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("shutdown grace elapsed with connections still open");
+    }
+    tasks.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), flusher).await;
+    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(2))).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

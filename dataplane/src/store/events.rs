@@ -1,0 +1,157 @@
+//! The `events` and `channels.last_seq` tables: the send path and history.
+
+use palaver_crds::WorkspaceName;
+use sqlx::{Postgres, Transaction};
+
+use super::{new_id, now_ts, ChannelKind, Store};
+use crate::error::ApiError;
+use crate::protocol::Event;
+
+/// An event to append; `seq`, `id` and `ts` are assigned by the store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: &'static str,
+    pub user: String,
+    pub cmid: Option<String>,
+    pub text: Option<String>,
+    pub thread: Option<String>,
+}
+
+/// The result of an append: the event, and its outbox row (None when the cmid was seen before
+/// and the original event is returned instead).
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub event: Event,
+    pub outbox_id: Option<i64>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct HistoryPage {
+    pub events: Vec<Event>,
+    /// More events exist beyond this page in the direction of the query.
+    pub has_more: bool,
+}
+
+pub(super) const EVENT_COLUMNS: &str = "channel_id AS channel, seq, kind, id, user_id AS \"user\", cmid, body AS text, ts, thread";
+
+/// State of a channel row locked `FOR UPDATE` for the rest of the transaction.
+pub(super) struct LockedChannel {
+    pub kind: ChannelKind,
+    pub member: bool,
+}
+
+/// Locks the channel row: every append to this channel waits here, which makes seqs gap-free
+/// and commit order equal to seq order.
+pub(super) async fn lock_channel(tx: &mut Transaction<'_, Postgres>, channel: &str, user: &str) -> Result<Option<LockedChannel>, sqlx::Error> {
+    let row: Option<(String, bool)> = sqlx::query_as(
+        "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2) \
+         FROM channels c WHERE c.id = $1 FOR UPDATE OF c",
+    )
+    .bind(channel)
+    .bind(user)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|(kind, member)| LockedChannel { kind: ChannelKind::from_db(&kind), member }))
+}
+
+/// Appends to a channel whose row the transaction has locked; inserts the outbox row too.
+pub(super) async fn append_locked(tx: &mut Transaction<'_, Postgres>, channel: &str, ev: NewEvent) -> Result<Appended, sqlx::Error> {
+    let id = new_id("m");
+    let ts = now_ts();
+    let (outbox_id, seq): (i64, i64) = sqlx::query_as(
+        "WITH s AS (UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq), \
+              e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts) \
+                    SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM s RETURNING seq) \
+         INSERT INTO outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
+    )
+    .bind(channel)
+    .bind(&id)
+    .bind(ev.kind)
+    .bind(&ev.user)
+    .bind(&ev.cmid)
+    .bind(&ev.text)
+    .bind(&ev.thread)
+    .bind(ts)
+    .fetch_one(&mut **tx)
+    .await?;
+    let event = Event { channel: channel.into(), seq, kind: ev.kind.into(), id, user: ev.user, cmid: ev.cmid, text: ev.text, ts, thread: ev.thread };
+    Ok(Appended { event, outbox_id: Some(outbox_id) })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
+impl Store {
+    /// The send path: membership check, cmid idempotency, seq assignment, event and outbox row,
+    /// all in one transaction. Returns only after COMMIT.
+    pub async fn send_message(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent) -> Result<Appended, ApiError> {
+        let mut tx = self.tenant_tx(ws).await?;
+        let Some(locked) = lock_channel(&mut tx, channel, &ev.user).await? else {
+            return Err(ApiError::not_found(format!("no channel {channel}")));
+        };
+        if !locked.member {
+            return Err(match locked.kind {
+                ChannelKind::Public => ApiError::forbidden(format!("not a member of {channel}: join it first")),
+                // Private channels and DMs do not reveal that they exist.
+                _ => ApiError::not_found(format!("no channel {channel}")),
+            });
+        }
+        if let Some(cmid) = &ev.cmid {
+            // After the row lock, so a concurrent send of the same cmid has committed or not started.
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE user_id = $1 AND cmid = $2");
+            if let Some(orig) = sqlx::query_as::<_, Event>(&sql).bind(&ev.user).bind(cmid).fetch_optional(&mut *tx).await? {
+                if orig.channel != channel {
+                    return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel")));
+                }
+                return Ok(Appended { event: orig, outbox_id: None });
+            }
+        }
+        let appended = match append_locked(&mut tx, channel, ev).await {
+            Err(e) if is_unique_violation(&e) => return Err(ApiError::conflict("cmid was already used for another channel")),
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(appended)
+    }
+
+    /// History page. `after`/`before` are exclusive seq bounds; with only `before` (or neither)
+    /// the newest events are returned, oldest first.
+    pub async fn history(&self, ws: &WorkspaceName, channel: &str, after: Option<i64>, before: Option<i64>, limit: i64) -> Result<HistoryPage, sqlx::Error> {
+        let mut tx = self.tenant_tx(ws).await?;
+        let lo = after.unwrap_or(0);
+        let hi = before.unwrap_or(i64::MAX);
+        let ascending = after.is_some();
+        let order = if ascending { "ASC" } else { "DESC" };
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4");
+        let mut events: Vec<Event> = sqlx::query_as(&sql).bind(channel).bind(lo).bind(hi).bind(limit + 1).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let has_more = events.len() as i64 > limit;
+        events.truncate(limit as usize);
+        if !ascending {
+            events.reverse();
+        }
+        Ok(HistoryPage { events, has_more })
+    }
+
+    /// Events with `from <= seq <= to`, ascending, at most `limit` (replay and hole fill).
+    pub async fn events_range(&self, ws: &WorkspaceName, channel: &str, from: i64, to: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
+        let mut tx = self.tenant_tx(ws).await?;
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE channel_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4");
+        let events = sqlx::query_as(&sql).bind(channel).bind(from).bind(to).bind(limit).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    /// Current `last_seq` of the given channels (position check).
+    pub async fn positions(&self, ws: &WorkspaceName, channels: &[String]) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let mut tx = self.tenant_tx(ws).await?;
+        let rows = sqlx::query_as("SELECT id, last_seq FROM channels WHERE id = ANY($1)").bind(channels).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    pub async fn event_at(&self, ws: &WorkspaceName, channel: &str, seq: i64) -> Result<Option<Event>, sqlx::Error> {
+        Ok(self.events_range(ws, channel, seq, seq, 1).await?.pop())
+    }
+}

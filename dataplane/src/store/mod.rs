@@ -1,0 +1,67 @@
+//! Postgres access for the data plane: the source of truth.
+//!
+//! Owns every query against the control registry and the tenant schemas (`ws_<name>`). All
+//! tenant queries run in a transaction whose `search_path` is set to the caller's workspace
+//! schema, taken from the verified token; channel ids are only ever resolved inside it, which is
+//! what keeps tenants apart. It must not publish anything (the outbox module does, after commit).
+
+mod channels;
+mod cursors;
+mod events;
+mod outbox;
+mod registry;
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use palaver_crds::WorkspaceName;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres, Transaction};
+
+pub use channels::{ChannelInfo, ChannelKind, MyChannel};
+pub use cursors::CursorUpdate;
+pub use events::{Appended, HistoryPage, NewEvent};
+pub use outbox::OutboxRow;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(url)?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A transaction scoped to one workspace's schema (`SET LOCAL search_path`, bound as a
+    /// parameter through `set_config`, so no SQL is built from the name).
+    pub async fn tenant_tx(&self, ws: &WorkspaceName) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('search_path', $1, true)").bind(ws.schema()).execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+}
+
+/// Server timestamps are truncated to what Postgres stores, so an event delivered live and the
+/// same event read back from history are identical.
+pub fn now_ts() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Short random ids: `prefix_` + 16 hex digits (64 random bits).
+pub fn new_id(prefix: &str) -> String {
+    let n = uuid::Uuid::new_v4().as_u64_pair().0;
+    format!("{prefix}_{n:016x}")
+}
