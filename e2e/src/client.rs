@@ -1,0 +1,208 @@
+//! A minimal Palaver client for tests: WebSocket frames as JSON values, plus REST calls.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures::stream::SplitSink;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+#[derive(Debug, Clone)]
+pub enum Frame {
+    Json(Value),
+    /// The server closed the connection (code and reason if a close frame came).
+    Closed(Option<(u16, String)>),
+}
+
+pub struct Client {
+    sink: SplitSink<Ws, Message>,
+    rx: mpsc::UnboundedReceiver<Frame>,
+    pub hello: Value,
+    /// JSON frames received while waiting for something else, in arrival order.
+    pub log: Vec<Value>,
+    next_ref: u64,
+}
+
+/// Why a WebSocket upgrade was refused.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Client {
+    /// Connects and waits for `hello`.
+    pub async fn connect(url: &str, token: &str) -> anyhow::Result<Self> {
+        let req = format!("{url}?token={token}").into_client_request()?;
+        let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(req)).await.context("connect timed out")??;
+        let (sink, mut stream) = ws.split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(m) = stream.next().await {
+                let frame = match m {
+                    Ok(Message::Text(t)) => Frame::Json(serde_json::from_str(t.as_str()).unwrap_or(Value::String(t.to_string()))),
+                    Ok(Message::Close(c)) => Frame::Closed(c.map(|c| (u16::from(c.code), c.reason.to_string()))),
+                    Ok(_) => continue,
+                    Err(_) => Frame::Closed(None),
+                };
+                let closed = matches!(frame, Frame::Closed(_));
+                if tx.send(frame).is_err() || closed {
+                    return;
+                }
+            }
+            let _ = tx.send(Frame::Closed(None));
+        });
+        let mut c = Self { sink, rx, hello: Value::Null, log: Vec::new(), next_ref: 1 };
+        c.hello = c.expect(Duration::from_secs(10), |v| v["t"] == "hello").await?;
+        Ok(c)
+    }
+
+    /// Attempts an upgrade that is expected to be refused; returns status and JSON body.
+    pub async fn connect_refused(url: &str, token: Option<&str>) -> anyhow::Result<Refused> {
+        let url = match token {
+            Some(t) => format!("{url}?token={t}"),
+            None => url.to_string(),
+        };
+        match tokio_tungstenite::connect_async(url.into_client_request()?).await {
+            Ok(_) => bail!("upgrade unexpectedly accepted"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let status = resp.status().as_u16();
+                let body = resp.body().as_ref().map(|b| serde_json::from_slice(b).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+                Ok(Refused { status, body })
+            }
+            Err(e) => bail!("unexpected error: {e}"),
+        }
+    }
+
+    pub fn channel_id(&self, name: &str) -> Option<String> {
+        self.hello["channels"].as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["id"].as_str()).map(str::to_string)
+    }
+
+    pub async fn send(&mut self, v: Value) -> anyhow::Result<()> {
+        self.send_text(v.to_string()).await
+    }
+
+    pub async fn send_text(&mut self, s: String) -> anyhow::Result<()> {
+        self.sink.send(Message::Text(s.into())).await.context("websocket send")
+    }
+
+    pub async fn next(&mut self, timeout: Duration) -> anyhow::Result<Frame> {
+        tokio::time::timeout(timeout, self.rx.recv()).await.context("no frame in time")?.context("reader ended")
+    }
+
+    /// Waits for a JSON frame matching `pred`; other frames go to `log`.
+    pub async fn expect(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await? {
+                Frame::Json(v) if pred(&v) => return Ok(v),
+                Frame::Json(v) => self.log.push(v),
+                Frame::Closed(c) => bail!("connection closed while waiting: {c:?}"),
+            }
+        }
+    }
+
+    /// Waits for the close frame, skipping (logging) anything else.
+    pub async fn expect_close(&mut self, timeout: Duration) -> anyhow::Result<Option<(u16, String)>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await? {
+                Frame::Json(v) => self.log.push(v),
+                Frame::Closed(c) => return Ok(c),
+            }
+        }
+    }
+
+    /// Sends a request frame with a fresh `ref` and waits for the reply carrying it.
+    pub async fn request(&mut self, mut v: Value) -> anyhow::Result<Value> {
+        let r = format!("r{}", self.next_ref);
+        self.next_ref += 1;
+        v["ref"] = json!(r);
+        self.send(v).await?;
+        self.expect(Duration::from_secs(10), |f| f["ref"] == r.as_str()).await
+    }
+
+    /// Sends a message and returns the ack (or the error frame).
+    pub async fn send_message(&mut self, channel: &str, cmid: &str, text: &str) -> anyhow::Result<Value> {
+        self.request(json!({"t": "send", "channel": channel, "cmid": cmid, "text": text})).await
+    }
+
+    /// Events logged so far for a channel, by seq order of arrival.
+    pub fn events(&self, channel: &str) -> Vec<Value> {
+        self.log.iter().filter(|v| v["t"] == "event" && v["channel"] == channel).cloned().collect()
+    }
+
+    /// Reads frames until the highest event seq logged for `channel` reaches `seq`.
+    pub async fn wait_seq(&mut self, channel: &str, seq: i64, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.events(channel).iter().any(|e| e["seq"].as_i64() >= Some(seq)) {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await.with_context(|| format!("waiting for {channel} seq {seq}"))? {
+                Frame::Json(v) => self.log.push(v),
+                Frame::Closed(c) => bail!("closed while waiting for {channel} seq {seq}: {c:?}"),
+            }
+        }
+    }
+}
+
+/// Checks one client's view of a channel: after dropping repeats of a seq, seqs must be
+/// strictly increasing with no holes from `first` to `last`.
+pub fn check_in_order(events: &[Value], first: i64, last: i64) -> Result<usize, String> {
+    let mut expect = first;
+    let mut dups = 0;
+    for e in events {
+        let s = e["seq"].as_i64().ok_or("event without seq")?;
+        if s < expect {
+            dups += 1;
+            continue;
+        }
+        if s != expect {
+            return Err(format!("expected seq {expect}, got {s}"));
+        }
+        expect += 1;
+    }
+    if expect != last + 1 {
+        return Err(format!("ended at seq {}, expected through {last}", expect - 1));
+    }
+    Ok(dups)
+}
+
+/// REST calls with one user's token.
+pub struct Rest {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Rest {
+    pub fn new(base: &str, token: &str) -> Self {
+        Self { http: reqwest::Client::new(), base: base.into(), token: token.into() }
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await?;
+        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: String) -> anyhow::Result<(u16, Value)> {
+        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).header("content-type", "application/json").body(body).send().await?;
+        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+}

@@ -1,0 +1,79 @@
+//! End-to-end harness: real palaverd processes against the real Postgres, Redis and
+//! Kafka-protocol broker, driven over the wire protocol like any client.
+//!
+//! Owns spawning and killing processes (pods, private Redis and broker instances for fault
+//! tests), provisioning throwaway workspaces, and a small WebSocket/REST client. It deliberately
+//! does not link palaverd's library: the tests see only what a client sees.
+
+pub mod bench;
+pub mod client;
+pub mod procs;
+
+use std::time::Duration;
+
+use palaver_crds::WorkspaceName;
+use palaver_operator::provision::{Provisioner, WorkspacePlan};
+
+pub use client::{Client, Rest};
+pub use procs::{free_port, Pod, PodOptions, PrivateBroker, PrivateRedis};
+
+/// The HS256 secret test pods are started with.
+pub const TEST_SECRET: &str = "palaver-test-secret";
+
+/// Where the shared services are (the Makefile exports these).
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub database_url: String,
+    pub redis_url: String,
+    pub kafka_brokers: String,
+}
+
+impl Services {
+    pub fn from_env() -> Self {
+        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        Self {
+            database_url: var("PALAVER_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/palaver_test"),
+            redis_url: var("PALAVER_REDIS_URL", "redis://127.0.0.1:6379"),
+            kafka_brokers: var("PALAVER_KAFKA_BROKERS", "127.0.0.1:9092"),
+        }
+    }
+}
+
+/// Provisions a fresh workspace named `<prefix>-<random>` with channels general and random.
+pub async fn new_workspace(svc: &Services, prefix: &str) -> anyhow::Result<WorkspaceName> {
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let name = WorkspaceName::new(format!("{prefix}-{suffix}"))?;
+    let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
+    let plan = WorkspacePlan { name: name.clone(), display_name: name.to_string(), partitions: 2, default_channels: vec!["general".into(), "random".into()] };
+    tokio::time::timeout(Duration::from_secs(60), p.provision(&plan)).await??;
+    Ok(name)
+}
+
+/// An HS256 token as `palaverd token` makes it.
+pub fn token(ws: &WorkspaceName, user: &str) -> String {
+    token_with(ws.as_str(), user, TEST_SECRET, 3600)
+}
+
+pub fn token_with(ws: &str, user: &str, secret: &str, ttl_secs: i64) -> String {
+    let exp = chrono::Utc::now().timestamp() + ttl_secs;
+    let claims = serde_json::json!({"sub": user, "workspace": ws, "exp": exp, "iss": "palaver", "aud": "palaver"});
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())).expect("token encodes")
+}
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

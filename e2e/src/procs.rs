@@ -1,0 +1,228 @@
+//! Child processes: palaverd pods and private Redis / broker instances. Every child is killed
+//! when its handle drops, so a failing test leaves nothing running.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+
+use crate::{eventually, Services, TEST_SECRET};
+
+/// A free loopback port (bound and released; the child binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("addr").port()
+}
+
+fn target_dir_bin(name: &str) -> PathBuf {
+    // Test binaries live in target/<profile>/deps; the workspace's binaries one level up.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    dir.join(name)
+}
+
+fn palaverd_bin() -> PathBuf {
+    let p = std::env::var_os("PALAVER_PALAVERD_BIN").map(PathBuf::from).unwrap_or_else(|| target_dir_bin("palaverd"));
+    assert!(p.exists(), "{} not found: build it first (`cargo build --bin palaverd`, or run via `make test`)", p.display());
+    p
+}
+
+async fn port_open(port: u16) -> bool {
+    tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PodOptions {
+    /// Extra PALAVER_* settings (e.g. limits) for this pod.
+    pub env: Vec<(String, String)>,
+    /// Use this Redis instead of the shared one.
+    pub redis_url: Option<String>,
+    pub kafka_brokers: Option<String>,
+}
+
+pub struct Pod {
+    pub name: String,
+    pub port: u16,
+    child: Option<Child>,
+    svc: Services,
+    opts: PodOptions,
+}
+
+impl Pod {
+    pub async fn start(name: &str, svc: &Services, opts: PodOptions) -> anyhow::Result<Self> {
+        let mut pod = Self { name: name.into(), port: free_port(), child: None, svc: svc.clone(), opts };
+        pod.spawn().await?;
+        Ok(pod)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(palaverd_bin());
+        cmd.arg("serve")
+            .env("PALAVER_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("PALAVER_POD_ID", &self.name)
+            .env("PALAVER_DATABASE_URL", &self.svc.database_url)
+            .env("PALAVER_REDIS_URL", self.opts.redis_url.as_deref().unwrap_or(&self.svc.redis_url))
+            .env("PALAVER_KAFKA_BROKERS", self.opts.kafka_brokers.as_deref().unwrap_or(&self.svc.kafka_brokers))
+            .env("PALAVER_DEV_JWT_SECRET", TEST_SECRET)
+            .env("PALAVER_DB_POOL", "8")
+            .env("PALAVER_POSITION_CHECK_MS", "300")
+            .env("PALAVER_SWEEP_INTERVAL_MS", "300")
+            .env("PALAVER_SWEEP_AGE_MS", "1000")
+            .env("PALAVER_SYNC_WAIT_MS", "200")
+            .env("PALAVER_LOG_FORMAT", "text")
+            .env("RUST_LOG", std::env::var("PALAVER_TEST_POD_LOG").unwrap_or_else(|_| "warn".into()))
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        self.child = Some(cmd.spawn().context("spawning palaverd")?);
+        let port = self.port;
+        let name = self.name.clone();
+        eventually(Duration::from_secs(20), &format!("pod {name} to listen"), || async move { port_open(port).await.then_some(()) }).await
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/v1/ws", self.port)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no cleanup, no flush — a crashed pod.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// SIGTERM and wait for the exit (bounded).
+    pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut c = self.child.take().context("pod not running")?;
+        let pid = c.id().context("pid")?;
+        Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
+        Ok(tokio::time::timeout(Duration::from_secs(20), c.wait()).await.context("pod did not exit within 20 s of SIGTERM")??)
+    }
+
+    /// Starts again on the same port after kill/terminate.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill().await;
+        self.spawn().await
+    }
+
+    /// Resident memory of the pod process, in KiB (Linux).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// The value of an unlabelled metric (first sample whose name matches exactly).
+    pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let text = self.metrics().await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+            .ok_or_else(|| anyhow::anyhow!("metric {name} not exported"))
+    }
+
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(reqwest::get(format!("{}/metrics", self.http_url())).await?.text().await?)
+    }
+}
+
+/// A redis-server of the test's own, on its own port, for fault tests.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> anyhow::Result<Self> {
+        let mut r = Self { port: free_port(), child: None };
+        r.spawn().await?;
+        Ok(r)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning redis-server (is it installed? `make deps`)")?;
+        self.child = Some(child);
+        let port = self.port;
+        eventually(Duration::from_secs(10), "private redis", || async move { port_open(port).await.then_some(()) }).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await;
+        self.spawn().await
+    }
+}
+
+/// A tansu broker of the test's own (own port, own sqlite file): topic deletion and broker
+/// restarts must never touch the shared broker.
+pub struct PrivateBroker {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateBroker {
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("palaver-tansu-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let mut b = Self { port: free_port(), dir, child: None };
+        b.spawn().await?;
+        Ok(b)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let bin = std::env::var("PALAVER_TANSU_BIN").context("PALAVER_TANSU_BIN is not set (run via `make test`)")?;
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .arg("--storage-engine")
+            .arg(format!("sqlite://{}/tansu.db", self.dir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning tansu")?;
+        self.child = Some(child);
+        let port = self.port;
+        eventually(Duration::from_secs(20), "private broker", || async move { port_open(port).await.then_some(()) }).await
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await;
+        self.spawn().await
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
