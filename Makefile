@@ -1,0 +1,115 @@
+# Palaver — developer entry points. `make help` lists the targets.
+#
+# Variables. Each has a default; override in the environment or on the command line
+# (make test PALAVER_REDIS_URL=redis://127.0.0.1:6380). All are exported to the scripts
+# in scripts/ (whose lib.sh repeats the defaults for running a script by hand).
+#
+#   PALAVER_DATABASE_URL       postgres://postgres@127.0.0.1:5432/palaver
+#                              Dev database: make dev/bench, palaver-operator, palaverd. `make up`
+#                              creates it if missing. Not passed to the tests.
+#   PALAVER_TEST_DATABASE_URL  postgres://postgres@127.0.0.1:5432/palaver_test
+#                              Database of the test suite. `make up` creates it if missing.
+#   PALAVER_REDIS_URL          redis://127.0.0.1:6379
+#   PALAVER_KAFKA_BROKERS      127.0.0.1:9092
+#                              Kafka-protocol bootstrap list (tansu locally); `make up` checks and,
+#                              if needed, starts a broker on its first entry.
+#   TANSU_VERSION              0.6.0 — the pinned tansu release `make deps` installs.
+#   TANSU_ROOT                 $(HOME)/.local/share/palaver/tansu-$(TANSU_VERSION)
+#                              cargo install root, outside the repository: every clone on the
+#                              machine (CI too) shares the one build, which takes up to an hour.
+#   PALAVER_TANSU_BIN          $(TANSU_ROOT)/bin/tansu — the broker binary; tests use it to start
+#                              private brokers.
+#   TANSU_LOG                  warn — RUST_LOG of the broker `make up` starts.
+#   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid, tansu's sqlite
+#                              file, data of a project-local Postgres/Redis.
+#   UP_TIMEOUT                 30 — seconds `make up` waits for each service to answer.
+#   PALAVER_DEV_JWT_SECRET     palaver-dev-secret-change-me — token secret of the dev and bench pods
+#                              and of `palaverd token`.
+#   RUST_LOG                   log filter of the pods: info for make dev, warn for make bench.
+#   DEV_WORKSPACE              demo — workspace make dev provisions.
+#   DEV_LISTEN_A, DEV_LISTEN_B 127.0.0.1:8081, 127.0.0.1:8082 — the make dev pods pod-a, pod-b.
+#   BENCH_WORKSPACE            bench — workspace make bench provisions (BENCH_PARTITIONS: 3).
+#   BENCH_LISTEN_A, BENCH_LISTEN_B  127.0.0.1:8091, 127.0.0.1:8092 — the release pods of make bench.
+#   BENCH_ARGS                 the palaver-bench command line (default below).
+#   NEXTEST_PROFILE            `ci` when CI is true/1/yes, else `default` (.config/nextest.toml).
+#   CARGO                      cargo
+#
+# Services: `make up` reuses a Postgres, Redis or broker that already answers on its
+# address and starts only the missing ones (loopback only); `make down` stops only
+# those, by the PIDs recorded in $(DEV_DIR)/pids. make test/dev/bench run `up`
+# themselves and, when they finish, stop what they started; run `make up` first to
+# keep the stack between runs.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+# The targets chain deps -> build -> up -> run: never run them side by side.
+.NOTPARALLEL:
+
+PALAVER_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/palaver
+PALAVER_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/palaver_test
+PALAVER_REDIS_URL ?= redis://127.0.0.1:6379
+PALAVER_KAFKA_BROKERS ?= 127.0.0.1:9092
+TANSU_VERSION ?= 0.6.0
+TANSU_ROOT ?= $(HOME)/.local/share/palaver/tansu-$(TANSU_VERSION)
+PALAVER_TANSU_BIN ?= $(TANSU_ROOT)/bin/tansu
+TANSU_LOG ?= warn
+DEV_DIR ?= $(CURDIR)/.dev
+UP_TIMEOUT ?= 30
+PALAVER_DEV_JWT_SECRET ?= palaver-dev-secret-change-me
+DEV_WORKSPACE ?= demo
+DEV_LISTEN_A ?= 127.0.0.1:8081
+DEV_LISTEN_B ?= 127.0.0.1:8082
+BENCH_WORKSPACE ?= bench
+BENCH_PARTITIONS ?= 3
+BENCH_LISTEN_A ?= 127.0.0.1:8091
+BENCH_LISTEN_B ?= 127.0.0.1:8092
+BENCH_ARGS ?= --pods ws://$(BENCH_LISTEN_A),ws://$(BENCH_LISTEN_B) --workspace $(BENCH_WORKSPACE) \
+	--rate 2000 --duration 60 --channels 50 --members 10
+NEXTEST_PROFILE ?= $(if $(filter true 1 yes,$(CI)),ci,default)
+CARGO ?= cargo
+
+export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
+	TANSU_VERSION TANSU_ROOT PALAVER_TANSU_BIN TANSU_LOG DEV_DIR UP_TIMEOUT \
+	PALAVER_DEV_JWT_SECRET DEV_WORKSPACE DEV_LISTEN_A DEV_LISTEN_B \
+	BENCH_WORKSPACE BENCH_PARTITIONS BENCH_LISTEN_A BENCH_LISTEN_B BENCH_ARGS \
+	NEXTEST_PROFILE CARGO
+
+.PHONY: help deps up down build test dev bench lint
+
+help:
+	@printf '%s\n' \
+	  'make deps   install PostgreSQL, Redis (apt-get), tansu $(TANSU_VERSION) (cargo, up to an hour once), cargo-nextest' \
+	  'make up     start the missing services on loopback, create the databases (idempotent)' \
+	  'make down   stop what make up started, nothing else' \
+	  'make build  cargo build --workspace --bins' \
+	  'make test   deps + up, then cargo nextest run --workspace --no-fail-fast' \
+	  'make dev    deps + build + up, provision "$(DEV_WORKSPACE)", run pods on $(DEV_LISTEN_A) and $(DEV_LISTEN_B)' \
+	  'make bench  deps + release build + up, two release pods, palaver-bench $(BENCH_ARGS)' \
+	  'make lint   cargo clippy -D warnings and cargo fmt --check' \
+	  'Variables and their defaults: see the top of the Makefile.'
+
+deps:
+	@bash scripts/deps.sh
+
+up:
+	@bash scripts/up.sh
+
+down:
+	@bash scripts/down.sh
+
+build:
+	$(CARGO) build --workspace --bins
+
+test: deps
+	@bash scripts/test.sh
+
+dev: deps build
+	@bash scripts/dev.sh
+
+bench: deps
+	@bash scripts/bench.sh
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all --check

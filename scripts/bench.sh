@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Load test: release build of palaverd and palaver-bench, two release pods on
+# loopback, one palaver-bench run with BENCH_ARGS. The pods, and what this run
+# started of the stack, are stopped afterwards, also on failure or Ctrl-C.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${PALAVER_DEV_JWT_SECRET:=palaver-dev-secret-change-me}"
+: "${BENCH_WORKSPACE:=bench}"
+: "${BENCH_PARTITIONS:=3}"
+: "${BENCH_LISTEN_A:=127.0.0.1:8091}"
+: "${BENCH_LISTEN_B:=127.0.0.1:8092}"
+: "${BENCH_ARGS:=--pods ws://$BENCH_LISTEN_A,ws://$BENCH_LISTEN_B --workspace $BENCH_WORKSPACE --rate 2000 --duration 60 --channels 50 --members 10}"
+: "${RUST_LOG:=warn}"
+export PALAVER_DEV_JWT_SECRET RUST_LOG
+
+cd "$REPO_ROOT"
+info "bench: cargo build --release (palaverd, palaver-operator, palaver-bench)"
+"$CARGO" build --release --bin palaverd --bin palaver-operator --bin palaver-bench
+bin_dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
+
+for listen in "$BENCH_LISTEN_A" "$BENCH_LISTEN_B"; do
+    ! tcp_open "${listen%:*}" "${listen##*:}" || die "$listen is already in use"
+done
+
+started_file=$(mktemp)
+pod_pids=()
+cleanup() {
+    local pid names=()
+    trap - INT TERM
+    for pid in "${pod_pids[@]}"; do
+        stop_pid palaverd "$pid" TERM
+    done
+    mapfile -t names <"$started_file"
+    rm -f "$started_file"
+    if ((${#names[@]})); then
+        bash "$REPO_ROOT/scripts/down.sh" "${names[@]}" || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+UP_STARTED_FILE=$started_file bash "$REPO_ROOT/scripts/up.sh"
+
+info "bench: provisioning workspace $BENCH_WORKSPACE"
+"$bin_dir/palaver-operator" provision --name "$BENCH_WORKSPACE" --partitions "$BENCH_PARTITIONS"
+
+# Pods log to files: the terminal is for palaver-bench's report.
+start_pod() {
+    local name=$1 listen=$2 log="$DEV_DIR/$1.log"
+    info "bench: $name on $listen (log $log)"
+    # Senders pipeline up to rate/senders messages per second each: lift the per-connection
+    # send limit so the benchmark measures the system, not the limiter.
+    PALAVER_LISTEN=$listen PALAVER_POD_ID=$name PALAVER_SEND_RATE=100000 PALAVER_SEND_BURST=100000 \
+        "$bin_dir/palaverd" serve >"$log" 2>&1 </dev/null &
+    pod_pids+=($!)
+    wait_for "$name on $listen" "$log" "$!" tcp_open "${listen%:*}" "${listen##*:}"
+}
+start_pod bench-a "$BENCH_LISTEN_A"
+start_pod bench-b "$BENCH_LISTEN_B"
+
+read -r -a bench_args <<<"$BENCH_ARGS"
+info "bench: palaver-bench ${bench_args[*]}"
+"$bin_dir/palaver-bench" "${bench_args[@]}"

@@ -1,0 +1,226 @@
+# shellcheck shell=bash
+# Shared helpers for the scripts in scripts/. Source it; do not run it.
+#
+# Defaults mirror the Makefile (which documents every variable) so that a script
+# run by hand behaves like the make target. Keep the two in sync.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+: "${PALAVER_DATABASE_URL:=postgres://postgres@127.0.0.1:5432/palaver}"
+: "${PALAVER_TEST_DATABASE_URL:=postgres://postgres@127.0.0.1:5432/palaver_test}"
+: "${PALAVER_REDIS_URL:=redis://127.0.0.1:6379}"
+: "${PALAVER_KAFKA_BROKERS:=127.0.0.1:9092}"
+: "${TANSU_VERSION:=0.6.0}"
+: "${TANSU_ROOT:=$HOME/.local/share/palaver/tansu-$TANSU_VERSION}"
+: "${PALAVER_TANSU_BIN:=$TANSU_ROOT/bin/tansu}"
+: "${TANSU_LOG:=warn}"
+: "${DEV_DIR:=$REPO_ROOT/.dev}"
+: "${UP_TIMEOUT:=30}"
+: "${CARGO:=cargo}"
+export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
+    TANSU_VERSION TANSU_ROOT PALAVER_TANSU_BIN TANSU_LOG DEV_DIR UP_TIMEOUT CARGO
+
+# DEV_DIR must be absolute: tansu is started with its working directory inside it.
+case "$DEV_DIR" in
+    /*) ;;
+    *) DEV_DIR="$REPO_ROOT/$DEV_DIR" ;;
+esac
+PID_DIR="$DEV_DIR/pids"
+
+info() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Last lines of a log, to make a failure self-explanatory.
+log_tail() {
+    local file=$1
+    [[ -n $file ]] || return 0
+    if [[ -s $file ]]; then
+        printf -- '--- last lines of %s ---\n' "$file" >&2
+        tail -n 30 "$file" >&2
+        printf -- '---\n' >&2
+    else
+        printf '(log %s is empty or missing)\n' "$file" >&2
+    fi
+}
+
+# True when something accepts TCP connections on host:port (bash's /dev/tcp:
+# no nc needed on a bare machine).
+tcp_open() {
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+# wait_for DESC LOGFILE PID CMD... : poll CMD until it succeeds, at most UP_TIMEOUT
+# seconds. PID (may be empty) is the process expected to serve; if it dies we stop
+# waiting at once. Fails with the log tail.
+wait_for() {
+    local desc=$1 logfile=$2 pid=$3
+    shift 3
+    local deadline=$((SECONDS + UP_TIMEOUT))
+    until "$@"; do
+        if [[ -n $pid ]] && ! pid_alive "$pid"; then
+            printf 'error: %s exited before it became ready\n' "$desc" >&2
+            log_tail "$logfile"
+            exit 1
+        fi
+        if ((SECONDS >= deadline)); then
+            printf 'error: %s not ready after %ss\n' "$desc" "$UP_TIMEOUT" >&2
+            log_tail "$logfile"
+            exit 1
+        fi
+        sleep 0.5
+    done
+}
+
+# --- URLs -----------------------------------------------------------------
+
+# host:port part of scheme://[user[:pass]@]host[:port][/path][?query]
+url_authority() {
+    local u=${1#*://}
+    u=${u%%/*}
+    u=${u%%\?*}
+    printf '%s\n' "${u##*@}"
+}
+
+# url_host_port URL DEFAULT_PORT -> "host port" (IPv6 brackets removed)
+url_host_port() {
+    local a host port
+    a=$(url_authority "$1")
+    if [[ $a == \[* ]]; then
+        host=${a%%]*}
+        host=${host#[}
+        port=${a##*]}
+        port=${port#:}
+    elif [[ $a == *:* ]]; then
+        host=${a%:*}
+        port=${a##*:}
+    else
+        host=$a
+        port=
+    fi
+    printf '%s %s\n' "${host:-127.0.0.1}" "${port:-$2}"
+}
+
+# Database name of a postgres URL (path without query).
+pg_url_dbname() {
+    local u=${1#*://}
+    u=${u%%\?*}
+    [[ $u == */* ]] || return 0
+    printf '%s\n' "${u#*/}"
+}
+
+# Same server, maintenance database "postgres": used to create the others.
+pg_admin_url() {
+    local base=${1%%\?*} query=
+    [[ $1 == *\?* ]] && query="?${1#*\?}"
+    printf '%s/postgres%s\n' "${base%/*}" "$query"
+}
+
+is_loopback() {
+    [[ $1 == 127.* || $1 == localhost || $1 == ::1 ]]
+}
+
+# First broker of the comma-separated list, without an optional tcp:// prefix.
+first_broker() {
+    local b=${PALAVER_KAFKA_BROKERS%%,*}
+    printf '%s\n' "${b#*://}"
+}
+
+# --- processes ------------------------------------------------------------
+
+pid_file() { printf '%s/%s.pid\n' "$PID_DIR" "$1"; }
+
+# PID recorded for NAME, or nothing.
+read_pid() {
+    local f
+    f=$(pid_file "$1")
+    [[ -r $f ]] || return 0
+    head -n 1 "$f" | tr -dc '0-9'
+}
+
+# Name of the program a service NAME runs, to guard against PID reuse.
+service_program() {
+    case $1 in
+        postgres) echo postgres ;;
+        redis) echo redis-server ;;
+        tansu) echo tansu ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# True when PID runs and is not a zombie (an orphan may wait for a reaper that
+# never comes in a container, and kill -0 succeeds on zombies).
+pid_alive() {
+    local stat
+    [[ -n $1 ]] || return 1
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
+}
+
+# True when PID is alive and its command line mentions the expected program.
+pid_is() {
+    local pid=$1 program=$2 cmd
+    pid_alive "$pid" || return 1
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ $cmd == *"$program"* ]]
+}
+
+# True when service NAME was started by `make up` and is still running.
+ours_running() {
+    pid_is "$(read_pid "$1")" "$(service_program "$1")"
+}
+
+# --- tools ----------------------------------------------------------------
+
+# Directory with initdb/pg_ctl: Debian keeps them off PATH, newest major wins.
+pg_bin_dir() {
+    local d
+    d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+    if [[ -n $d && -x $d/initdb ]]; then
+        printf '%s\n' "$d"
+    elif command -v initdb >/dev/null 2>&1; then
+        dirname "$(command -v initdb)"
+    fi
+}
+
+# True when the tansu binary exists and `tansu --version` (clap: "tansu 0.6.0")
+# names the pinned version.
+tansu_ok() {
+    local out
+    [[ -x $PALAVER_TANSU_BIN ]] || return 1
+    local re="(^|[^0-9.])${TANSU_VERSION//./\\.}([[:space:]]|\$)"
+    out=$(timeout 20 "$PALAVER_TANSU_BIN" --version 2>/dev/null | head -n 1) || return 1
+    [[ $out =~ $re ]]
+}
+
+# PostgreSQL refuses to run as root: run its server tools as user postgres then.
+as_pg_user() {
+    if ((EUID == 0)); then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# stop_pid NAME PID SIGNAL: signal PID, wait up to STOP_TIMEOUT (10 s) for it to go,
+# then SIGKILL it.
+stop_pid() {
+    local name=$1 pid=$2 sig=$3 deadline
+    pid_alive "$pid" || return 0
+    kill -s "$sig" "$pid" 2>/dev/null || return 0
+    deadline=$((SECONDS + ${STOP_TIMEOUT:-10}))
+    while pid_alive "$pid"; do
+        if ((SECONDS >= deadline)); then
+            warn "$name (pid $pid) ignored SIG$sig for ${STOP_TIMEOUT:-10}s: killing it"
+            kill -s KILL "$pid" 2>/dev/null || true
+            sleep 0.5
+            return 0
+        fi
+        sleep 0.2
+    done
+}
