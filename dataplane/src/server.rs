@@ -80,6 +80,10 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
         next_conn: AtomicU64::new(1),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    // Small frames must leave at once: Nagle plus delayed ACKs would add ~40 ms per reply.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tracing::info!(pod = %pod_id, listen = %cfg.listen, "palaverd listening");
     let app = gateway::router(state.clone());
     let server_stop = shutdown.clone();

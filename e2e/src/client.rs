@@ -41,7 +41,7 @@ impl Client {
     /// Connects and waits for `hello`.
     pub async fn connect(url: &str, token: &str) -> anyhow::Result<Self> {
         let req = format!("{url}?token={token}").into_client_request()?;
-        let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(req)).await.context("connect timed out")??;
+        let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async_with_config(req, None, true)).await.context("connect timed out")??;
         let (sink, mut stream) = ws.split();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -141,16 +141,23 @@ impl Client {
         self.log.iter().filter(|v| v["t"] == "event" && v["channel"] == channel).cloned().collect()
     }
 
-    /// Reads frames until the highest event seq logged for `channel` reaches `seq`.
+    /// Reads frames until an event of `channel` with seq >= `seq` has been logged.
     pub async fn wait_seq(&mut self, channel: &str, seq: i64, timeout: Duration) -> anyhow::Result<()> {
+        let reached = |v: &Value| v["t"] == "event" && v["channel"] == channel && v["seq"].as_i64() >= Some(seq);
+        if self.log.iter().any(reached) {
+            return Ok(());
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.events(channel).iter().any(|e| e["seq"].as_i64() >= Some(seq)) {
-                return Ok(());
-            }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await.with_context(|| format!("waiting for {channel} seq {seq}"))? {
-                Frame::Json(v) => self.log.push(v),
+                Frame::Json(v) => {
+                    let done = reached(&v);
+                    self.log.push(v);
+                    if done {
+                        return Ok(());
+                    }
+                }
                 Frame::Closed(c) => bail!("closed while waiting for {channel} seq {seq}: {c:?}"),
             }
         }

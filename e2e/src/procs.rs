@@ -193,8 +193,9 @@ impl PrivateBroker {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let child = Command::new(bin)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .arg("--storage-engine")
-            .arg(format!("sqlite://{}/tansu.db", self.dir.display()))
+            // tansu resolves the sqlite path under its working directory: run it in its own.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)

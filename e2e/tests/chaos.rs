@@ -83,12 +83,13 @@ async fn chaos_sigkill_a_pod_mid_stream_loses_nothing() {
         receivers.push((Client::connect(&pod.ws_url(), &tok).await.unwrap(), tok));
     }
     let general = receivers[0].0.channel_id("general").unwrap();
-    let first = receivers[0].0.hello["channels"][0]["last_seq"].as_i64().unwrap();
     let (kill_tx, kill_rx) = tokio::sync::oneshot::channel();
     // s0 writes to pod A (the one that dies after its 150th message), s1 to pod B.
     let (tok0, tok1) = (token(&ws, "s0"), token(&ws, "s1"));
     let c0 = Client::connect(&a.ws_url(), &tok0).await.unwrap();
     let c1 = Client::connect(&b.ws_url(), &tok1).await.unwrap();
+    // Everyone has joined #general by now: the messages start after this seq.
+    let first = c1.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap()["last_seq"].as_i64().unwrap();
     let senders = vec![
         tokio::spawn(send_resilient(c0, b.ws_url(), tok0, general.clone(), "s0".into(), 300, Some((150, kill_tx)))),
         tokio::spawn(send_resilient(c1, b.ws_url(), tok1, general.clone(), "s1".into(), 300, None)),
@@ -181,6 +182,8 @@ async fn chaos_broker_restart_mid_stream_kafka_gets_every_event() {
             broker.stop().await;
         }
         if i == 100 {
+            // While the broker is down, rows stay in the outbox (Kafka did not confirm them).
+            eventually(T, "outbox backlog while the broker is down", || async { (a.metric("palaver_outbox_backlog").await.ok()? > 0.0).then_some(()) }).await.unwrap();
             broker.restart().await.unwrap();
         }
         // Kafka is not on the ack path: sends keep working while the broker is down.

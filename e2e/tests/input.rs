@@ -24,6 +24,9 @@ async fn bad_frames_get_typed_errors_and_store_nothing() {
     let rest = Rest::new(&pod.http_url(), &t);
     let mut c = Client::connect(&pod.ws_url(), &t).await.unwrap();
     let general = c.channel_id("general").unwrap();
+    // Bob exists before the baseline is taken (his first request joins him to #general).
+    let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
+    bob.get("/v1/channels").await.unwrap();
     let before = last_seq(&rest, &general).await;
 
     let cases: Vec<(String, &str)> = vec![
@@ -59,7 +62,6 @@ async fn bad_frames_get_typed_errors_and_store_nothing() {
     let after_ok = ok["seq"].as_i64().unwrap();
 
     // Not a member of a public channel → forbidden; of a private one → not_found (hidden).
-    let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
     let (_, ops) = bob.post("/v1/channels", json!({"name": "ops"})).await.unwrap();
     let (_, secret) = bob.post("/v1/channels", json!({"name": "secret", "kind": "private"})).await.unwrap();
     let r = c.send_message(ops["id"].as_str().unwrap(), "f1", "let me in").await.unwrap();

@@ -173,3 +173,92 @@ fn keep_or_flag(c: &ConnHandle, r: Result<(), TrySendError<Outbound>>) -> bool {
         Err(TrySendError::Closed(_)) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    fn event(seq: i64) -> Event {
+        Event { channel: "c1".into(), seq, kind: "message".into(), id: format!("m{seq}"), user: "u".into(), cmid: None, text: None, ts: Utc::now(), thread: None }
+    }
+
+    fn live_feed(next: i64, queue: usize) -> (Feed, mpsc::Receiver<Outbound>, CancellationToken) {
+        let (tx, rx) = mpsc::channel(queue);
+        let slow = CancellationToken::new();
+        let (reply, _) = oneshot::channel();
+        let conn = ConnHandle { id: 1, tx, slow: slow.clone() };
+        let mut f = Feed::new(WorkspaceName::new("ws").unwrap(), Target::Channel("c1".into()), conn.clone(), reply);
+        f.go_live(next, true);
+        // The waiter's reply receiver was dropped, so attach the connection directly.
+        f.conns.push(conn);
+        (f, rx, slow)
+    }
+
+    fn offer(f: &mut Feed, seq: i64) {
+        let e = event(seq);
+        f.offer(seq, e.ts, Utf8Bytes::from(e.frame_json()));
+    }
+
+    fn drained(rx: &mut mpsc::Receiver<Outbound>) -> Vec<i64> {
+        let mut out = Vec::new();
+        while let Ok(Outbound::Event { seq, .. }) = rx.try_recv() {
+            out.push(seq);
+        }
+        out
+    }
+
+    #[test]
+    fn early_events_wait_for_the_missing_one_and_repeats_are_dropped() {
+        let (mut f, mut rx, _) = live_feed(1, 16);
+        offer(&mut f, 1);
+        offer(&mut f, 3);
+        offer(&mut f, 4);
+        assert_eq!(drained(&mut rx), [1]);
+        assert_eq!(f.hole(), Some((2, 2)));
+        offer(&mut f, 2);
+        assert_eq!(drained(&mut rx), [2, 3, 4]);
+        assert_eq!(f.hole(), None);
+        offer(&mut f, 3);
+        assert!(drained(&mut rx).is_empty(), "a repeat must not be delivered again");
+        assert_eq!(f.next(), Some(5));
+    }
+
+    #[test]
+    fn a_fill_closes_the_hole_and_buffered_events_follow_in_order() {
+        let (mut f, mut rx, _) = live_feed(10, 16);
+        offer(&mut f, 13);
+        offer(&mut f, 12);
+        assert!(drained(&mut rx).is_empty());
+        assert_eq!(f.hole(), Some((10, 11)));
+        // Postgres returns the hole (and, harmlessly, an event already buffered).
+        let n = f.accept_filled(vec![event(10), event(11), event(12)]);
+        assert_eq!(n, 2);
+        assert_eq!(drained(&mut rx), [10, 11, 12, 13]);
+        // A fill that finds nothing new makes no progress.
+        assert_eq!(f.accept_filled(vec![event(12)]), 0);
+    }
+
+    #[test]
+    fn a_full_queue_flags_the_connection_slow_and_drops_it() {
+        let (mut f, _rx, slow) = live_feed(1, 2);
+        for seq in 1..=3 {
+            offer(&mut f, seq);
+        }
+        assert!(slow.is_cancelled());
+        assert!(f.conns.is_empty());
+        assert_eq!(f.next(), Some(4), "the feed itself keeps going for other connections");
+    }
+
+    #[test]
+    fn the_reorder_buffer_is_bounded() {
+        let (mut f, _rx, _) = live_feed(1, 16);
+        for seq in 2..(MAX_PENDING as i64 + 100) {
+            offer(&mut f, seq);
+        }
+        let FeedState::Live { pending, .. } = &f.state else { panic!("live") };
+        assert_eq!(pending.len(), MAX_PENDING);
+    }
+}

@@ -259,15 +259,8 @@ impl Actor {
             FeedState::Subscribing { early, .. } => early.push(payload),
             FeedState::Live { .. } => {
                 feed.offer(head.seq, head.ts, payload);
-                if feed.has_hole() && !feed.reorder_armed && !feed.fill_in_flight {
-                    feed.reorder_armed = true;
-                    let tx = self.tx.clone();
-                    let key = key.to_string();
-                    let wait = self.tuning.reorder_wait;
-                    tokio::spawn(async move {
-                        tokio::time::sleep(wait).await;
-                        let _ = tx.send(Cmd::Reorder { key });
-                    });
+                if feed.has_hole() && !feed.fill_in_flight {
+                    self.arm_reorder(key);
                 }
             }
         }
@@ -300,19 +293,45 @@ impl Actor {
     fn filled(&mut self, key: &str, reason: &'static str, events: Result<Vec<Event>, String>) {
         let Some(feed) = self.feeds.get_mut(key) else { return };
         feed.fill_in_flight = false;
-        match events {
+        let progress = match events {
             Ok(events) => {
                 let n = feed.accept_filled(events);
                 if n > 0 {
                     metrics::global().fanout_fills.get_or_create(&ReasonLabel { reason }).inc_by(n);
                 }
+                n > 0
             }
-            Err(e) => tracing::warn!(key, error = %e, "fan-out fill failed; will retry"),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "fan-out fill failed; will retry");
+                false
+            }
+        };
+        if !feed.has_hole() {
+            return;
         }
-        // Anything still missing: a fresh hole, or more than one fill could read.
-        if feed.has_hole() && !feed.reorder_armed {
+        if progress {
+            // More than one fill's worth was missing: keep reading.
             self.maybe_fill_hole(key);
+        } else {
+            // Nothing readable yet (or Postgres failed): retry after the reorder wait, never in
+            // a tight loop.
+            self.arm_reorder(key);
         }
+    }
+
+    fn arm_reorder(&mut self, key: &str) {
+        let Some(feed) = self.feeds.get_mut(key) else { return };
+        if feed.reorder_armed {
+            return;
+        }
+        feed.reorder_armed = true;
+        let tx = self.tx.clone();
+        let key = key.to_string();
+        let wait = self.tuning.reorder_wait;
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = tx.send(Cmd::Reorder { key });
+        });
     }
 
     fn tick(&mut self) {
