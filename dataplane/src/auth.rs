@@ -99,8 +99,10 @@ pub fn mint_dev_token(cfg: &AuthConfig, workspace: &WorkspaceName, user: &str, t
         return Err(AuthError::Invalid(format!("invalid user id {user:?}")));
     }
     let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs() + ttl.as_secs();
-    let claims = Claims { sub: user.into(), workspace: workspace.to_string(), exp, iss: cfg.jwt_issuer.clone(), aud: cfg.jwt_audience.clone() };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).map_err(|e| AuthError::Invalid(e.to_string()))
+    let claims =
+        Claims { sub: user.into(), workspace: workspace.to_string(), exp, iss: cfg.jwt_issuer.clone(), aud: cfg.jwt_audience.clone() };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .map_err(|e| AuthError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]

@@ -23,6 +23,14 @@ pub struct Config {
     #[arg(long, env = "PALAVER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
 
+    /// Run the partition-by-channel consumer (notifications) in this pod.
+    #[arg(long, env = "PALAVER_CONSUMERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub consumers: bool,
+    /// Kafka consumer group shared by all pods of a cluster.
+    #[arg(long, env = "PALAVER_CONSUMER_GROUP", default_value = "palaver-consumers")]
+    pub consumer_group: String,
+    #[command(flatten)]
+    pub push: PushConfig,
     #[command(flatten)]
     pub auth: AuthConfig,
     #[command(flatten)]
@@ -46,6 +54,22 @@ pub struct AuthConfig {
     pub jwt_issuer: String,
     #[arg(long, env = "PALAVER_JWT_AUDIENCE", default_value = "palaver")]
     pub jwt_audience: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PushConfig {
+    /// URL that receives a JSON POST per push (unset: notifications are inbox-only).
+    #[arg(long, env = "PALAVER_PUSH_WEBHOOK_URL")]
+    pub push_webhook_url: Option<String>,
+    /// Attempts before a push goes to the workspace's DLQ topic.
+    #[arg(long, env = "PALAVER_PUSH_MAX_ATTEMPTS", default_value_t = 5)]
+    pub push_max_attempts: i32,
+    /// First retry delay; doubles with every failed attempt (capped at an hour).
+    #[arg(long, env = "PALAVER_PUSH_BACKOFF_MS", default_value_t = 1000)]
+    pub push_backoff_ms: i64,
+    /// How often each pod looks for due pushes.
+    #[arg(long, env = "PALAVER_PUSH_INTERVAL_MS", default_value_t = 500)]
+    pub push_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

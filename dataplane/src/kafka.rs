@@ -16,3 +16,20 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
         .set("queue.buffering.max.messages", "200000");
     c
 }
+
+/// Consumer of the partition-by-channel group. Offsets are stored only after an event is
+/// processed and committed in the background from what was stored (so a crash replays, never
+/// skips). `fetch.wait.max.ms` is low because the local tansu broker waits about half of it on
+/// every fetch even when data is ready; it is harmless against Kafka.
+pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10")
+        .set("session.timeout.ms", "10000");
+    c
+}

@@ -3,17 +3,20 @@
 //! Module map — `gateway` (HTTP, auth, limits, protocol handling per connection), `store`
 //! (Postgres: the source of truth), `publish` (after-commit Redis/Kafka hand-off and the outbox
 //! sweeper), `fanout` (Redis subscriptions → ordered per-channel streams → connection queues),
-//! `cursors` (delivered/read positions), `workspaces` (registry cache), `server` (wiring and
+//! `cursors` (delivered/read positions), `presence` (who is online), `consumer`
+//! (partition-by-channel Kafka consumers: notifications and push), `workspaces` (registry cache), `server` (wiring and
 //! shutdown).
 
 pub mod auth;
 pub mod config;
+pub mod consumer;
 pub mod cursors;
 pub mod error;
 pub mod fanout;
 pub mod gateway;
 pub mod kafka;
 pub mod metrics;
+pub mod presence;
 pub mod protocol;
 pub mod publish;
 pub mod server;

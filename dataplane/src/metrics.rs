@@ -54,6 +54,11 @@ pub struct Metrics {
     pub fanout_fills: Family<ReasonLabel, Counter>,
     pub fanout_duplicates: Counter,
     pub fanout_channels: Gauge,
+    pub consumed: Family<ResultLabel, Counter>,
+    pub consumer_lag: Gauge,
+    pub notifications: Family<TypeLabel, Counter>,
+    pub push_attempts: Family<ResultLabel, Counter>,
+    pub push_dead: Counter,
     pub http_requests: Family<RouteLabel, Counter>,
     pub http_duration: Histogram,
     registry: Registry,
@@ -83,6 +88,11 @@ impl Metrics {
             fanout_fills: Family::default(),
             fanout_duplicates: Counter::default(),
             fanout_channels: Gauge::default(),
+            consumed: Family::default(),
+            consumer_lag: Gauge::default(),
+            notifications: Family::default(),
+            push_attempts: Family::default(),
+            push_dead: Counter::default(),
             http_requests: Family::default(),
             http_duration: latency_histogram(),
             registry: Registry::default(),
@@ -103,6 +113,11 @@ impl Metrics {
         r.register("fanout_fills", "Events read from Postgres by the fan-out, by reason (hole, position)", m.fanout_fills.clone());
         r.register("fanout_duplicates", "Events the fan-out dropped as already delivered", m.fanout_duplicates.clone());
         r.register("fanout_channels", "Channels this pod is subscribed to", m.fanout_channels.clone());
+        r.register("consumed", "Events processed by the partition-by-channel consumer, by result", m.consumed.clone());
+        r.register("consumer_lag", "Events in assigned partitions not yet processed by this pod", m.consumer_lag.clone());
+        r.register("notifications", "Inbox entries created, by kind (mention, dm)", m.notifications.clone());
+        r.register("push_attempts", "Push deliveries attempted, by result", m.push_attempts.clone());
+        r.register("push_dead", "Pushes that ran out of attempts and went to the DLQ", m.push_dead.clone());
         r.register("http_requests", "REST requests, by route and status", m.http_requests.clone());
         r.register("http_request_duration_seconds", "REST request duration", m.http_duration.clone());
         Self { registry, ..m }

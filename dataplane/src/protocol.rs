@@ -122,6 +122,11 @@ pub struct EventHead {
     pub ts: DateTime<Utc>,
 }
 
+/// A `notification` frame: an inbox entry (mention or DM received while offline).
+pub fn notification_frame(n: &crate::store::Notification) -> Value {
+    serde_json::json!({"t": "notification", "id": n.id, "kind": n.kind, "channel": n.channel, "seq": n.seq, "ts": n.created_at})
+}
+
 #[derive(Debug, Serialize)]
 pub struct HelloChannel {
     pub id: String,

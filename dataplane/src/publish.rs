@@ -65,6 +65,13 @@ impl Publisher {
         });
     }
 
+    /// A message to all of one user's connections (on any pod); at most once.
+    pub async fn notify_user(&self, ws: &WorkspaceName, user: &str, msg: serde_json::Value) {
+        if let Err(e) = self.inner.redis.publish::<i64, _, _>(crate::fanout::user_key(ws, user), msg.to_string()).await {
+            tracing::debug!(error = %e, "user notice not published");
+        }
+    }
+
     /// Tells the user's connections (on any pod) to start or stop following a channel.
     /// At most once: a lost notice takes effect at the user's next connect.
     async fn notify_membership(&self, ws: &WorkspaceName, event: &Event) {
@@ -73,10 +80,7 @@ impl Publisher {
             "member_leave" => "left",
             _ => return,
         };
-        let notice = serde_json::json!({ "t": t, "channel": event.channel, "seq": event.seq }).to_string();
-        if let Err(e) = self.inner.redis.publish::<i64, _, _>(crate::fanout::user_key(ws, &event.user), notice).await {
-            tracing::debug!(error = %e, "membership notice not published");
-        }
+        self.notify_user(ws, &event.user, serde_json::json!({ "t": t, "channel": event.channel, "seq": event.seq })).await;
     }
 
     async fn redis_publish(&self, ws: &WorkspaceName, event: &Event, json: &str) -> bool {
@@ -158,7 +162,14 @@ pub async fn run_outbox_clearer(store: Store, mut rx: mpsc::UnboundedReceiver<(W
 /// Every pod sweeps every workspace: rows older than `age` were left by a pod that died (or
 /// whose publish failed) and are republished. `SKIP LOCKED` keeps pods from sweeping the same
 /// rows at once.
-pub async fn run_sweeper(store: Store, publisher: Publisher, workspaces: Workspaces, interval: Duration, age_ms: u64, stop: CancellationToken) {
+pub async fn run_sweeper(
+    store: Store,
+    publisher: Publisher,
+    workspaces: Workspaces,
+    interval: Duration,
+    age_ms: u64,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

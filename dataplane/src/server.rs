@@ -12,9 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Verifier;
 use crate::config::{Config, Timing};
+use crate::consumer::push::{PushProvider, PushSettings, WebhookPush};
+use crate::consumer::Notifier;
 use crate::cursors::Cursors;
 use crate::fanout::{Fanout, Tuning};
 use crate::gateway::{self, AppState};
+use crate::presence::Presence;
 use crate::publish::{self, Publisher};
 use crate::store::Store;
 use crate::workspaces::Workspaces;
@@ -58,8 +61,18 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
         tasks.clone(),
     );
     let cursors = Cursors::new(redis.clone());
+    let presence = Presence::new(redis.clone(), pod_id.clone());
+    let consumer =
+        if cfg.consumers { Some(start_consumers(&cfg, &store, &presence, &publisher, &producer, &workspaces, &tasks)?) } else { None };
     tokio::spawn(publish::run_outbox_clearer(store.clone(), cleared));
-    tokio::spawn(publish::run_sweeper(store.clone(), publisher.clone(), workspaces.clone(), Timing::ms(cfg.timing.sweep_interval_ms), cfg.timing.sweep_age_ms, tasks.clone()));
+    tokio::spawn(publish::run_sweeper(
+        store.clone(),
+        publisher.clone(),
+        workspaces.clone(),
+        Timing::ms(cfg.timing.sweep_interval_ms),
+        cfg.timing.sweep_age_ms,
+        tasks.clone(),
+    ));
     tokio::spawn(workspaces.clone().run_refresh(Duration::from_secs(5), tasks.clone()));
     let flusher = tokio::spawn(cursors.clone().run_flusher(store.clone(), Timing::ms(cfg.timing.cursor_flush_ms), tasks.clone()));
 
@@ -74,6 +87,7 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
         publisher,
         fanout,
         cursors,
+        presence,
         workspaces,
         verifier,
         shutdown: shutdown.clone(),
@@ -87,7 +101,8 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     tracing::info!(pod = %pod_id, listen = %cfg.listen, "palaverd listening");
     let app = gateway::router(state.clone());
     let server_stop = shutdown.clone();
-    let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await });
+    let server =
+        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await });
 
     tokio::select! {
         _ = stop.cancelled() => {}
@@ -108,9 +123,48 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     }
     tasks.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), flusher).await;
+    if let Some(consumer) = consumer {
+        // It commits the offsets of what it processed before leaving the group.
+        let _ = tokio::time::timeout(Duration::from_secs(3), consumer).await;
+    }
     let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(2))).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The partition-by-channel consumer and the push worker.
+fn start_consumers(
+    cfg: &Config,
+    store: &Store,
+    presence: &Presence,
+    publisher: &Publisher,
+    producer: &FutureProducer,
+    workspaces: &Workspaces,
+    tasks: &CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let consumer: rdkafka::consumer::StreamConsumer =
+        crate::kafka::consumer_config(&cfg.kafka_brokers, &cfg.consumer_group).create().context("kafka consumer")?;
+    let provider: Option<Arc<dyn PushProvider>> =
+        cfg.push.push_webhook_url.clone().map(|url| Arc::new(WebhookPush::new(url)) as Arc<dyn PushProvider>);
+    let notifier =
+        Notifier { store: store.clone(), presence: presence.clone(), publisher: publisher.clone(), push_enabled: provider.is_some() };
+    let handle = tokio::spawn(crate::consumer::run(Arc::new(consumer), notifier, workspaces.clone(), tasks.clone()));
+    if let Some(provider) = provider {
+        let settings = PushSettings {
+            interval: Timing::ms(cfg.push.push_interval_ms),
+            max_attempts: cfg.push.push_max_attempts.max(1),
+            backoff_ms: cfg.push.push_backoff_ms.max(1),
+        };
+        tokio::spawn(crate::consumer::push::run_worker(
+            store.clone(),
+            provider,
+            producer.clone(),
+            workspaces.clone(),
+            settings,
+            tasks.clone(),
+        ));
+    }
+    Ok(handle)
 }
 
 async fn shutdown_signal() {

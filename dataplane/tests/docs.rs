@@ -28,7 +28,11 @@ fn every_metric_is_documented() {
         .map(|l| {
             let mut it = l.split_whitespace();
             let (name, kind) = (it.next().unwrap(), it.next().unwrap());
-            if kind == "counter" { format!("{name}_total") } else { name.to_string() }
+            if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_string()
+            }
         })
         .collect();
     assert!(names.contains("palaver_delivery_latency_seconds"), "{names:?}");

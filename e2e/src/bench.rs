@@ -132,7 +132,11 @@ struct Shared {
 }
 
 fn ws_url(pod: &str) -> String {
-    if pod.ends_with("/v1/ws") { pod.to_string() } else { format!("{}/v1/ws", pod.trim_end_matches('/')) }
+    if pod.ends_with("/v1/ws") {
+        pod.to_string()
+    } else {
+        format!("{}/v1/ws", pod.trim_end_matches('/'))
+    }
 }
 
 fn http_url(pod: &str) -> String {
@@ -140,7 +144,10 @@ fn http_url(pod: &str) -> String {
 }
 
 pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
-    anyhow::ensure!(o.senders >= 1 && o.senders <= o.users && o.members >= 1 && o.members <= o.users && o.channels >= 1, "need 1 <= senders, members <= users and channels >= 1");
+    anyhow::ensure!(
+        o.senders >= 1 && o.senders <= o.users && o.members >= 1 && o.members <= o.users && o.channels >= 1,
+        "need 1 <= senders, members <= users and channels >= 1"
+    );
     anyhow::ensure!(!o.pods.is_empty(), "no pods given");
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let tok = |u: usize| token_with(&o.workspace, &format!("b{run_id}-u{u}"), &o.secret, 3600);
@@ -151,7 +158,8 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
     for u in 0..o.users {
         let pod = &o.pods[u % o.pods.len()];
         let url = format!("{}?token={}", ws_url(pod), tok(u));
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.with_context(|| format!("connecting user {u}"))?;
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, None, true).await.with_context(|| format!("connecting user {u}"))?;
         let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
@@ -262,10 +270,14 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
     }
 
     let s = shared.lock().unwrap();
-    let acked_seqs: HashMap<&str, HashSet<i64>> = s.acked.iter().filter_map(|(c, seq)| s.sent_at.get(c).map(|(ch, _)| (ch.as_str(), *seq))).fold(HashMap::new(), |mut m, (ch, seq)| {
-        m.entry(ch).or_default().insert(seq);
-        m
-    });
+    let acked_seqs: HashMap<&str, HashSet<i64>> = s
+        .acked
+        .iter()
+        .filter_map(|(c, seq)| s.sent_at.get(c).map(|(ch, _)| (ch.as_str(), *seq)))
+        .fold(HashMap::new(), |mut m, (ch, seq)| {
+            m.entry(ch).or_default().insert(seq);
+            m
+        });
     let (mut delivered, mut duplicates, mut reordered, mut unique) = (0u64, 0u64, 0u64, 0u64);
     for ((u, ch), seqs) in &s.seen {
         let Some(want) = acked_seqs.get(ch.as_str()) else { continue };

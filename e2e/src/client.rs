@@ -41,7 +41,9 @@ impl Client {
     /// Connects and waits for `hello`.
     pub async fn connect(url: &str, token: &str) -> anyhow::Result<Self> {
         let req = format!("{url}?token={token}").into_client_request()?;
-        let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async_with_config(req, None, true)).await.context("connect timed out")??;
+        let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async_with_config(req, None, true))
+            .await
+            .context("connect timed out")??;
         let (sink, mut stream) = ws.split();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -209,7 +211,14 @@ impl Rest {
     }
 
     pub async fn post_raw(&self, path: &str, body: String) -> anyhow::Result<(u16, Value)> {
-        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).header("content-type", "application/json").body(body).send().await?;
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
         Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
     }
 }

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod client;
 pub mod procs;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use palaver_operator::provision::{Provisioner, WorkspacePlan};
 
 pub use client::{Client, Rest};
 pub use procs::{free_port, Pod, PodOptions, PrivateBroker, PrivateRedis};
+pub use webhook::Webhook;
 
 /// The HS256 secret test pods are started with.
 pub const TEST_SECRET: &str = "palaver-test-secret";
@@ -39,12 +41,40 @@ impl Services {
     }
 }
 
+impl Services {
+    /// The same services with a database of the test's own (`<test db>_<random>`), so that its
+    /// registry holds only the workspaces the test creates (consumers subscribe to every
+    /// registered workspace). Drop it with [`Services::drop_database`].
+    pub async fn private_database(&self) -> anyhow::Result<Self> {
+        let (base, _) = self.database_url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("database URL without a database name"))?;
+        let name = format!("palaver_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let admin = format!("{base}/postgres");
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+        Ok(Self { database_url: format!("{base}/{name}"), ..self.clone() })
+    }
+
+    /// Drops a database made by [`Services::private_database`] (pods must be stopped first).
+    pub async fn drop_database(&self) -> anyhow::Result<()> {
+        let (base, name) = self.database_url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("database URL without a database name"))?;
+        anyhow::ensure!(name.starts_with("palaver_t_"), "refusing to drop {name}: not a private test database");
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{base}/postgres")).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
+        Ok(())
+    }
+}
+
 /// Provisions a fresh workspace named `<prefix>-<random>` with channels general and random.
 pub async fn new_workspace(svc: &Services, prefix: &str) -> anyhow::Result<WorkspaceName> {
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
     let name = WorkspaceName::new(format!("{prefix}-{suffix}"))?;
     let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
-    let plan = WorkspacePlan { name: name.clone(), display_name: name.to_string(), partitions: 2, default_channels: vec!["general".into(), "random".into()] };
+    let plan = WorkspacePlan {
+        name: name.clone(),
+        display_name: name.to_string(),
+        partitions: 2,
+        default_channels: vec!["general".into(), "random".into()],
+    };
     tokio::time::timeout(Duration::from_secs(60), p.provision(&plan)).await??;
     Ok(name)
 }
@@ -57,7 +87,8 @@ pub fn token(ws: &WorkspaceName, user: &str) -> String {
 pub fn token_with(ws: &str, user: &str, secret: &str, ttl_secs: i64) -> String {
     let exp = chrono::Utc::now().timestamp() + ttl_secs;
     let claims = serde_json::json!({"sub": user, "workspace": ws, "exp": exp, "iss": "palaver", "aud": "palaver"});
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())).expect("token encodes")
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
+        .expect("token encodes")
 }
 
 /// Polls `check` until it returns Some or the deadline passes.

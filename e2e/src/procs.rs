@@ -39,6 +39,9 @@ pub struct PodOptions {
     /// Use this Redis instead of the shared one.
     pub redis_url: Option<String>,
     pub kafka_brokers: Option<String>,
+    /// Run the Kafka consumer group in this pod. Off by default: every pod of every test
+    /// joining one group on the shared broker would keep it rebalancing.
+    pub consumers: bool,
 }
 
 pub struct Pod {
@@ -71,6 +74,7 @@ impl Pod {
             .env("PALAVER_SWEEP_AGE_MS", "1000")
             .env("PALAVER_SYNC_WAIT_MS", "200")
             .env("PALAVER_LOG_FORMAT", "text")
+            .env("PALAVER_CONSUMERS", self.opts.consumers.to_string())
             .env("RUST_LOG", std::env::var("PALAVER_TEST_POD_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())

@@ -7,7 +7,10 @@ use palaver_e2e::{new_workspace, Pod, PodOptions, Services, TEST_SECRET};
 async fn bench_short_scenario_has_no_loss_or_reorder() {
     let svc = Services::from_env();
     let ws = new_workspace(&svc, "bench").await.unwrap();
-    let opts = PodOptions { env: vec![("PALAVER_SEND_RATE".into(), "1000".into()), ("PALAVER_SEND_BURST".into(), "1000".into())], ..Default::default() };
+    let opts = PodOptions {
+        env: vec![("PALAVER_SEND_RATE".into(), "1000".into()), ("PALAVER_SEND_BURST".into(), "1000".into())],
+        ..Default::default()
+    };
     let a = Pod::start("pod-a", &svc, opts.clone()).await.unwrap();
     let b = Pod::start("pod-b", &svc, opts).await.unwrap();
     let o = BenchOpts {

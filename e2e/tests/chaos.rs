@@ -20,7 +20,15 @@ fn fast(mut o: PodOptions) -> PodOptions {
 
 /// Sends `n` messages as `user`, reconnecting to `fallback` (and resending the same cmid) when
 /// the connection dies. Returns the acked seqs.
-async fn send_resilient(mut c: Client, fallback: String, tok: String, channel: String, prefix: String, n: usize, kill_at: Option<(usize, tokio::sync::oneshot::Sender<()>)>) -> Vec<i64> {
+async fn send_resilient(
+    mut c: Client,
+    fallback: String,
+    tok: String,
+    channel: String,
+    prefix: String,
+    n: usize,
+    kill_at: Option<(usize, tokio::sync::oneshot::Sender<()>)>,
+) -> Vec<i64> {
     let mut seqs = Vec::new();
     let mut kill_at = kill_at;
     let mut i = 0;
@@ -36,7 +44,9 @@ async fn send_resilient(mut c: Client, fallback: String, tok: String, channel: S
                 seqs.push(ack["seq"].as_i64().unwrap());
                 i += 1;
             }
-            Ok(other) if other["code"] == "rate_limited" || other["code"] == "unavailable" => tokio::time::sleep(Duration::from_millis(50)).await,
+            Ok(other) if other["code"] == "rate_limited" || other["code"] == "unavailable" => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Ok(other) => panic!("unexpected reply {other}"),
             Err(_) => {
                 // Connection lost mid-send: reconnect elsewhere and resend the same cmid.
@@ -89,7 +99,8 @@ async fn chaos_sigkill_a_pod_mid_stream_loses_nothing() {
     let c0 = Client::connect(&a.ws_url(), &tok0).await.unwrap();
     let c1 = Client::connect(&b.ws_url(), &tok1).await.unwrap();
     // Everyone has joined #general by now: the messages start after this seq.
-    let first = c1.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap()["last_seq"].as_i64().unwrap();
+    let first =
+        c1.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap()["last_seq"].as_i64().unwrap();
     let senders = vec![
         tokio::spawn(send_resilient(c0, b.ws_url(), tok0, general.clone(), "s0".into(), 300, Some((150, kill_tx)))),
         tokio::spawn(send_resilient(c1, b.ws_url(), tok1, general.clone(), "s1".into(), 300, None)),
@@ -183,7 +194,11 @@ async fn chaos_broker_restart_mid_stream_kafka_gets_every_event() {
         }
         if i == 100 {
             // While the broker is down, rows stay in the outbox (Kafka did not confirm them).
-            eventually(T, "outbox backlog while the broker is down", || async { (a.metric("palaver_outbox_backlog").await.ok()? > 0.0).then_some(()) }).await.unwrap();
+            eventually(T, "outbox backlog while the broker is down", || async {
+                (a.metric("palaver_outbox_backlog").await.ok()? > 0.0).then_some(())
+            })
+            .await
+            .unwrap();
             broker.restart().await.unwrap();
         }
         // Kafka is not on the ack path: sends keep working while the broker is down.
@@ -254,7 +269,9 @@ async fn chaos_slow_consumer_is_closed_and_others_keep_receiving() {
     }
     // The fast reader got everything.
     bob.wait_seq(&general, last, T).await.unwrap();
-    eventually(T, "slow consumer close", || async { (pod.metric("palaver_slow_consumer_closes_total").await.ok()? >= 1.0).then_some(()) }).await.unwrap();
+    eventually(T, "slow consumer close", || async { (pod.metric("palaver_slow_consumer_closes_total").await.ok()? >= 1.0).then_some(()) })
+        .await
+        .unwrap();
     // Reading now drains what was buffered and ends with the documented close code.
     use futures::StreamExt;
     let code = tokio::time::timeout(T, async {

@@ -11,7 +11,10 @@ use serde_json::json;
 const T: Duration = Duration::from_secs(30);
 
 fn fast_sends() -> PodOptions {
-    PodOptions { env: vec![("PALAVER_SEND_RATE".into(), "5000".into()), ("PALAVER_SEND_BURST".into(), "5000".into())], ..Default::default() }
+    PodOptions {
+        env: vec![("PALAVER_SEND_RATE".into(), "5000".into()), ("PALAVER_SEND_BURST".into(), "5000".into())],
+        ..Default::default()
+    }
 }
 
 async fn two_pods(svc: &Services, opts: PodOptions) -> (Pod, Pod) {
@@ -210,7 +213,8 @@ async fn too_large_a_gap_gets_a_gap_frame_then_the_newest_events() {
     let mut alice = Client::connect(&pod.ws_url(), &token(&ws, "alice")).await.unwrap();
     let general = alice.channel_id("general").unwrap();
     let bob_hello = Client::connect(&pod.ws_url(), &token(&ws, "bob")).await.unwrap();
-    let since = bob_hello.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap()["last_seq"].as_i64().unwrap();
+    let since =
+        bob_hello.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap()["last_seq"].as_i64().unwrap();
     drop(bob_hello);
     let mut last = 0;
     for n in 0..12 {

@@ -37,13 +37,22 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     match Cli::parse().command {
         Command::Provision { name, display_name, partitions, default_channels, database_url, kafka_brokers } => {
             let p = Provisioner::connect(&database_url, &kafka_brokers).await.context("connecting to Postgres / Kafka")?;
             let plan = WorkspacePlan { display_name: display_name.unwrap_or_else(|| name.to_string()), name, partitions, default_channels };
             let report = p.provision(&plan).await.with_context(|| format!("provisioning workspace {}", plan.name))?;
-            println!("workspace {} ready: schema {}, migration {}, topics {} ({} partitions)", plan.name, report.schema, report.migration_version, report.topics.join(", "), report.partitions);
+            println!(
+                "workspace {} ready: schema {}, migration {}, topics {} ({} partitions)",
+                plan.name,
+                report.schema,
+                report.migration_version,
+                report.topics.join(", "),
+                report.partitions
+            );
         }
     }
     Ok(())

@@ -22,8 +22,14 @@ type Waiter = (ConnHandle, oneshot::Sender<Result<(), FanoutError>>);
 
 pub(super) enum FeedState {
     /// SUBSCRIBE sent, position not read yet: connections wait, messages are kept.
-    Subscribing { waiters: Vec<Waiter>, early: Vec<Utf8Bytes> },
-    Live { next: i64, pending: BTreeMap<i64, (DateTime<Utc>, Utf8Bytes)> },
+    Subscribing {
+        waiters: Vec<Waiter>,
+        early: Vec<Utf8Bytes>,
+    },
+    Live {
+        next: i64,
+        pending: BTreeMap<i64, (DateTime<Utc>, Utf8Bytes)>,
+    },
 }
 
 pub(super) struct Feed {
@@ -182,7 +188,17 @@ mod tests {
     use super::*;
 
     fn event(seq: i64) -> Event {
-        Event { channel: "c1".into(), seq, kind: "message".into(), id: format!("m{seq}"), user: "u".into(), cmid: None, text: None, ts: Utc::now(), thread: None }
+        Event {
+            channel: "c1".into(),
+            seq,
+            kind: "message".into(),
+            id: format!("m{seq}"),
+            user: "u".into(),
+            cmid: None,
+            text: None,
+            ts: Utc::now(),
+            thread: None,
+        }
     }
 
     fn live_feed(next: i64, queue: usize) -> (Feed, mpsc::Receiver<Outbound>, CancellationToken) {

@@ -338,7 +338,8 @@ impl Actor {
         // Drop feeds nobody has used for a whole tick (lingering avoids churn on reconnects).
         let now = Instant::now();
         let linger = self.tuning.position_check;
-        let stale: Vec<String> = self.feeds.iter().filter(|(_, f)| f.empty_since.is_some_and(|t| now - t >= linger)).map(|(k, _)| k.clone()).collect();
+        let stale: Vec<String> =
+            self.feeds.iter().filter(|(_, f)| f.empty_since.is_some_and(|t| now - t >= linger)).map(|(k, _)| k.clone()).collect();
         for key in stale {
             self.feeds.remove(&key);
             let _ = self.subs.send(SubCmd::Unsubscribe { key });

@@ -44,6 +44,7 @@ pub struct AppState {
     pub publisher: Publisher,
     pub fanout: Fanout,
     pub cursors: Cursors,
+    pub presence: crate::presence::Presence,
     pub workspaces: Workspaces,
     pub verifier: Verifier,
     /// Cancelled on SIGTERM: connections close with "going away" and clients resume elsewhere.
@@ -65,9 +66,16 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/channels/{id}/events", get(rest::history))
         .route("/v1/channels/{id}/messages", post(rest::post_message))
         .route("/v1/dms", post(rest::open_dm))
+        .route("/v1/notifications", get(rest::list_notifications))
+        .route("/v1/notifications/read", post(rest::read_notifications))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics::global().encode()) }))
+        .route(
+            "/metrics",
+            get(|| async {
+                ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics::global().encode())
+            }),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track_http))
@@ -88,9 +96,13 @@ async fn track_http(req: Request, next: Next) -> Response {
 /// to pods that can serve them.
 async fn readyz(State(st): State<Shared>) -> Response {
     let timeout = Duration::from_secs(2);
-    let pg = tokio::time::timeout(timeout, st.store.ping()).await.map_err(|_| "timeout".to_string()).and_then(|r| r.map_err(|e| e.to_string()));
+    let pg =
+        tokio::time::timeout(timeout, st.store.ping()).await.map_err(|_| "timeout".to_string()).and_then(|r| r.map_err(|e| e.to_string()));
     let redis = if st.redis.is_connected() {
-        tokio::time::timeout(timeout, st.redis.ping::<String>(None)).await.map_err(|_| "timeout".to_string()).and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+        tokio::time::timeout(timeout, st.redis.ping::<String>(None))
+            .await
+            .map_err(|_| "timeout".to_string())
+            .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()))
     } else {
         Err("not connected".into())
     };
@@ -103,7 +115,11 @@ async fn readyz(State(st): State<Shared>) -> Response {
         "redis": redis.as_ref().err(),
         "kafka": kafka.as_ref().err(),
     });
-    let status = if pg.is_ok() && redis.is_ok() && kafka.is_ok() && !st.shutdown.is_cancelled() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if pg.is_ok() && redis.is_ok() && kafka.is_ok() && !st.shutdown.is_cancelled() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(body)).into_response()
 }
 
@@ -114,7 +130,8 @@ impl FromRequestParts<Shared> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &Shared) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let header =
+            parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         let query_token = parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
         let token = header.or(query_token).ok_or_else(|| ApiError::unauthorized(crate::auth::AuthError::Missing.to_string()))?;
         let principal = st.verifier.verify(token).map_err(|e| ApiError::unauthorized(e.to_string()))?;

@@ -46,7 +46,11 @@ fn public() -> ChannelKind {
     ChannelKind::Public
 }
 
-pub async fn create_channel(State(st): State<Shared>, Auth(p): Auth, req: Result<Json<CreateChannel>, JsonRejection>) -> ApiResult<impl IntoResponse> {
+pub async fn create_channel(
+    State(st): State<Shared>,
+    Auth(p): Auth,
+    req: Result<Json<CreateChannel>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
     let req = body(req)?;
     if req.kind == ChannelKind::Dm {
         return Err(ApiError::bad_request("open DMs with POST /v1/dms"));
@@ -75,7 +79,12 @@ pub struct UserRef {
     user: String,
 }
 
-pub async fn add_member(State(st): State<Shared>, Auth(p): Auth, Path(id): Path<String>, req: Result<Json<UserRef>, JsonRejection>) -> ApiResult<impl IntoResponse> {
+pub async fn add_member(
+    State(st): State<Shared>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    req: Result<Json<UserRef>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
     let req = body(req)?;
     if !crate::auth::valid_user_id(&req.user) {
         return Err(ApiError::bad_request("invalid user id"));
@@ -103,7 +112,12 @@ pub struct HistoryQuery {
     limit: Option<i64>,
 }
 
-pub async fn history(State(st): State<Shared>, Auth(p): Auth, Path(id): Path<String>, q: Result<Query<HistoryQuery>, QueryRejection>) -> ApiResult<Json<HistoryPage>> {
+pub async fn history(
+    State(st): State<Shared>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Json<HistoryPage>> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let max = st.cfg.limits.history_max;
     let limit = q.limit.unwrap_or(50);
@@ -126,7 +140,12 @@ pub struct PostMessage {
     thread: Option<String>,
 }
 
-pub async fn post_message(State(st): State<Shared>, Auth(p): Auth, Path(id): Path<String>, req: Result<Json<PostMessage>, JsonRejection>) -> ApiResult<impl IntoResponse> {
+pub async fn post_message(
+    State(st): State<Shared>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    req: Result<Json<PostMessage>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
     let req = body(req)?;
     let started = Instant::now();
     super::ws::validate_send(&st.cfg.limits, &req.cmid, &req.text)?;
@@ -138,6 +157,55 @@ pub async fn post_message(State(st): State<Shared>, Auth(p): Auth, Path(id): Pat
     let status = if appended.outbox_id.is_some() { StatusCode::CREATED } else { StatusCode::OK };
     let e = &appended.event;
     Ok((status, Json(json!({"channel": e.channel, "seq": e.seq, "id": e.id, "ts": e.ts}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsQuery {
+    #[serde(default)]
+    unread: bool,
+    limit: Option<i64>,
+}
+
+/// The user's inbox (mentions and DMs that arrived while offline), newest first.
+pub async fn list_notifications(
+    State(st): State<Shared>,
+    Auth(p): Auth,
+    q: Result<Query<NotificationsQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let max = st.cfg.limits.history_max;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1..={max}")));
+    }
+    let items = st.store.notifications(&p.workspace, &p.user, q.unread, limit).await?;
+    Ok(Json(json!({ "notifications": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadNotifications {
+    #[serde(default)]
+    ids: Option<Vec<i64>>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// Marks notifications read: `{"ids":[…]}` or `{"all":true}`.
+pub async fn read_notifications(
+    State(st): State<Shared>,
+    Auth(p): Auth,
+    req: Result<Json<ReadNotifications>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req = body(req)?;
+    let ids = match (req.ids, req.all) {
+        (Some(ids), false) if !ids.is_empty() && ids.len() <= 1000 => Some(ids),
+        (None, true) => None,
+        _ => return Err(ApiError::bad_request("send either {\"ids\":[…]} (1 to 1000) or {\"all\":true}")),
+    };
+    let n = st.store.mark_notifications_read(&p.workspace, &p.user, ids.as_deref()).await?;
+    Ok(Json(json!({ "marked": n })))
 }
 
 /// Counts a send by outcome (ok, duplicate, or the error code).

@@ -32,6 +32,8 @@ use crate::store::NewEvent;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLAY_PAGE: i64 = 500;
 const MAX_CMID_LEN: usize = 64;
+/// Unread notifications sent as frames after the first sync (the rest: REST).
+const INBOX_ON_CONNECT: i64 = 50;
 
 pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: WebSocketUpgrade) -> Response {
     let max = st.cfg.limits.max_frame_bytes;
@@ -102,7 +104,18 @@ impl Conn {
         let (sink, stream) = socket.split();
         let bucket = TokenBucket::new(st.cfg.limits.send_rate, st.cfg.limits.send_burst);
         let session = crate::store::new_id("s");
-        Self { st, p, handle: ConnHandle { id, tx, slow: CancellationToken::new() }, rx, sink, stream, channels: HashMap::new(), synced: false, bucket, session }
+        Self {
+            st,
+            p,
+            handle: ConnHandle { id, tx, slow: CancellationToken::new() },
+            rx,
+            sink,
+            stream,
+            channels: HashMap::new(),
+            synced: false,
+            bucket,
+            session,
+        }
     }
 
     async fn run(&mut self) -> End {
@@ -114,12 +127,14 @@ impl Conn {
         let mut last_heard = tokio::time::Instant::now();
         let shutdown = self.st.shutdown.clone();
         let slow = self.handle.slow.clone();
+        let mut presence = tokio::time::interval(crate::presence::REFRESH);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down; reconnect and resume"),
                 _ = slow.cancelled() => return slow_close(),
                 _ = tokio::time::sleep_until(last_heard + idle) => return End::Close(1000, "idle: no frame within two heartbeats"),
+                _ = presence.tick() => self.st.presence.touch(&self.p.workspace, &self.p.user, self.handle.id).await,
                 _ = tokio::time::sleep_until(sync_deadline), if !self.synced => {
                     if let Err(end) = self.sync(HashMap::new()).await { return end; }
                 }
@@ -155,6 +170,7 @@ impl Conn {
     }
 
     async fn finish(&mut self, end: End) {
+        self.st.presence.gone(&self.p.workspace, &self.p.user, self.handle.id).await;
         for (id, ch) in &self.channels {
             if ch.attached {
                 self.st.fanout.detach(&self.p.workspace, &Target::Channel(id.clone()), self.handle.id);
@@ -200,18 +216,22 @@ impl Conn {
             tracing::warn!(error = %e, "session setup failed");
             End::Close(close::TRY_AGAIN, "temporarily unavailable; reconnect with backoff")
         };
-        self.st
-            .fanout
-            .attach(&ws, Target::User(self.p.user.clone()), self.handle.clone())
-            .await
-            .map_err(|e| unavailable(&e))?;
+        self.st.fanout.attach(&ws, Target::User(self.p.user.clone()), self.handle.clone()).await.map_err(|e| unavailable(&e))?;
         let fresh = self.st.cursors.fresh(&ws, &self.p.user).await;
         let rows = self.st.store.my_channels(&ws, &self.p.user, &fresh.read).await.map_err(|e| unavailable(&e))?;
         let mut hello = Vec::with_capacity(rows.len());
         for r in rows {
             let delivered = r.delivered_seq.max(fresh.delivered.get(&r.id).copied().unwrap_or(0));
             self.channels.insert(r.id.clone(), ChannelState { sent: 0, delivered, attached: false });
-            hello.push(HelloChannel { id: r.id, name: r.name, kind: r.kind, last_seq: r.last_seq, read_seq: r.read_seq, unread: r.unread, mentions: r.mentions });
+            hello.push(HelloChannel {
+                id: r.id,
+                name: r.name,
+                kind: r.kind,
+                last_seq: r.last_seq,
+                read_seq: r.read_seq,
+                unread: r.unread,
+                mentions: r.mentions,
+            });
         }
         let json = ServerFrame::Hello {
             session: &self.session,
@@ -277,6 +297,7 @@ impl Conn {
     /// Attaches every channel not yet attached, then replays from `since` (or the stored
     /// delivered cursor) up to the current position.
     async fn sync(&mut self, since: HashMap<String, i64>) -> Result<(), End> {
+        let first = !self.synced;
         self.synced = true;
         let unknown: Vec<String> = since.keys().filter(|id| !self.channels.contains_key(*id)).cloned().collect();
         for id in unknown {
@@ -293,7 +314,27 @@ impl Conn {
             };
             from.insert(id.clone(), start);
         }
-        self.replay(from).await
+        self.replay(from).await?;
+        if first {
+            self.send_inbox().await?;
+        }
+        Ok(())
+    }
+
+    /// After the first sync: the unread inbox (newest first) as `notification` frames.
+    async fn send_inbox(&mut self) -> Result<(), End> {
+        let items = match self.st.store.notifications(&self.p.workspace, &self.p.user, true, INBOX_ON_CONNECT).await {
+            Ok(items) => items,
+            Err(e) => {
+                // The inbox stays available over REST; the session goes on.
+                tracing::warn!(error = %e, "inbox read failed");
+                return Ok(());
+            }
+        };
+        for n in items {
+            self.write("notification", Utf8Bytes::from(crate::protocol::notification_frame(&n).to_string())).await?;
+        }
+        Ok(())
     }
 
     async fn replay(&mut self, from: HashMap<String, i64>) -> Result<(), End> {
@@ -360,13 +401,17 @@ impl Conn {
         }
     }
 
-    /// Membership changes published to `us:{ws}:{user}` by whichever pod made them.
+    /// Messages published to `us:{ws}:{user}` by whichever pod made them: membership changes,
+    /// and notifications created while the user connected.
     async fn on_user_message(&mut self, payload: &str) -> Result<(), End> {
         #[derive(serde::Deserialize)]
         struct Membership {
             t: String,
             channel: String,
             seq: i64,
+        }
+        if payload.contains(r#""t":"notification""#) {
+            return self.write("notification", Utf8Bytes::from(payload.to_string())).await;
         }
         let Ok(m) = serde_json::from_str::<Membership>(payload) else { return Ok(()) };
         match m.t.as_str() {
@@ -384,7 +429,12 @@ impl Conn {
                         self.st.fanout.detach(&self.p.workspace, &Target::Channel(m.channel.clone()), self.handle.id);
                     }
                     if ch.attached && ch.sent < m.seq {
-                        let events = self.st.store.events_range(&self.p.workspace, &m.channel, ch.sent + 1, m.seq, REPLAY_PAGE).await.unwrap_or_default();
+                        let events = self
+                            .st
+                            .store
+                            .events_range(&self.p.workspace, &m.channel, ch.sent + 1, m.seq, REPLAY_PAGE)
+                            .await
+                            .unwrap_or_default();
                         for e in events {
                             self.write("event", Utf8Bytes::from(e.frame_json())).await?;
                         }

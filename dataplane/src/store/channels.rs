@@ -63,7 +63,9 @@ impl Store {
     /// member_join events to publish (empty when the user already existed).
     pub async fn ensure_user(&self, ws: &WorkspaceName, user: &str) -> Result<Vec<Appended>, sqlx::Error> {
         let mut tx = self.tenant_tx(ws).await?;
-        let created = sqlx::query("INSERT INTO users (id) VALUES ($1) ON CONFLICT DO NOTHING").bind(user).execute(&mut *tx).await?.rows_affected() == 1;
+        let created =
+            sqlx::query("INSERT INTO users (id) VALUES ($1) ON CONFLICT DO NOTHING").bind(user).execute(&mut *tx).await?.rows_affected()
+                == 1;
         let mut joined = Vec::new();
         if created {
             let ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM channels WHERE auto_join ORDER BY id").fetch_all(&mut *tx).await?;
@@ -79,7 +81,12 @@ impl Store {
 
     /// The user's channels with cursors. `read_overrides` holds fresher read cursors (from
     /// Redis) that win over Postgres when higher; unread counts use the winner.
-    pub async fn my_channels(&self, ws: &WorkspaceName, user: &str, read_overrides: &HashMap<String, i64>) -> Result<Vec<MyChannel>, sqlx::Error> {
+    pub async fn my_channels(
+        &self,
+        ws: &WorkspaceName,
+        user: &str,
+        read_overrides: &HashMap<String, i64>,
+    ) -> Result<Vec<MyChannel>, sqlx::Error> {
         let overrides = serde_json::to_value(read_overrides).expect("map serializes");
         let mut tx = self.tenant_tx(ws).await?;
         let rows = sqlx::query_as(
@@ -103,7 +110,13 @@ impl Store {
     }
 
     /// Creates a public or private channel; the creator is its first member.
-    pub async fn create_channel(&self, ws: &WorkspaceName, user: &str, name: &str, kind: ChannelKind) -> Result<(ChannelInfo, Vec<Appended>), ApiError> {
+    pub async fn create_channel(
+        &self,
+        ws: &WorkspaceName,
+        user: &str,
+        name: &str,
+        kind: ChannelKind,
+    ) -> Result<(ChannelInfo, Vec<Appended>), ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
         let id = new_id("c");
         let inserted = sqlx::query("INSERT INTO channels (id, name, kind, created_by) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
@@ -178,13 +191,15 @@ impl Store {
             return Err(ApiError::not_found(format!("no user {other} in this workspace")));
         }
         let id = new_id("d");
-        let inserted = sqlx::query("INSERT INTO channels (id, name, kind, dm_key, created_by) VALUES ($1, $2, 'dm', $2, $3) ON CONFLICT (dm_key) DO NOTHING")
-            .bind(&id)
-            .bind(&key)
-            .bind(user)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let inserted = sqlx::query(
+            "INSERT INTO channels (id, name, kind, dm_key, created_by) VALUES ($1, $2, 'dm', $2, $3) ON CONFLICT (dm_key) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&key)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let mut joined = Vec::new();
         let (id, last_seq) = if inserted == 1 {
             for u in pair {
@@ -218,19 +233,30 @@ impl Store {
     /// Members of a channel (consumers: DM recipients).
     pub async fn members(&self, ws: &WorkspaceName, channel: &str) -> Result<Vec<String>, sqlx::Error> {
         let mut tx = self.tenant_tx(ws).await?;
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT user_id FROM members WHERE channel_id = $1 ORDER BY user_id").bind(channel).fetch_all(&mut *tx).await?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT user_id FROM members WHERE channel_id = $1 ORDER BY user_id").bind(channel).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(rows.into_iter().map(|(u,)| u).collect())
     }
 }
 
 /// Locks the channel and joins `user`; None if already a member.
-async fn join_locked(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, channel: &str, user: &str, actor: &str) -> Result<Option<Appended>, sqlx::Error> {
+async fn join_locked(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    channel: &str,
+    user: &str,
+    actor: &str,
+) -> Result<Option<Appended>, sqlx::Error> {
     lock_channel(tx, channel, user).await?;
     join_locked_after_lock(tx, channel, user, actor).await
 }
 
-async fn join_locked_after_lock(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, channel: &str, user: &str, actor: &str) -> Result<Option<Appended>, sqlx::Error> {
+async fn join_locked_after_lock(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    channel: &str,
+    user: &str,
+    actor: &str,
+) -> Result<Option<Appended>, sqlx::Error> {
     let inserted = sqlx::query("INSERT INTO members (channel_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(channel)
         .bind(user)
@@ -241,7 +267,13 @@ async fn join_locked_after_lock(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, 
         return Ok(None);
     }
     // The joiner's cursors start at the join event so the channel's old history is not "unread".
-    let ev = NewEvent { kind: "member_join", user: user.into(), cmid: None, text: (actor != user).then(|| format!("added by {actor}")), thread: None };
+    let ev = NewEvent {
+        kind: "member_join",
+        user: user.into(),
+        cmid: None,
+        text: (actor != user).then(|| format!("added by {actor}")),
+        thread: None,
+    };
     let appended = append_locked(tx, channel, ev).await?;
     sqlx::query("UPDATE members SET delivered_seq = $3 - 1, read_seq = $3 - 1 WHERE channel_id = $1 AND user_id = $2")
         .bind(channel)

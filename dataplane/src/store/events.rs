@@ -42,7 +42,11 @@ pub(super) struct LockedChannel {
 
 /// Locks the channel row: every append to this channel waits here, which makes seqs gap-free
 /// and commit order equal to seq order.
-pub(super) async fn lock_channel(tx: &mut Transaction<'_, Postgres>, channel: &str, user: &str) -> Result<Option<LockedChannel>, sqlx::Error> {
+pub(super) async fn lock_channel(
+    tx: &mut Transaction<'_, Postgres>,
+    channel: &str,
+    user: &str,
+) -> Result<Option<LockedChannel>, sqlx::Error> {
     let row: Option<(String, bool)> = sqlx::query_as(
         "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2) \
          FROM channels c WHERE c.id = $1 FOR UPDATE OF c",
@@ -74,7 +78,17 @@ pub(super) async fn append_locked(tx: &mut Transaction<'_, Postgres>, channel: &
     .bind(ts)
     .fetch_one(&mut **tx)
     .await?;
-    let event = Event { channel: channel.into(), seq, kind: ev.kind.into(), id, user: ev.user, cmid: ev.cmid, text: ev.text, ts, thread: ev.thread };
+    let event = Event {
+        channel: channel.into(),
+        seq,
+        kind: ev.kind.into(),
+        id,
+        user: ev.user,
+        cmid: ev.cmid,
+        text: ev.text,
+        ts,
+        thread: ev.thread,
+    };
     Ok(Appended { event, outbox_id: Some(outbox_id) })
 }
 
@@ -117,13 +131,21 @@ impl Store {
 
     /// History page. `after`/`before` are exclusive seq bounds; with only `before` (or neither)
     /// the newest events are returned, oldest first.
-    pub async fn history(&self, ws: &WorkspaceName, channel: &str, after: Option<i64>, before: Option<i64>, limit: i64) -> Result<HistoryPage, sqlx::Error> {
+    pub async fn history(
+        &self,
+        ws: &WorkspaceName,
+        channel: &str,
+        after: Option<i64>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<HistoryPage, sqlx::Error> {
         let mut tx = self.tenant_tx(ws).await?;
         let lo = after.unwrap_or(0);
         let hi = before.unwrap_or(i64::MAX);
         let ascending = after.is_some();
         let order = if ascending { "ASC" } else { "DESC" };
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4");
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4");
         let mut events: Vec<Event> = sqlx::query_as(&sql).bind(channel).bind(lo).bind(hi).bind(limit + 1).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         let has_more = events.len() as i64 > limit;

@@ -8,6 +8,7 @@
 mod channels;
 mod cursors;
 mod events;
+mod notifications;
 mod outbox;
 mod registry;
 
@@ -21,6 +22,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 pub use channels::{ChannelInfo, ChannelKind, MyChannel};
 pub use cursors::CursorUpdate;
 pub use events::{Appended, HistoryPage, NewEvent};
+pub use notifications::{Notification, PushJob};
 pub use outbox::OutboxRow;
 
 #[derive(Clone)]
@@ -30,10 +32,7 @@ pub struct Store {
 
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy(url)?;
+        let pool = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(3)).connect_lazy(url)?;
         Ok(Self { pool })
     }
 

@@ -22,7 +22,13 @@ impl Store {
     /// Claims up to `limit` rows older than `min_age_ms` (skipping rows another pod is sweeping)
     /// and hands them with their events to `publish`; rows it reports as published are deleted in
     /// the same transaction. Returns (rows claimed, rows published).
-    pub async fn outbox_sweep<F, Fut>(&self, ws: &WorkspaceName, min_age_ms: u64, limit: i64, publish: F) -> Result<(usize, usize), sqlx::Error>
+    pub async fn outbox_sweep<F, Fut>(
+        &self,
+        ws: &WorkspaceName,
+        min_age_ms: u64,
+        limit: i64,
+        publish: F,
+    ) -> Result<(usize, usize), sqlx::Error>
     where
         F: FnOnce(Vec<OutboxRow>) -> Fut,
         Fut: std::future::Future<Output = Vec<i64>>,
@@ -48,10 +54,11 @@ impl Store {
     /// Rows older than `min_age_ms` (the backlog an SRE watches).
     pub async fn outbox_backlog(&self, ws: &WorkspaceName, min_age_ms: u64) -> Result<i64, sqlx::Error> {
         let mut tx = self.tenant_tx(ws).await?;
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM outbox WHERE created_at < now() - make_interval(secs => $1::float8 / 1000)")
-            .bind(min_age_ms as f64)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM outbox WHERE created_at < now() - make_interval(secs => $1::float8 / 1000)")
+                .bind(min_age_ms as f64)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(n)
     }

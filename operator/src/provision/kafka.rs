@@ -35,7 +35,8 @@ impl TopicAdmin {
     pub async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<i32, ProvisionError> {
         let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(self.replication));
         let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT));
-        let results = self.admin.create_topics([&new], &opts).await.map_err(|e| ProvisionError::Kafka(format!("create topic {topic}: {e}")))?;
+        let results =
+            self.admin.create_topics([&new], &opts).await.map_err(|e| ProvisionError::Kafka(format!("create topic {topic}: {e}")))?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -13,7 +13,7 @@ use palaver_crds::{validate_channel_name, WorkspaceName};
 use sqlx::PgPool;
 
 pub use kafka::TopicAdmin;
-pub use postgres::{CONTROL_SCHEMA, ensure_control_schema, migrate_tenant_schema};
+pub use postgres::{ensure_control_schema, migrate_tenant_schema, CONTROL_SCHEMA};
 
 /// Why provisioning failed. Each variant names the dependency at fault so a controller can put a
 /// precise reason on the resource's status.
@@ -61,11 +61,8 @@ impl Provisioner {
 
     /// Connects to Postgres and the Kafka brokers.
     pub async fn connect(database_url: &str, brokers: &str) -> Result<Self, ProvisionError> {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(database_url)
-            .await?;
+        let pool =
+            sqlx::postgres::PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(10)).connect(database_url).await?;
         Ok(Self::new(pool, TopicAdmin::new(brokers)?))
     }
 

@@ -1,0 +1,117 @@
+//! Partition-by-channel consumers: every pod is a member of one consumer group over all
+//! workspace topics, so each channel's events are processed in order by one pod.
+//!
+//! Owns offsets (stored after processing, committed in the background), the subscription to
+//! the active workspaces' topics, and consumer lag. What processing does lives in `notify`
+//! (inbox entries for offline members) and `push` (the push-provider hand-off). Processing is
+//! idempotent by `(channel, seq)`: a redelivered event changes nothing. It must not deliver
+//! to sockets (real time is the fan-out's job).
+
+mod notify;
+pub mod push;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use palaver_crds::WorkspaceName;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{self, ResultLabel};
+use crate::workspaces::Workspaces;
+pub use notify::{parse_mentions, Notifier};
+
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(5);
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, workspaces: Workspaces, stop: CancellationToken) {
+    let mut topics: Vec<String> = Vec::new();
+    let mut resubscribe = tokio::time::interval(RESUBSCRIBE_EVERY);
+    let mut lag = tokio::time::interval(LAG_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = resubscribe.tick() => {
+                let want: Vec<String> = workspaces.list().iter().map(WorkspaceName::events_topic).collect();
+                if want != topics && !want.is_empty() {
+                    let refs: Vec<&str> = want.iter().map(String::as_str).collect();
+                    match consumer.subscribe(&refs) {
+                        Ok(()) => {
+                            tracing::info!(topics = want.len(), "consumer subscribed");
+                            topics = want;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "consumer subscribe failed"),
+                    }
+                }
+            }
+            _ = lag.tick() => {
+                let c = consumer.clone();
+                if let Ok(Some(l)) = tokio::task::spawn_blocking(move || total_lag(&c)).await {
+                    metrics::global().consumer_lag.set(l);
+                }
+            }
+            msg = consumer.recv(), if !topics.is_empty() => match msg {
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(m) => {
+                    let Some(ws) = WorkspaceName::from_events_topic(m.topic()) else { continue };
+                    let payload = m.payload().unwrap_or_default();
+                    // At least once: retry until processed (or shutdown); never skip an event.
+                    let mut backoff = Duration::from_millis(100);
+                    loop {
+                        match notifier.process(&ws, payload).await {
+                            Ok(result) => {
+                                metrics::global().consumed.get_or_create(&ResultLabel { result }).inc();
+                                break;
+                            }
+                            Err(e) => {
+                                metrics::global().consumed.get_or_create(&ResultLabel { result: "error" }).inc();
+                                tracing::warn!(error = %e, workspace = %ws, "processing failed; retrying");
+                                tokio::select! {
+                                    _ = stop.cancelled() => return,
+                                    _ = tokio::time::sleep(backoff) => {}
+                                }
+                                backoff = (backoff * 2).min(Duration::from_secs(5));
+                            }
+                        }
+                    }
+                    if let Err(e) = consumer.store_offset_from_message(&m) {
+                        tracing::warn!(error = %e, "offset store failed");
+                    }
+                }
+            }
+        }
+    }
+    // Commit what was processed before leaving the group.
+    let c = consumer.clone();
+    let _ = tokio::task::spawn_blocking(move || c.commit_consumer_state(CommitMode::Sync)).await;
+}
+
+/// Sum over assigned partitions of (high watermark - position).
+fn total_lag(c: &StreamConsumer) -> Option<i64> {
+    let assignment = c.assignment().ok()?;
+    let positions = c.position().ok()?;
+    let mut lag = 0;
+    for e in assignment.elements() {
+        let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(2)).ok()?;
+        let pos = match positions.find_partition(e.topic(), e.partition()).map(|p| p.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => committed_or_zero(c, e.topic(), e.partition()),
+        };
+        lag += (high - pos).max(0);
+    }
+    Some(lag)
+}
+
+fn committed_or_zero(c: &StreamConsumer, topic: &str, partition: i32) -> i64 {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    match c.committed_offsets(tpl, Duration::from_secs(2)).ok().and_then(|t| t.find_partition(topic, partition).map(|p| p.offset())) {
+        Some(Offset::Offset(o)) => o,
+        _ => 0,
+    }
+}

@@ -1,0 +1,84 @@
+//! What the consumer does with an event: mentions and DMs for members without a live
+//! connection become inbox entries (and pushes).
+
+use palaver_crds::WorkspaceName;
+
+use crate::auth::valid_user_id;
+use crate::metrics::{self, TypeLabel};
+use crate::presence::Presence;
+use crate::protocol::Event;
+use crate::publish::Publisher;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct Notifier {
+    pub store: Store,
+    pub presence: Presence,
+    pub publisher: Publisher,
+    /// Whether a push provider is configured (otherwise entries are inbox-only).
+    pub push_enabled: bool,
+}
+
+/// `@user` mentions in a text: user-id characters after `@`, trailing punctuation dropped,
+/// each user once, in order of first appearance.
+pub fn parse_mentions(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        let Some(rest) = word.strip_prefix('@') else { continue };
+        let name = rest.trim_end_matches(|c: char| ".,:;!?)]}'\"".contains(c));
+        if valid_user_id(name) && !out.iter().any(|u| u == name) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+impl Notifier {
+    /// Processes one event; returns what happened (for the metric). Errors are transient
+    /// (storage): the caller retries the same event.
+    pub async fn process(&self, ws: &WorkspaceName, payload: &[u8]) -> Result<&'static str, sqlx::Error> {
+        let ev: Event = match serde_json::from_slice(payload) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable event on the log; skipped");
+                return Ok("invalid");
+            }
+        };
+        if ev.kind != "message" {
+            return Ok("skipped");
+        }
+        let Some(kind) = self.store.channel_kind(ws, &ev.channel).await? else { return Ok("skipped") };
+        let members = self.store.members(ws, &ev.channel).await?;
+        let mut targets: Vec<(String, &'static str)> = Vec::new();
+        if kind == "dm" {
+            targets.extend(members.iter().filter(|m| **m != ev.user).map(|m| (m.clone(), "dm")));
+        } else {
+            let mentioned = parse_mentions(ev.text.as_deref().unwrap_or_default());
+            targets.extend(mentioned.into_iter().filter(|u| *u != ev.user && members.contains(u)).map(|u| (u, "mention")));
+        }
+        for (user, nkind) in targets {
+            if self.presence.is_online(ws, &user).await {
+                continue; // they see it live
+            }
+            if let Some(n) = self.store.notify(ws, &user, &ev.channel, ev.seq, nkind, self.push_enabled).await? {
+                metrics::global().notifications.get_or_create(&TypeLabel { r#type: nkind }).inc();
+                // Reaches the user only if a connection opened meanwhile; otherwise they get it
+                // after their next hello.
+                self.publisher.notify_user(ws, &user, crate::protocol::notification_frame(&n)).await;
+            }
+        }
+        Ok("ok")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_mentions;
+
+    #[test]
+    fn mentions() {
+        assert_eq!(parse_mentions("hey @bob, and @carol! (@bob again) @"), ["bob", "carol"]);
+        assert_eq!(parse_mentions("mail me: x@y.z and @d.e?"), ["d.e"]);
+        assert!(parse_mentions("no mentions here").is_empty());
+    }
+}
