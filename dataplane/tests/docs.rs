@@ -40,3 +40,13 @@ fn every_metric_is_documented() {
     let missing: Vec<_> = names.iter().filter(|n| !docs.contains(&format!("`{n}`"))).collect();
     assert!(missing.is_empty(), "undocumented in docs/observability.md: {missing:?}");
 }
+
+#[test]
+fn every_route_is_in_the_openapi_file() {
+    let src = std::fs::read_to_string(format!("{}/src/gateway/mod.rs", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let routes: BTreeSet<&str> = src.split(".route(\"").skip(1).filter_map(|s| s.split('"').next()).collect();
+    assert!(routes.len() >= 10, "parsed too few routes: {routes:?}");
+    let api = doc("openapi.yaml");
+    let missing: Vec<_> = routes.iter().filter(|r| !api.contains(&format!("  {r}:"))).collect();
+    assert!(missing.is_empty(), "routes missing from docs/openapi.yaml: {missing:?}");
+}
