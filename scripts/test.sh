@@ -22,6 +22,18 @@ trap 'exit 143' TERM
 
 UP_STARTED_FILE=$started_file bash "$REPO_ROOT/scripts/up.sh"
 
+# Every run starts from an empty test database: tests provision throwaway workspaces, and
+# every test pod sweeps every registered one, so leftovers would slow each later run.
+test_db=$(pg_url_dbname "$PALAVER_TEST_DATABASE_URL")
+[[ $test_db =~ ^[A-Za-z0-9_]+$ ]] || die "PALAVER_TEST_DATABASE_URL: expected a plain database name, got '$test_db'"
+test_admin=$(pg_admin_url "$PALAVER_TEST_DATABASE_URL")
+info "test: recreating database $test_db (and dropping private test databases left by failed runs)"
+leftovers=$(psql "$test_admin" -XAtq -v ON_ERROR_STOP=1 -c "SELECT datname FROM pg_database WHERE datname LIKE 'palaver\_t\_%'")
+for db in "$test_db" $leftovers; do
+    psql "$test_admin" -Xq -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"
+done
+psql "$test_admin" -Xq -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$test_db\""
+
 cd "$REPO_ROOT"
 # The end-to-end tests spawn palaverd as a process: build every binary (same profile,
 # so nextest reuses the artifacts).

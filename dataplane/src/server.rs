@@ -25,13 +25,18 @@ use crate::workspaces::Workspaces;
 fn redis_builder(url: &str) -> anyhow::Result<Builder> {
     let config = fred::prelude::Config::from_url(url).context("PALAVER_REDIS_URL")?;
     let mut b = Builder::from_config(config);
-    b.with_performance_config(|p| p.default_command_timeout = Duration::from_secs(1))
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(2);
-            c.max_command_attempts = 2;
-        })
-        // Retry forever: Redis coming back must not need a pod restart.
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
+    b.with_performance_config(|p| {
+        p.default_command_timeout = Duration::from_secs(1);
+        // Pub/sub messages wait here for the fan-out actor; a burst beyond it is lost (and
+        // then read from Postgres), so leave room for a few seconds of peak traffic.
+        p.broadcast_channel_capacity = 16_384;
+    })
+    .with_connection_config(|c| {
+        c.connection_timeout = Duration::from_secs(2);
+        c.max_command_attempts = 2;
+    })
+    // Retry forever: Redis coming back must not need a pod restart.
+    .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
     Ok(b)
 }
 
@@ -146,8 +151,13 @@ fn start_consumers(
         crate::kafka::consumer_config(&cfg.kafka_brokers, &cfg.consumer_group).create().context("kafka consumer")?;
     let provider: Option<Arc<dyn PushProvider>> =
         cfg.push.push_webhook_url.clone().map(|url| Arc::new(WebhookPush::new(url)) as Arc<dyn PushProvider>);
-    let notifier =
-        Notifier { store: store.clone(), presence: presence.clone(), publisher: publisher.clone(), push_enabled: provider.is_some() };
+    let notifier = Notifier {
+        store: store.clone(),
+        presence: presence.clone(),
+        publisher: publisher.clone(),
+        push_enabled: provider.is_some(),
+        kinds: Arc::default(),
+    };
     let handle = tokio::spawn(crate::consumer::run(Arc::new(consumer), notifier, workspaces.clone(), tasks.clone()));
     if let Some(provider) = provider {
         let settings = PushSettings {

@@ -134,95 +134,106 @@ impl Pod {
     }
 }
 
-/// A redis-server of the test's own, on its own port, for fault tests.
-pub struct PrivateRedis {
-    pub port: u16,
+/// A service process of the test's own on a loopback port: started by a command factory so
+/// it can be restarted the same way, killed on stop and on drop.
+struct Service {
+    port: u16,
+    what: &'static str,
+    command: Box<dyn Fn(u16) -> Command + Send + Sync>,
     child: Option<Child>,
 }
 
-impl PrivateRedis {
-    pub async fn start() -> anyhow::Result<Self> {
-        let mut r = Self { port: free_port(), child: None };
-        r.spawn().await?;
-        Ok(r)
+impl Service {
+    async fn start(what: &'static str, command: impl Fn(u16) -> Command + Send + Sync + 'static) -> anyhow::Result<Self> {
+        let mut s = Self { port: free_port(), what, command: Box::new(command), child: None };
+        s.spawn().await?;
+        Ok(s)
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawning redis-server (is it installed? `make deps`)")?;
-        self.child = Some(child);
+        let mut cmd = (self.command)(self.port);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+        self.child = Some(cmd.spawn().with_context(|| format!("spawning {} (is it installed? `make deps`)", self.what))?);
         let port = self.port;
-        eventually(Duration::from_secs(10), "private redis", || async move { port_open(port).await.then_some(()) }).await
+        eventually(Duration::from_secs(20), self.what, || async move { port_open(port).await.then_some(()) }).await
     }
 
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub async fn stop(&mut self) {
+    async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill().await;
         }
     }
 
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
+    async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
         self.spawn().await
+    }
+}
+
+/// A redis-server of the test's own, on its own port, for fault tests.
+pub struct PrivateRedis(Service);
+
+impl PrivateRedis {
+    pub async fn start() -> anyhow::Result<Self> {
+        Ok(Self(
+            Service::start("private redis-server", |port| {
+                let mut c = Command::new("redis-server");
+                c.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"]);
+                c
+            })
+            .await?,
+        ))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.0.port)
+    }
+
+    pub async fn stop(&mut self) {
+        self.0.stop().await
+    }
+
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.0.restart().await
     }
 }
 
 /// A tansu broker of the test's own (own port, own sqlite file): topic deletion and broker
 /// restarts must never touch the shared broker.
 pub struct PrivateBroker {
-    pub port: u16,
+    service: Service,
     dir: PathBuf,
-    child: Option<Child>,
 }
 
 impl PrivateBroker {
     pub async fn start() -> anyhow::Result<Self> {
+        let bin = std::env::var("PALAVER_TANSU_BIN").context("PALAVER_TANSU_BIN is not set (run via `make test`)")?;
         let dir = std::env::temp_dir().join(format!("palaver-tansu-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
-        let mut b = Self { port: free_port(), dir, child: None };
-        b.spawn().await?;
-        Ok(b)
-    }
-
-    async fn spawn(&mut self) -> anyhow::Result<()> {
-        let bin = std::env::var("PALAVER_TANSU_BIN").context("PALAVER_TANSU_BIN is not set (run via `make test`)")?;
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            // tansu resolves the sqlite path under its working directory: run it in its own.
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawning tansu")?;
-        self.child = Some(child);
-        let port = self.port;
-        eventually(Duration::from_secs(20), "private broker", || async move { port_open(port).await.then_some(()) }).await
+        let cwd = dir.clone();
+        let service = Service::start("private tansu broker", move |port| {
+            let url = format!("tcp://127.0.0.1:{port}");
+            let mut c = Command::new(&bin);
+            c.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+                // tansu resolves the sqlite path under its working directory: run it in its own.
+                .args(["--storage-engine", "sqlite://tansu.db"])
+                .current_dir(&cwd);
+            c
+        })
+        .await?;
+        Ok(Self { service, dir })
     }
 
     pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.service.port)
     }
 
     pub async fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill().await;
-        }
+        self.service.stop().await
     }
 
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await;
-        self.spawn().await
+        self.service.restart().await
     }
 }
 

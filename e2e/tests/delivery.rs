@@ -267,3 +267,89 @@ async fn lost_publish_is_delivered_by_the_position_check() {
     let m = b.metrics().await.unwrap();
     assert!(m.lines().any(|l| l.starts_with("palaver_fanout_fills_total{reason=\"position\"}")), "fill metric missing:\n{m}");
 }
+
+/// Pod A's Redis is unreachable, so none of its publishes go through and its outbox rows stay;
+/// pod B's sweeper republishes them (and B's readers get everything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stranded_outbox_rows_are_swept_by_another_pod() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "sweep").await.unwrap();
+    let mut a_opts = fast_sends();
+    a_opts.redis_url = Some(format!("redis://127.0.0.1:{}", palaver_e2e::free_port()));
+    let a = Pod::start("pod-noredis", &svc, a_opts).await.unwrap();
+    let b = Pod::start("pod-b", &svc, fast_sends()).await.unwrap();
+    // A pod whose Redis is down is not ready, and says why.
+    let r = reqwest::get(format!("{}/readyz", a.http_url())).await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["redis"].is_string() && body["postgres"].is_null(), "{body}");
+    let ready = reqwest::get(format!("{}/readyz", b.http_url())).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+
+    // Sends through pod A still commit and ack (Redis is not on the ack path).
+    let alice = Rest::new(&a.http_url(), &token(&ws, "alice"));
+    let mut bob = Client::connect(&b.ws_url(), &token(&ws, "bob")).await.unwrap();
+    let general = bob.channel_id("general").unwrap();
+    let mut last = 0;
+    for n in 0..5 {
+        let (s, ack) =
+            alice.post(&format!("/v1/channels/{general}/messages"), json!({"cmid": format!("w{n}"), "text": "stranded"})).await.unwrap();
+        assert_eq!(s, 201, "{ack}");
+        last = ack["seq"].as_i64().unwrap();
+    }
+    bob.wait_seq(&general, last, T).await.unwrap();
+    palaver_e2e::eventually(T, "pod b to republish the stranded rows", || async {
+        (b.metric("palaver_outbox_republished_total").await.ok()? >= 5.0).then_some(())
+    })
+    .await
+    .unwrap();
+    palaver_e2e::eventually(T, "the outbox to drain", || async { (b.metric("palaver_outbox_backlog").await.ok()? == 0.0).then_some(()) })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_cursor_and_unread_counts_follow_the_user_to_another_pod() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "unread").await.unwrap();
+    let (a, b) = two_pods(&svc, fast_sends()).await;
+    let mut bob = Client::connect(&b.ws_url(), &token(&ws, "bob")).await.unwrap();
+    let mut alice = Client::connect(&a.ws_url(), &token(&ws, "alice")).await.unwrap();
+    let general = alice.channel_id("general").unwrap();
+    let mut seqs = Vec::new();
+    for n in 0..6 {
+        seqs.push(alice.send_message(&general, &format!("u{n}"), "unread?").await.unwrap()["seq"].as_i64().unwrap());
+    }
+    bob.wait_seq(&general, seqs[5], T).await.unwrap();
+    // Bob has read up to the second message; his own message after that does not count.
+    bob.send(json!({"t": "read", "channel": general, "seq": seqs[1]})).await.unwrap();
+    let own = bob.send_message(&general, "bob-1", "mine").await.unwrap()["seq"].as_i64().unwrap();
+    drop(bob);
+
+    // Immediately on the other pod (Redis has the cursor before Postgres does).
+    let bob = Client::connect(&a.ws_url(), &token(&ws, "bob")).await.unwrap();
+    let g = bob.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap().clone();
+    assert_eq!(g["read_seq"], seqs[1], "{g}");
+    assert_eq!(g["last_seq"], own, "{g}");
+    assert_eq!(g["unread"], 4, "four of alice's messages after the read cursor: {g}");
+    // The batch reaches Postgres too (the durable copy that outlives Redis).
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&svc.database_url).await.unwrap();
+    let sql = format!("SELECT read_seq FROM {}.members WHERE channel_id = $1 AND user_id = 'bob'", ws.schema());
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let stored: i64 = sqlx::query_scalar(&sql).bind(&general).fetch_one(&mut db).await.unwrap();
+        if stored == seqs[1] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "read cursor not flushed to postgres (has {stored})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A cursor never moves back.
+    let mut bob = bob;
+    bob.send(json!({"t": "read", "channel": general, "seq": 1})).await.unwrap();
+    bob.request(json!({"t": "ping"})).await.unwrap();
+    drop(bob);
+    let bob = Client::connect(&b.ws_url(), &token(&ws, "bob")).await.unwrap();
+    let g = bob.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap().clone();
+    assert_eq!(g["read_seq"], seqs[1], "{g}");
+}

@@ -1,6 +1,9 @@
 //! What the consumer does with an event: mentions and DMs for members without a live
 //! connection become inbox entries (and pushes).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use palaver_crds::WorkspaceName;
 
 use crate::auth::valid_user_id;
@@ -17,7 +20,12 @@ pub struct Notifier {
     pub publisher: Publisher,
     /// Whether a push provider is configured (otherwise entries are inbox-only).
     pub push_enabled: bool,
+    /// Channel kinds never change: remember them instead of asking Postgres per event.
+    pub kinds: Arc<Mutex<HashMap<(WorkspaceName, String), String>>>,
 }
+
+/// Kinds remembered at most; beyond it the cache starts over (it is only a shortcut).
+const KIND_CACHE_MAX: usize = 100_000;
 
 /// `@user` mentions in a text: user-id characters after `@`, trailing punctuation dropped,
 /// each user once, in order of first appearance.
@@ -34,6 +42,22 @@ pub fn parse_mentions(text: &str) -> Vec<String> {
 }
 
 impl Notifier {
+    async fn channel_kind(&self, ws: &WorkspaceName, channel: &str) -> Result<Option<String>, sqlx::Error> {
+        let key = (ws.clone(), channel.to_string());
+        if let Some(k) = self.kinds.lock().expect("lock").get(&key) {
+            return Ok(Some(k.clone()));
+        }
+        let kind = self.store.channel_kind(ws, channel).await?;
+        if let Some(k) = &kind {
+            let mut cache = self.kinds.lock().expect("lock");
+            if cache.len() >= KIND_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, k.clone());
+        }
+        Ok(kind)
+    }
+
     /// Processes one event; returns what happened (for the metric). Errors are transient
     /// (storage): the caller retries the same event.
     pub async fn process(&self, ws: &WorkspaceName, payload: &[u8]) -> Result<&'static str, sqlx::Error> {
@@ -47,15 +71,18 @@ impl Notifier {
         if ev.kind != "message" {
             return Ok("skipped");
         }
-        let Some(kind) = self.store.channel_kind(ws, &ev.channel).await? else { return Ok("skipped") };
-        let members = self.store.members(ws, &ev.channel).await?;
-        let mut targets: Vec<(String, &'static str)> = Vec::new();
-        if kind == "dm" {
-            targets.extend(members.iter().filter(|m| **m != ev.user).map(|m| (m.clone(), "dm")));
-        } else {
-            let mentioned = parse_mentions(ev.text.as_deref().unwrap_or_default());
-            targets.extend(mentioned.into_iter().filter(|u| *u != ev.user && members.contains(u)).map(|u| (u, "mention")));
+        let mentioned = parse_mentions(ev.text.as_deref().unwrap_or_default());
+        let Some(kind) = self.channel_kind(ws, &ev.channel).await? else { return Ok("skipped") };
+        let is_dm = kind == "dm";
+        if !is_dm && mentioned.is_empty() {
+            return Ok("ok"); // the common case costs no query at all
         }
+        let members = self.store.members(ws, &ev.channel).await?;
+        let targets: Vec<(String, &'static str)> = if is_dm {
+            members.iter().filter(|m| **m != ev.user).map(|m| (m.clone(), "dm")).collect()
+        } else {
+            mentioned.into_iter().filter(|u| *u != ev.user && members.contains(u)).map(|u| (u, "mention")).collect()
+        };
         for (user, nkind) in targets {
             if self.presence.is_online(ws, &user).await {
                 continue; // they see it live

@@ -24,6 +24,16 @@ fn body<T>(r: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     })
 }
 
+/// A page size: 50 by default, 1 to `max` when given.
+fn page_limit(limit: Option<i64>, max: i64) -> ApiResult<i64> {
+    let limit = limit.unwrap_or(50);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request(format!("limit must be 1..={max}")))
+    }
+}
+
 pub async fn list_channels(State(st): State<Shared>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
     let fresh = st.cursors.fresh(&p.workspace, &p.user).await;
     let rows = st.store.my_channels(&p.workspace, &p.user, &fresh.read).await?;
@@ -119,11 +129,7 @@ pub async fn history(
     q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<HistoryPage>> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let max = st.cfg.limits.history_max;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=max).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1..={max}")));
-    }
+    let limit = page_limit(q.limit, st.cfg.limits.history_max)?;
     if q.after.is_some_and(|a| a < 0) || q.before.is_some_and(|b| b < 1) {
         return Err(ApiError::bad_request("after must be >= 0 and before >= 1"));
     }
@@ -174,11 +180,7 @@ pub async fn list_notifications(
     q: Result<Query<NotificationsQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let max = st.cfg.limits.history_max;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=max).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1..={max}")));
-    }
+    let limit = page_limit(q.limit, st.cfg.limits.history_max)?;
     let items = st.store.notifications(&p.workspace, &p.user, q.unread, limit).await?;
     Ok(Json(json!({ "notifications": items })))
 }

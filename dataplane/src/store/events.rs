@@ -97,36 +97,83 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl Store {
-    /// The send path: membership check, cmid idempotency, seq assignment, event and outbox row,
-    /// all in one transaction. Returns only after COMMIT.
+    /// The send path: membership check, cmid idempotency, seq assignment under the channel's
+    /// row lock, event and outbox row — one statement in one transaction. Returns only after
+    /// COMMIT.
     pub async fn send_message(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent) -> Result<Appended, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let Some(locked) = lock_channel(&mut tx, channel, &ev.user).await? else {
-            return Err(ApiError::not_found(format!("no channel {channel}")));
-        };
-        if !locked.member {
-            return Err(match locked.kind {
-                ChannelKind::Public => ApiError::forbidden(format!("not a member of {channel}: join it first")),
-                // Private channels and DMs do not reveal that they exist.
-                _ => ApiError::not_found(format!("no channel {channel}")),
-            });
+        let id = new_id("m");
+        let ts = now_ts();
+        // The UPDATE takes the row lock, so seqs are gap-free and commit order is seq order.
+        // The member/duplicate checks run on the statement's snapshot; a same-cmid send that
+        // commits while this one waits for the lock is caught by the unique index instead.
+        let inserted: Result<Option<(i64, i64)>, sqlx::Error> = sqlx::query_as(
+            "WITH ok AS (SELECT EXISTS (SELECT 1 FROM members WHERE channel_id = $1 AND user_id = $4) \
+                                AND NOT EXISTS (SELECT 1 FROM events WHERE user_id = $4 AND cmid = $5) AS go), \
+                  s AS (UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 AND (SELECT go FROM ok) RETURNING last_seq), \
+                  e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts) \
+                        SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM s RETURNING seq) \
+             INSERT INTO outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
+        )
+        .bind(channel)
+        .bind(&id)
+        .bind(ev.kind)
+        .bind(&ev.user)
+        .bind(&ev.cmid)
+        .bind(&ev.text)
+        .bind(&ev.thread)
+        .bind(ts)
+        .fetch_optional(&mut *tx)
+        .await;
+        match inserted {
+            Ok(Some((outbox_id, seq))) => {
+                tx.commit().await?;
+                let event = Event {
+                    channel: channel.into(),
+                    seq,
+                    kind: ev.kind.into(),
+                    id,
+                    user: ev.user,
+                    cmid: ev.cmid,
+                    text: ev.text,
+                    ts,
+                    thread: ev.thread,
+                };
+                Ok(Appended { event, outbox_id: Some(outbox_id) })
+            }
+            // Nothing inserted: no channel, not a member, or a repeated cmid. Find out which.
+            Ok(None) => self.explain_refused_send(&mut tx, channel, &ev).await,
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                let mut tx = self.tenant_tx(ws).await?;
+                self.explain_refused_send(&mut tx, channel, &ev).await
+            }
+            Err(e) => Err(e.into()),
         }
+    }
+
+    async fn explain_refused_send(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        channel: &str,
+        ev: &NewEvent,
+    ) -> Result<Appended, ApiError> {
         if let Some(cmid) = &ev.cmid {
-            // After the row lock, so a concurrent send of the same cmid has committed or not started.
             let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE user_id = $1 AND cmid = $2");
-            if let Some(orig) = sqlx::query_as::<_, Event>(&sql).bind(&ev.user).bind(cmid).fetch_optional(&mut *tx).await? {
+            if let Some(orig) = sqlx::query_as::<_, Event>(&sql).bind(&ev.user).bind(cmid).fetch_optional(&mut **tx).await? {
                 if orig.channel != channel {
                     return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel")));
                 }
                 return Ok(Appended { event: orig, outbox_id: None });
             }
         }
-        let appended = match append_locked(&mut tx, channel, ev).await {
-            Err(e) if is_unique_violation(&e) => return Err(ApiError::conflict("cmid was already used for another channel")),
-            other => other?,
-        };
-        tx.commit().await?;
-        Ok(appended)
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT kind FROM channels WHERE id = $1").bind(channel).fetch_optional(&mut **tx).await?;
+        Err(match row.map(|(k,)| ChannelKind::from_db(&k)) {
+            Some(ChannelKind::Public) => ApiError::forbidden(format!("not a member of {channel}: join it first")),
+            // Private channels and DMs do not reveal that they exist.
+            _ => ApiError::not_found(format!("no channel {channel}")),
+        })
     }
 
     /// History page. `after`/`before` are exclusive seq bounds; with only `before` (or neither)
