@@ -3,7 +3,8 @@
 
 use rdkafka::ClientConfig;
 
-/// Producer: idempotent, acks from all in-sync replicas, short linger for low latency. A
+/// Producer: idempotent, acks from all in-sync replicas. Kafka is off the real-time path, so
+/// it lingers 50 ms to send fewer, larger batches (per-request cost dominates on tansu). A
 /// message that cannot be delivered within `message.timeout.ms` fails; its outbox row stays and
 /// the sweeper retries it.
 pub fn producer_config(brokers: &str) -> ClientConfig {
@@ -11,7 +12,7 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
     c.set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5")
+        .set("linger.ms", "50")
         .set("message.timeout.ms", "10000")
         .set("queue.buffering.max.messages", "200000");
     c
@@ -19,9 +20,10 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
 
 /// Consumer of the partition-by-channel group. Offsets are stored only after an event is
 /// processed and committed in the background from what was stored (so a crash replays, never
-/// skips). The local tansu broker waits about half of `fetch.wait.max.ms` on every fetch even
-/// when data is ready, and busy-polls below that: 100 ms keeps it cheap while notification
-/// latency (not on the real-time path) stays well under a second.
+/// skips). Fetch waits are long because every fetch costs the local tansu broker SQLite work
+/// (two idle consumers at 100 ms kept it at ~14% of a 2-core machine; tansu answers after about
+/// half the wait even when data is ready): notifications are not on the real-time path, so
+/// ~250 ms more latency there buys the data plane its CPU back.
 pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
@@ -30,7 +32,7 @@ pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", "500")
         .set("session.timeout.ms", "10000");
     c
 }

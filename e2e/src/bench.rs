@@ -158,8 +158,9 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
     for u in 0..o.users {
         let pod = &o.pods[u % o.pods.len()];
         let url = format!("{}?token={}", ws_url(pod), tok(u));
-        let (ws, _) =
-            tokio_tungstenite::connect_async_with_config(url, None, true).await.with_context(|| format!("connecting user {u}"))?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(crate::ws_config()), true)
+            .await
+            .with_context(|| format!("connecting user {u}"))?;
         let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {

@@ -41,9 +41,12 @@ impl Client {
     /// Connects and waits for `hello`.
     pub async fn connect(url: &str, token: &str) -> anyhow::Result<Self> {
         let req = format!("{url}?token={token}").into_client_request()?;
-        let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async_with_config(req, None, true))
-            .await
-            .context("connect timed out")??;
+        let (ws, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async_with_config(req, Some(crate::ws_config()), true),
+        )
+        .await
+        .context("connect timed out")??;
         let (sink, mut stream) = ws.split();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {

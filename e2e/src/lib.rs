@@ -79,6 +79,12 @@ pub async fn new_workspace(svc: &Services, prefix: &str) -> anyhow::Result<Works
     Ok(name)
 }
 
+/// Client WebSocket settings: a small read buffer (tungstenite zero-fills the whole buffer
+/// before each read; the 128 KiB default makes the load generator measure itself).
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+}
+
 /// An HS256 token as `palaverd token` makes it.
 pub fn token(ws: &WorkspaceName, user: &str) -> String {
     token_with(ws.as_str(), user, TEST_SECRET, 3600)

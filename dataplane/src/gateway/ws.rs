@@ -31,13 +31,19 @@ use crate::store::NewEvent;
 /// A socket write that takes longer than this means the peer is gone or stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLAY_PAGE: i64 = 500;
+const READ_BUFFER: usize = 4096;
+/// Most queued frames written before one flush.
+const OUT_BATCH: usize = 64;
 const MAX_CMID_LEN: usize = 64;
 /// Unread notifications sent as frames after the first sync (the rest: REST).
 const INBOX_ON_CONNECT: i64 = 50;
 
 pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: WebSocketUpgrade) -> Response {
     let max = st.cfg.limits.max_frame_bytes;
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+    // tungstenite zero-fills its whole read buffer before every socket read (128 KiB by
+    // default): with chat-sized frames that memset was ~9% of CPU under load. Larger frames
+    // still assemble across reads.
+    ws.max_message_size(max).max_frame_size(max).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| async move {
         metrics::global().connections.inc();
         let mut conn = Conn::new(st, p, socket);
         let reason = conn.run().await;
@@ -93,6 +99,8 @@ struct Conn {
     stream: SplitStream<WebSocket>,
     channels: HashMap<String, ChannelState>,
     synced: bool,
+    /// While set, writes are queued in the socket's buffer and flushed by the caller.
+    batching: bool,
     bucket: TokenBucket,
     session: String,
 }
@@ -113,6 +121,7 @@ impl Conn {
             stream,
             channels: HashMap::new(),
             synced: false,
+            batching: false,
             bucket,
             session,
         }
@@ -163,7 +172,7 @@ impl Conn {
                 }
                 out = self.rx.recv() => {
                     let Some(out) = out else { return End::Broken };
-                    if let Err(end) = self.on_outbound(out).await { return end; }
+                    if let Err(end) = self.on_outbound_batch(out).await { return end; }
                 }
             }
         }
@@ -188,8 +197,17 @@ impl Conn {
         // A peer that stopped reading blocks this write; its queue then fills and the fan-out
         // flags it, which must end the wait at once rather than after the write timeout.
         let slow = self.handle.slow.clone();
+        let batching = self.batching;
+        let msg = Message::Text(text);
+        let io = async {
+            if batching {
+                self.sink.feed(msg).await
+            } else {
+                self.sink.send(msg).await
+            }
+        };
         tokio::select! {
-            r = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::Text(text))) => match r {
+            r = tokio::time::timeout(WRITE_TIMEOUT, io) => match r {
                 Ok(Ok(())) => {
                     metrics::global().frames_out.get_or_create(&TypeLabel { r#type: kind }).inc();
                     Ok(())
@@ -380,6 +398,27 @@ impl Conn {
             ch.sent = ch.sent.max(after);
         }
         Ok(())
+    }
+
+    /// Writes `first` and whatever else is already queued (up to [`OUT_BATCH`]) with one flush:
+    /// one syscall for a burst instead of one per frame.
+    async fn on_outbound_batch(&mut self, first: Outbound) -> Result<(), End> {
+        self.batching = true;
+        let mut result = self.on_outbound(first).await;
+        for _ in 1..OUT_BATCH {
+            let Ok(next) = self.rx.try_recv() else { break };
+            if result.is_err() {
+                break;
+            }
+            result = self.on_outbound(next).await;
+        }
+        self.batching = false;
+        result?;
+        let slow = self.handle.slow.clone();
+        tokio::select! {
+            r = tokio::time::timeout(WRITE_TIMEOUT, self.sink.flush()) => r.map_err(|_| End::Broken)?.map_err(|_| End::Broken),
+            _ = slow.cancelled() => Err(slow_close()),
+        }
     }
 
     async fn on_outbound(&mut self, out: Outbound) -> Result<(), End> {

@@ -101,33 +101,35 @@ impl Store {
     /// row lock, event and outbox row — one statement in one transaction. Returns only after
     /// COMMIT.
     pub async fn send_message(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent) -> Result<Appended, ApiError> {
-        let mut tx = self.tenant_tx(ws).await?;
         let id = new_id("m");
         let ts = now_ts();
-        // The UPDATE takes the row lock, so seqs are gap-free and commit order is seq order.
-        // The member/duplicate checks run on the statement's snapshot; a same-cmid send that
-        // commits while this one waits for the lock is caught by the unique index instead.
-        let inserted: Result<Option<(i64, i64)>, sqlx::Error> = sqlx::query_as(
-            "WITH ok AS (SELECT EXISTS (SELECT 1 FROM members WHERE channel_id = $1 AND user_id = $4) \
-                                AND NOT EXISTS (SELECT 1 FROM events WHERE user_id = $4 AND cmid = $5) AS go), \
-                  s AS (UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 AND (SELECT go FROM ok) RETURNING last_seq), \
-                  e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts) \
-                        SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM s RETURNING seq) \
-             INSERT INTO outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
-        )
-        .bind(channel)
-        .bind(&id)
-        .bind(ev.kind)
-        .bind(&ev.user)
-        .bind(&ev.cmid)
-        .bind(&ev.text)
-        .bind(&ev.thread)
-        .bind(ts)
-        .fetch_optional(&mut *tx)
-        .await;
+        // One statement in autocommit: it commits when it returns, so the caller acks a durable
+        // event after a single round trip. The UPDATE takes the channel's row lock, so seqs are
+        // gap-free and commit order is seq order. The member/duplicate checks run on the
+        // statement's snapshot; a same-cmid send that commits while this one waits for the lock
+        // is caught by the unique index instead.
+        let sql = Store::tenant_sql(
+            ws,
+            "WITH ok AS (SELECT EXISTS (SELECT 1 FROM {s}.members WHERE channel_id = $1 AND user_id = $4) \
+                                AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) AS go), \
+                  c AS (UPDATE {s}.channels SET last_seq = last_seq + 1 WHERE id = $1 AND (SELECT go FROM ok) RETURNING last_seq), \
+                  e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts) \
+                        SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM c RETURNING seq) \
+             INSERT INTO {s}.outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
+        );
+        let inserted: Result<Option<(i64, i64)>, sqlx::Error> = sqlx::query_as(&sql)
+            .bind(channel)
+            .bind(&id)
+            .bind(ev.kind)
+            .bind(&ev.user)
+            .bind(&ev.cmid)
+            .bind(&ev.text)
+            .bind(&ev.thread)
+            .bind(ts)
+            .fetch_optional(self.pool())
+            .await;
         match inserted {
             Ok(Some((outbox_id, seq))) => {
-                tx.commit().await?;
                 let event = Event {
                     channel: channel.into(),
                     seq,
@@ -141,23 +143,17 @@ impl Store {
                 };
                 Ok(Appended { event, outbox_id: Some(outbox_id) })
             }
-            // Nothing inserted: no channel, not a member, or a repeated cmid. Find out which.
-            Ok(None) => self.explain_refused_send(&mut tx, channel, &ev).await,
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                let mut tx = self.tenant_tx(ws).await?;
-                self.explain_refused_send(&mut tx, channel, &ev).await
-            }
+            // Nothing inserted (no channel, not a member, a repeated cmid), or a same-cmid race
+            // lost on the unique index: find out which.
+            Ok(None) => self.explain_refused_send(ws, channel, &ev).await,
+            Err(e) if is_unique_violation(&e) => self.explain_refused_send(ws, channel, &ev).await,
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn explain_refused_send(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        channel: &str,
-        ev: &NewEvent,
-    ) -> Result<Appended, ApiError> {
+    async fn explain_refused_send(&self, ws: &WorkspaceName, channel: &str, ev: &NewEvent) -> Result<Appended, ApiError> {
+        let mut tx = self.tenant_tx(ws).await?;
+        let tx = &mut tx;
         if let Some(cmid) = &ev.cmid {
             let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE user_id = $1 AND cmid = $2");
             if let Some(orig) = sqlx::query_as::<_, Event>(&sql).bind(&ev.user).bind(cmid).fetch_optional(&mut **tx).await? {
@@ -205,19 +201,17 @@ impl Store {
 
     /// Events with `from <= seq <= to`, ascending, at most `limit` (replay and hole fill).
     pub async fn events_range(&self, ws: &WorkspaceName, channel: &str, from: i64, to: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE channel_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4");
-        let events = sqlx::query_as(&sql).bind(channel).bind(from).bind(to).bind(limit).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(events)
+        let sql = Store::tenant_sql(
+            ws,
+            &format!("SELECT {EVENT_COLUMNS} FROM {{s}}.events WHERE channel_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4"),
+        );
+        sqlx::query_as(&sql).bind(channel).bind(from).bind(to).bind(limit).fetch_all(self.pool()).await
     }
 
     /// Current `last_seq` of the given channels (position check).
     pub async fn positions(&self, ws: &WorkspaceName, channels: &[String]) -> Result<Vec<(String, i64)>, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        let rows = sqlx::query_as("SELECT id, last_seq FROM channels WHERE id = ANY($1)").bind(channels).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(rows)
+        let sql = Store::tenant_sql(ws, "SELECT id, last_seq FROM {s}.channels WHERE id = ANY($1)");
+        sqlx::query_as(&sql).bind(channels).fetch_all(self.pool()).await
     }
 
     pub async fn event_at(&self, ws: &WorkspaceName, channel: &str, seq: i64) -> Result<Option<Event>, sqlx::Error> {

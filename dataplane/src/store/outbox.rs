@@ -14,9 +14,8 @@ pub struct OutboxRow {
 impl Store {
     /// Deletes rows whose event was published to both Redis and Kafka.
     pub async fn outbox_delete(&self, ws: &WorkspaceName, ids: &[i64]) -> Result<(), sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(&mut *tx).await?;
-        tx.commit().await
+        let sql = Store::tenant_sql(ws, "DELETE FROM {s}.outbox WHERE id = ANY($1)");
+        sqlx::query(&sql).bind(ids).execute(self.pool()).await.map(|_| ())
     }
 
     /// Claims up to `limit` rows older than `min_age_ms` (skipping rows another pod is sweeping)
