@@ -78,26 +78,30 @@ pub struct Report {
     pub lost: u64,
     pub duplicates: u64,
     pub reordered: u64,
+    /// Connections the server closed during the run (none should be).
+    pub closed: u64,
     pub ack_latency: Percentiles,
     pub delivery_latency: Percentiles,
+    /// Acked messages per second, first send to last ack.
     pub throughput_msg_s: f64,
     pub duration_s: f64,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.lost == 0 && self.reordered == 0 && self.errors == 0
+        self.lost == 0 && self.reordered == 0 && self.errors == 0 && self.closed == 0
     }
 
     pub fn summary(&self) -> String {
         format!(
-            "sent {} acked {} errors {} | deliveries expected {} got {} lost {} duplicates {} reordered {}\n\
+            "sent {} acked {} errors {} closed {} | deliveries expected {} got {} lost {} duplicates {} reordered {}\n\
              ack latency ms: p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}\n\
              delivery latency ms: p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}\n\
              throughput {:.0} msg/s over {:.1} s",
             self.sent,
             self.acked,
             self.errors,
+            self.closed,
             self.expected_deliveries,
             self.delivered,
             self.lost,
@@ -127,6 +131,11 @@ struct Shared {
     ack_micros: Vec<u64>,
     delivery_micros: Vec<u64>,
     errors: u64,
+    /// Connections that ended while the run was on.
+    closed: u64,
+    /// Set once the results are taken; connections ending after that are expected.
+    finished: bool,
+    last_ack: Option<Instant>,
     /// (user, channel) → seqs received (messages of this run only)
     seen: HashMap<(usize, String), Vec<i64>>,
 }
@@ -195,10 +204,15 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
                             s.ack_micros.push(micros);
                         }
                         s.acked.insert(cmid, v["seq"].as_i64().unwrap_or(-1));
+                        s.last_ack = Some(now);
                     }
                     Some("error") => s.errors += 1,
                     _ => {}
                 }
+            }
+            let mut s = sh.lock().unwrap();
+            if !s.finished {
+                s.closed += 1;
             }
         });
         writers.push(tx);
@@ -270,7 +284,8 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let s = shared.lock().unwrap();
+    let mut s = shared.lock().unwrap();
+    s.finished = true;
     let acked_seqs: HashMap<&str, HashSet<i64>> = s
         .acked
         .iter()
@@ -309,9 +324,12 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
         lost: expected.saturating_sub(unique),
         duplicates,
         reordered,
+        closed: s.closed,
         ack_latency: Percentiles::from_micros(s.ack_micros.clone()),
         delivery_latency: Percentiles::from_micros(s.delivery_micros.clone()),
-        throughput_msg_s: s.acked.len() as f64 / send_time,
+        // Acks per second from the first send to the last ack (drain included, so an overloaded
+        // run shows its real rate, not the offered one).
+        throughput_msg_s: s.acked.len() as f64 / s.last_ack.map_or(send_time, |t| (t - started).as_secs_f64()).max(send_time),
         duration_s: send_time,
     })
 }

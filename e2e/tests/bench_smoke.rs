@@ -33,5 +33,6 @@ async fn bench_short_scenario_has_no_loss_or_reorder() {
     assert_eq!(r.lost, 0, "{r:?}");
     assert_eq!(r.reordered, 0, "{r:?}");
     assert_eq!(r.duplicates, 0, "{r:?}");
+    assert_eq!(r.closed, 0, "{r:?}");
     assert!(r.delivery_latency.samples >= 3000);
 }

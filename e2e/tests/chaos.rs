@@ -312,3 +312,29 @@ async fn chaos_sigterm_closes_with_going_away_and_exits() {
     let close = c.expect_close(Duration::from_secs(5)).await.unwrap();
     assert_eq!(close.map(|c| c.0), Some(1001));
 }
+
+/// A client that pipelines many sends (and reads everything) is not a slow consumer: its own
+/// events must go out between its requests instead of piling up behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_pipelined_sends_do_not_starve_the_senders_own_deliveries() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "pipe").await.unwrap();
+    let mut opts = fast(PodOptions::default());
+    opts.env.push(("PALAVER_OUTBOUND_QUEUE".into(), "16".into()));
+    let pod = Pod::start("pod-pipe", &svc, opts).await.unwrap();
+    let mut c = Client::connect(&pod.ws_url(), &token(&ws, "alice")).await.unwrap();
+    let general = c.channel_id("general").unwrap();
+    c.request(json!({"t": "ping"})).await.unwrap();
+    const N: usize = 300;
+    for i in 0..N {
+        c.send(json!({"t": "send", "ref": format!("p{i}"), "channel": general, "cmid": format!("p{i}"), "text": "pipelined"}))
+            .await
+            .unwrap();
+    }
+    let last = c.expect(T, |f| f["ref"] == format!("p{}", N - 1).as_str()).await.unwrap();
+    assert_eq!(last["t"], "ack", "{last}");
+    c.wait_seq(&general, last["seq"].as_i64().unwrap(), T).await.unwrap();
+    let acks = c.log.iter().filter(|f| f["t"] == "ack").count() + 1;
+    assert_eq!(acks, N);
+    assert_eq!(pod.metric("palaver_slow_consumer_closes_total").await.unwrap(), 0.0);
+}

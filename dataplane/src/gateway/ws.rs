@@ -147,6 +147,13 @@ impl Conn {
                 _ = tokio::time::sleep_until(sync_deadline), if !self.synced => {
                     if let Err(end) = self.sync(HashMap::new()).await { return end; }
                 }
+                // Deliveries before new requests: a client that pipelines sends must not starve
+                // its own outbound queue (it would be closed as slow while reading fine), and
+                // its sends wait while its events go out, which is the backpressure we want.
+                out = self.rx.recv() => {
+                    let Some(out) = out else { return End::Broken };
+                    if let Err(end) = self.on_outbound_batch(out).await { return end; }
+                }
                 incoming = self.stream.next() => {
                     last_heard = tokio::time::Instant::now();
                     match incoming {
@@ -169,10 +176,6 @@ impl Conn {
                             return End::Broken;
                         }
                     }
-                }
-                out = self.rx.recv() => {
-                    let Some(out) = out else { return End::Broken };
-                    if let Err(end) = self.on_outbound_batch(out).await { return end; }
                 }
             }
         }
