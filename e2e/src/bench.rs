@@ -218,6 +218,19 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
         writers.push(tx);
     }
 
+    // Heartbeats, as every real client sends them: the server closes connections that stay
+    // silent for two heartbeat intervals, and most bench users only read.
+    let beat: Vec<mpsc::UnboundedSender<String>> = writers.clone();
+    let heartbeat = tokio::spawn(async move {
+        let mut t = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            t.tick().await;
+            for w in &beat {
+                let _ = w.send(r#"{"t":"ping"}"#.to_string());
+            }
+        }
+    });
+
     // Channel i: sender (i % S) plus M-1 receivers, round-robin over the other users.
     let mut members: Vec<Vec<usize>> = Vec::new();
     let mut next_receiver = o.senders % o.users;
@@ -284,6 +297,7 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    heartbeat.abort();
     let mut s = shared.lock().unwrap();
     s.finished = true;
     let acked_seqs: HashMap<&str, HashSet<i64>> = s
