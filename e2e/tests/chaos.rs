@@ -179,7 +179,9 @@ async fn chaos_redis_restart_mid_stream_every_acked_message_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_broker_restart_mid_stream_kafka_gets_every_event() {
     let mut broker = PrivateBroker::start().await.unwrap();
-    let svc = Services { kafka_brokers: broker.brokers(), ..Services::from_env() };
+    // A database of its own too: pods sweep every registered workspace, and the shared
+    // registry holds other tests' workspaces whose topics live on the shared broker.
+    let svc = Services { kafka_brokers: broker.brokers(), ..Services::from_env().private_database().await.unwrap() };
     let ws = new_workspace(&svc, "broker").await.unwrap();
     let a = Pod::start("pod-a", &svc, fast(PodOptions::default())).await.unwrap();
     let b = Pod::start("pod-b", &svc, fast(PodOptions::default())).await.unwrap();
@@ -210,9 +212,19 @@ async fn chaos_broker_restart_mid_stream_kafka_gets_every_event() {
     receive_resilient(bob, &b.ws_url(), &tok, &general, last).await;
 
     // The outbox drains and the topic holds every message event (at least once).
-    eventually(T, "outbox to drain", || async {
-        let (x, y) = (a.metric("palaver_outbox_backlog").await.ok()?, b.metric("palaver_outbox_backlog").await.ok()?);
-        (x == 0.0 && y == 0.0).then_some(())
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&svc.database_url).await.unwrap();
+    let pending = format!("SELECT count(*) FROM {}.outbox", ws.schema());
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let n: i64 = sqlx::query_scalar(&pending).fetch_one(&mut db).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{n} outbox rows left after the broker came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually(T, "backlog metric to clear", || async {
+        (a.metric("palaver_outbox_backlog").await.ok()? == 0.0 && b.metric("palaver_outbox_backlog").await.ok()? == 0.0).then_some(())
     })
     .await
     .unwrap();
@@ -240,6 +252,8 @@ async fn chaos_broker_restart_mid_stream_kafka_gets_every_event() {
     }
     let missing: Vec<_> = want.difference(&got).collect();
     assert!(missing.is_empty(), "events missing from Kafka: {missing:?}");
+    drop((a, b));
+    svc.drop_database().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
