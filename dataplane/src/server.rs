@@ -149,8 +149,10 @@ fn start_consumers(
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let consumer: rdkafka::consumer::StreamConsumer =
         crate::kafka::consumer_config(&cfg.kafka_brokers, &cfg.consumer_group).create().context("kafka consumer")?;
-    let provider: Option<Arc<dyn PushProvider>> =
-        cfg.push.push_webhook_url.clone().map(|url| Arc::new(WebhookPush::new(url)) as Arc<dyn PushProvider>);
+    let provider: Option<Arc<dyn PushProvider>> = match cfg.push.push_webhook_url.clone() {
+        Some(url) => Some(Arc::new(WebhookPush::new(url).map_err(anyhow::Error::msg)?)),
+        None => None,
+    };
     let notifier = Notifier {
         store: store.clone(),
         presence: presence.clone(),

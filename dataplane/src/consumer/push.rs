@@ -25,9 +25,34 @@ pub struct WebhookPush {
 }
 
 impl WebhookPush {
-    pub fn new(url: String) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client");
-        Self { http, url }
+    /// Checks the URL up front: a bad one would otherwise fail every push into the DLQ.
+    /// This build speaks plain HTTP only (point it at a push gateway inside the cluster).
+    pub fn new(url: String) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(&url).map_err(|e| format!("PALAVER_PUSH_WEBHOOK_URL {url:?} is not a URL: {e}"))?;
+        match parsed.scheme() {
+            "http" => {}
+            "https" => {
+                return Err(format!(
+                    "PALAVER_PUSH_WEBHOOK_URL {url:?}: https is not supported by this build; use an http endpoint inside the cluster"
+                ))
+            }
+            other => return Err(format!("PALAVER_PUSH_WEBHOOK_URL {url:?}: unsupported scheme {other}")),
+        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+        Ok(Self { http, url })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WebhookPush;
+
+    #[test]
+    fn push_url_is_checked_at_startup() {
+        assert!(WebhookPush::new("http://push-gateway.palaver.svc:8080/push".into()).is_ok());
+        for bad in ["https://example.com/push", "ftp://x/y", "not a url", ""] {
+            assert!(WebhookPush::new(bad.into()).is_err(), "{bad:?} must be refused");
+        }
     }
 }
 

@@ -213,8 +213,4 @@ impl Store {
         let sql = Store::tenant_sql(ws, "SELECT id, last_seq FROM {s}.channels WHERE id = ANY($1)");
         sqlx::query_as(&sql).bind(channels).fetch_all(self.pool()).await
     }
-
-    pub async fn event_at(&self, ws: &WorkspaceName, channel: &str, seq: i64) -> Result<Option<Event>, sqlx::Error> {
-        Ok(self.events_range(ws, channel, seq, seq, 1).await?.pop())
-    }
 }
