@@ -15,6 +15,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the CustomResourceDefinitions (or write one file per CRD into --out).
+    Crdgen {
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Provision a workspace (schema, migrations, topics, registry row) without Kubernetes.
     Provision {
         /// Workspace name: 2-41 of a-z, 0-9, '-', starting with a letter.
@@ -41,6 +46,14 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     match Cli::parse().command {
+        Command::Crdgen { out } => {
+            for (file, yaml) in palaver_crds::resources::manifests() {
+                match &out {
+                    Some(dir) => std::fs::write(dir.join(&file), yaml).with_context(|| format!("writing {file}"))?,
+                    None => print!("---\n{yaml}"),
+                }
+            }
+        }
         Command::Provision { name, display_name, partitions, default_channels, database_url, kafka_brokers } => {
             let p = Provisioner::connect(&database_url, &kafka_brokers).await.context("connecting to Postgres / Kafka")?;
             let plan = WorkspacePlan { display_name: display_name.unwrap_or_else(|| name.to_string()), name, partitions, default_channels };

@@ -1,0 +1,276 @@
+//! The `palaver.dev/v1alpha1` resources platform teams apply: `ChatCluster` and `Workspace`.
+//!
+//! Only shapes and schema-level validation live here (the API server enforces the CEL rules);
+//! what the operator does with them lives in palaver-operator. Avoid the CRD-generation traps:
+//! no internally/adjacently tagged enums, no untagged unions, no `serde_json::Value`, no
+//! flattened maps (a test lints the generated schemas for structural rules).
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A reference to one key of a Secret in the resource's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key within the Secret.
+    pub key: String,
+}
+
+/// Desired state of a Palaver chat cluster: the palaverd gateway pods and what they connect to.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "palaver.dev",
+    version = "v1alpha1",
+    kind = "ChatCluster",
+    namespaced,
+    status = "ChatClusterStatus",
+    shortname = "cc",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Workspaces","type":"integer","jsonPath":".status.workspaces"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatClusterSpec {
+    /// Container image of palaverd.
+    pub image: String,
+    /// Gateway pods when autoscaling is off.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: i32,
+    /// CPU and memory of each gateway pod.
+    #[serde(default)]
+    pub resources: Option<ResourceRequirements>,
+    /// Horizontal autoscaling of the gateway (an HPA is created when set).
+    #[serde(default)]
+    pub autoscaling: Option<Autoscaling>,
+    /// Kafka (durable event log).
+    pub kafka: KafkaSpec,
+    /// Postgres DSN (source of truth), from a Secret.
+    pub postgres: SecretSource,
+    /// Redis URL (pub/sub, cursors, presence), from a Secret.
+    pub redis: SecretSource,
+    /// Token verification.
+    pub auth: AuthSpec,
+    /// Client-facing limits (defaults match palaverd's).
+    #[serde(default)]
+    pub limits: Option<ClusterLimits>,
+    /// Monitoring objects to create (each only if its CRD exists in the cluster).
+    #[serde(default)]
+    pub monitoring: Option<Monitoring>,
+}
+
+fn default_replicas() -> i32 {
+    2
+}
+
+/// Autoscaling bounds and target.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas"))]
+pub struct Autoscaling {
+    /// Fewest gateway pods.
+    #[schemars(range(min = 1))]
+    pub min_replicas: i32,
+    /// Most gateway pods.
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+    /// Average CPU utilisation the HPA aims for, in percent.
+    #[serde(default = "default_cpu_target")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percent: i32,
+}
+
+fn default_cpu_target() -> i32 {
+    70
+}
+
+/// Where Kafka is.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSpec {
+    /// Bootstrap servers, `host:port[,host:port…]`.
+    #[schemars(length(min = 1))]
+    pub bootstrap: String,
+    /// Optional Secret with client credentials (SASL properties, one per key).
+    #[serde(default)]
+    pub secret_ref: Option<SecretKeyRef>,
+}
+
+/// A value taken from a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSource {
+    /// The Secret key holding the connection string.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// How client tokens are verified.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Required `iss` claim.
+    pub issuer: String,
+    /// Required `aud` claim.
+    pub audience: String,
+    /// Secret key holding the PEM public key that signs tokens.
+    pub public_key_secret_ref: SecretKeyRef,
+    /// Algorithm of that key.
+    #[serde(default)]
+    pub algorithm: JwtAlgorithm,
+}
+
+/// Token signature algorithm.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum JwtAlgorithm {
+    #[default]
+    RS256,
+    ES256,
+}
+
+/// Client-facing limits of the gateway (palaverd's defaults when unset).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterLimits {
+    /// Largest WebSocket frame, bytes.
+    #[schemars(range(min = 1024, max = 16777216))]
+    pub max_frame_bytes: Option<i64>,
+    /// Sustained sends per second per connection.
+    #[schemars(range(min = 1))]
+    pub send_rate_per_second: Option<i32>,
+    /// Burst of the per-connection send bucket.
+    #[schemars(range(min = 1))]
+    pub send_burst: Option<i32>,
+}
+
+/// Monitoring switches.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    /// Create a ServiceMonitor for the gateway pods.
+    #[serde(default)]
+    pub service_monitor: bool,
+    /// Create a PrometheusRule with Palaver's alerts.
+    #[serde(default)]
+    pub prometheus_rule: bool,
+    /// Create the Grafana dashboard ConfigMaps.
+    #[serde(default)]
+    pub dashboards: bool,
+}
+
+/// Observed state of a ChatCluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatClusterStatus {
+    /// Ready, Progressing and Degraded, with reasons.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The spec generation this status describes.
+    pub observed_generation: Option<i64>,
+    /// Gateway pods passing readiness.
+    pub ready_replicas: Option<i32>,
+    /// Workspaces served by this cluster.
+    pub workspaces: Option<i32>,
+}
+
+/// A tenant: its Postgres schema, Kafka topics and registry entry. The resource's name is the
+/// workspace name (2-41 of a-z, 0-9, '-', starting with a letter).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "palaver.dev",
+    version = "v1alpha1",
+    kind = "Workspace",
+    namespaced,
+    status = "WorkspaceStatus",
+    shortname = "ws",
+    derive = "PartialEq",
+    validation = Rule::new("self.metadata.name.matches('^[a-z][a-z0-9-]{0,39}[a-z0-9]$') && !self.metadata.name.contains('--')").message("workspace names are 2-41 of a-z, 0-9 and '-', start with a letter, and neither end with '-' nor contain '--'"),
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Partitions","type":"integer","jsonPath":".status.partitions"}"#,
+    printcolumn = r#"{"name":"Cluster","type":"string","jsonPath":".spec.clusterRef"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceSpec {
+    /// Name of the ChatCluster (same namespace) serving this workspace. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("clusterRef is immutable"))]
+    pub cluster_ref: String,
+    /// Name shown to users.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Partitions of the workspace's events topic: may grow, never shrink.
+    #[serde(default = "default_partitions")]
+    #[schemars(range(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new("self >= oldSelf").message("partitions may only grow"))]
+    pub partitions: i32,
+    /// How long Kafka keeps the event log, in hours (Postgres keeps history regardless).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub retention_hours: Option<i64>,
+    /// Public channels every user joins on first sight.
+    #[serde(default)]
+    pub default_channels: Vec<String>,
+    /// What deleting the Workspace does to its data.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_partitions() -> i32 {
+    3
+}
+
+/// What happens to a workspace's data when its resource is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep schema and topics; only deregister.
+    #[default]
+    Retain,
+    /// Drop schema and topics, then deregister.
+    Delete,
+}
+
+/// Observed state of a Workspace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceStatus {
+    /// Ready, Progressing and Degraded, with reasons.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The spec generation this status describes.
+    pub observed_generation: Option<i64>,
+    /// Postgres schema holding the workspace.
+    pub schema: Option<String>,
+    /// Kafka topics of the workspace.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Partitions the events topic has.
+    pub partitions: Option<i32>,
+    /// Latest applied tenant migration.
+    pub migration_version: Option<i64>,
+}
+
+/// Every CRD of the group.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![ChatCluster::crd(), Workspace::crd()]
+}
+
+/// The committed manifests: (file name under crds/manifests, YAML).
+pub fn manifests() -> Vec<(String, String)> {
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let file = format!("{}.yaml", crd.spec.names.plural);
+            let yaml = format!(
+                "# Generated by `palaver-operator crdgen --out crds/manifests`; do not edit.\n{}",
+                serde_yaml::to_string(&crd).expect("CRD serializes")
+            );
+            (file, yaml)
+        })
+        .collect()
+}

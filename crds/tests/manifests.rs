@@ -1,0 +1,126 @@
+//! The committed CRD manifests are exactly what the types generate, the schemas are structural
+//! (what the API server requires), the CEL rules are in place, and the examples parse.
+
+use palaver_crds::resources::{manifests, ChatCluster, DeletionPolicy, JwtAlgorithm, Workspace};
+use serde_json::Value;
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn committed_manifests_match_the_types() {
+    for (file, yaml) in manifests() {
+        let path = root().join("crds/manifests").join(&file);
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(committed == yaml, "{} is stale: run `palaver-operator crdgen --out crds/manifests`", path.display());
+    }
+}
+
+/// Structural-schema rules the API server enforces, checked on every node.
+fn lint(node: &Value, path: &str, problems: &mut Vec<String>) {
+    let Some(obj) = node.as_object() else { return };
+    if obj.contains_key("$ref") {
+        problems.push(format!("{path}: $ref (schemas must be inlined)"));
+    }
+    if obj.contains_key("properties") && obj.contains_key("additionalProperties") {
+        problems.push(format!("{path}: both properties and additionalProperties"));
+    }
+    if obj.contains_key("properties") && obj.get("type").and_then(Value::as_str) != Some("object") {
+        problems.push(format!("{path}: properties without type object"));
+    }
+    let int_or_string = obj.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
+    let has_type = obj.contains_key("type") || int_or_string || obj.contains_key("x-kubernetes-preserve-unknown-fields");
+    if !has_type && !path.is_empty() {
+        problems.push(format!("{path}: no type"));
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if obj.contains_key(key) && !int_or_string {
+            problems.push(format!("{path}: {key} (untagged unions are not structural)"));
+        }
+    }
+    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+        for (k, v) in props {
+            lint(v, &format!("{path}.{k}"), problems);
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        lint(items, &format!("{path}[]"), problems);
+    }
+    if let Some(ap) = obj.get("additionalProperties").filter(|v| v.is_object()) {
+        lint(ap, &format!("{path}{{}}"), problems);
+    }
+}
+
+fn schema(crd: &impl serde::Serialize) -> Value {
+    let v = serde_json::to_value(crd).unwrap();
+    v["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+#[test]
+fn schemas_are_structural_and_documented() {
+    use kube::CustomResourceExt;
+    let crds = [
+        ("ChatCluster", serde_json::to_value(ChatCluster::crd()).unwrap()),
+        ("Workspace", serde_json::to_value(Workspace::crd()).unwrap()),
+    ];
+    for (kind, crd) in crds {
+        let s = schema(&crd);
+        let mut problems = Vec::new();
+        lint(&s, "", &mut problems);
+        assert!(problems.is_empty(), "{kind}: {problems:#?}");
+        // `kubectl explain` needs a description on every spec field we define.
+        for (field, v) in s["properties"]["spec"]["properties"].as_object().unwrap() {
+            assert!(v.get("description").is_some(), "{kind}.spec.{field} has no description");
+        }
+        assert!(crd["spec"]["versions"][0]["subresources"]["status"].is_object(), "{kind} needs the status subresource");
+    }
+}
+
+#[test]
+fn validation_rules_are_in_the_schema() {
+    use kube::CustomResourceExt;
+    let ws = serde_json::to_string(&Workspace::crd()).unwrap();
+    for rule in ["self == oldSelf", "self >= oldSelf", "self.metadata.name.matches("] {
+        assert!(ws.contains(rule), "Workspace CRD lacks rule {rule}");
+    }
+    let cc = serde_json::to_string(&ChatCluster::crd()).unwrap();
+    assert!(cc.contains("self.minReplicas <= self.maxReplicas"));
+    let ws: Value = serde_json::to_value(Workspace::crd()).unwrap();
+    assert_eq!(ws["spec"]["names"]["shortNames"][0], "ws");
+}
+
+#[test]
+fn examples_parse_into_the_types() {
+    let cc: ChatCluster = serde_yaml::from_str(&std::fs::read_to_string(root().join("examples/chatcluster.yaml")).unwrap()).unwrap();
+    assert_eq!(cc.spec.auth.algorithm, JwtAlgorithm::ES256);
+    assert_eq!(cc.spec.autoscaling.as_ref().unwrap().max_replicas, 10);
+    let ws: Workspace = serde_yaml::from_str(&std::fs::read_to_string(root().join("examples/workspace.yaml")).unwrap()).unwrap();
+    assert_eq!(ws.spec.cluster_ref, "main");
+    assert_eq!(ws.spec.deletion_policy, DeletionPolicy::Retain);
+    assert!(palaver_crds::WorkspaceName::new(ws.metadata.name.unwrap()).is_ok(), "example name must be a valid workspace name");
+    // Defaults apply when fields are left out.
+    let minimal: Workspace =
+        serde_yaml::from_str("apiVersion: palaver.dev/v1alpha1\nkind: Workspace\nmetadata: {name: x1}\nspec: {clusterRef: main}\n")
+            .unwrap();
+    assert_eq!((minimal.spec.partitions, minimal.spec.deletion_policy), (3, DeletionPolicy::Retain));
+}
+
+#[test]
+fn the_lint_flags_non_structural_schemas() {
+    let bad = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "a": {"$ref": "#/x"},
+            "b": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+            "c": {"type": "object", "properties": {"x": {"type": "string"}}, "additionalProperties": {"type": "string"}},
+            "d": {"description": "no type"}
+        }
+    });
+    let mut problems = Vec::new();
+    lint(&bad, "", &mut problems);
+    assert_eq!(problems.len(), 6, "{problems:#?}");
+    for needle in ["$ref", "anyOf", "additionalProperties", ".d: no type"] {
+        assert!(problems.iter().any(|p| p.contains(needle)), "{needle} not flagged: {problems:#?}");
+    }
+}
