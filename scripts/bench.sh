@@ -24,25 +24,7 @@ for listen in "$BENCH_LISTEN_A" "$BENCH_LISTEN_B"; do
     ! tcp_open "${listen%:*}" "${listen##*:}" || die "$listen is already in use"
 done
 
-started_file=$(mktemp)
-pod_pids=()
-cleanup() {
-    local pid names=()
-    trap - INT TERM
-    for pid in "${pod_pids[@]}"; do
-        stop_pid palaverd "$pid" TERM
-    done
-    mapfile -t names <"$started_file"
-    rm -f "$started_file"
-    if ((${#names[@]})); then
-        bash "$REPO_ROOT/scripts/down.sh" "${names[@]}" || true
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-UP_STARTED_FILE=$started_file bash "$REPO_ROOT/scripts/up.sh"
+stack_run_begin
 
 info "bench: provisioning workspace $BENCH_WORKSPACE"
 "$bin_dir/palaver-operator" provision --name "$BENCH_WORKSPACE" --partitions "$BENCH_PARTITIONS"
@@ -55,7 +37,7 @@ start_pod() {
     # send limit so the benchmark measures the system, not the limiter.
     PALAVER_LISTEN=$listen PALAVER_POD_ID=$name PALAVER_SEND_RATE=100000 PALAVER_SEND_BURST=100000 \
         "$bin_dir/palaverd" serve >"$log" 2>&1 </dev/null &
-    pod_pids+=($!)
+    RUN_POD_PIDS+=($!)
     wait_for "$name on $listen" "$log" "$!" tcp_open "${listen%:*}" "${listen##*:}"
 }
 start_pod bench-a "$BENCH_LISTEN_A"

@@ -21,27 +21,7 @@ for listen in "$DEV_LISTEN_A" "$DEV_LISTEN_B"; do
     ! tcp_open "${listen%:*}" "${listen##*:}" || die "$listen is already in use (another make dev?)"
 done
 
-started_file=$(mktemp)
-pod_pids=()
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-    local pid names=()
-    trap - INT TERM
-    for pid in "${pod_pids[@]}"; do
-        stop_pid palaverd "$pid" TERM
-    done
-    mapfile -t names <"$started_file"
-    rm -f "$started_file"
-    if ((${#names[@]})); then
-        info "dev: stopping what this run started: ${names[*]}"
-        bash "$REPO_ROOT/scripts/down.sh" "${names[@]}" || true
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-UP_STARTED_FILE=$started_file bash "$REPO_ROOT/scripts/up.sh"
+stack_run_begin
 
 info "dev: provisioning workspace $DEV_WORKSPACE"
 "$bin_dir/palaver-operator" provision --name "$DEV_WORKSPACE" --partitions 3 --default-channels general,random
@@ -52,12 +32,12 @@ start_pod() {
     local name=$1 listen=$2
     PALAVER_LISTEN=$listen PALAVER_POD_ID=$name "$bin_dir/palaverd" serve \
         > >(trap '' INT TERM; exec sed -u "s/^/[$name] /") 2>&1 &
-    pod_pids+=($!)
+    RUN_POD_PIDS+=($!)
 }
 start_pod pod-a "$DEV_LISTEN_A"
 start_pod pod-b "$DEV_LISTEN_B"
-wait_for "pod-a on $DEV_LISTEN_A" "" "${pod_pids[0]}" tcp_open "${DEV_LISTEN_A%:*}" "${DEV_LISTEN_A##*:}"
-wait_for "pod-b on $DEV_LISTEN_B" "" "${pod_pids[1]}" tcp_open "${DEV_LISTEN_B%:*}" "${DEV_LISTEN_B##*:}"
+wait_for "pod-a on $DEV_LISTEN_A" "" "${RUN_POD_PIDS[0]}" tcp_open "${DEV_LISTEN_A%:*}" "${DEV_LISTEN_A##*:}"
+wait_for "pod-b on $DEV_LISTEN_B" "" "${RUN_POD_PIDS[1]}" tcp_open "${DEV_LISTEN_B%:*}" "${DEV_LISTEN_B##*:}"
 
 bin_shown=${bin_dir#"$REPO_ROOT"/}
 secret_shown=$PALAVER_DEV_JWT_SECRET
@@ -75,6 +55,6 @@ BANNER
 
 # Run until Ctrl-C or until a pod exits on its own (then stop the other one too).
 status=0
-wait -n "${pod_pids[@]}" || status=$?
+wait -n "${RUN_POD_PIDS[@]}" || status=$?
 warn "a pod exited (status $status): stopping"
 exit "$((status == 0 ? 1 : status))"

@@ -224,3 +224,34 @@ stop_pid() {
         sleep 0.2
     done
 }
+
+# --- Runs that start the stack and, on exit, stop only what they started ----------------
+
+# Background pods of this run (the caller appends their PIDs); stopped first on exit.
+RUN_POD_PIDS=()
+RUN_STARTED_FILE=
+
+# shellcheck disable=SC2317  # called by the EXIT trap
+run_cleanup() {
+    local pid names=()
+    trap - INT TERM
+    for pid in "${RUN_POD_PIDS[@]}"; do
+        stop_pid palaverd "$pid" TERM
+    done
+    [[ -n $RUN_STARTED_FILE ]] || return 0
+    mapfile -t names <"$RUN_STARTED_FILE"
+    rm -f "$RUN_STARTED_FILE"
+    if ((${#names[@]})); then
+        info "stopping what this run started: ${names[*]}"
+        bash "$REPO_ROOT/scripts/down.sh" "${names[@]}" || true
+    fi
+}
+
+# Installs the exit/Ctrl-C/TERM cleanup, then runs `up`, recording what it starts.
+stack_run_begin() {
+    RUN_STARTED_FILE=$(mktemp)
+    trap run_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    UP_STARTED_FILE=$RUN_STARTED_FILE bash "$REPO_ROOT/scripts/up.sh"
+}

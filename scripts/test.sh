@@ -7,20 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${NEXTEST_PROFILE:=default}"
-started_file=$(mktemp)
-cleanup() {
-    local names=()
-    mapfile -t names <"$started_file"
-    rm -f "$started_file"
-    if ((${#names[@]})); then
-        bash "$REPO_ROOT/scripts/down.sh" "${names[@]}" || true
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-UP_STARTED_FILE=$started_file bash "$REPO_ROOT/scripts/up.sh"
+stack_run_begin
 
 # Every run starts from an empty test database: tests provision throwaway workspaces, and
 # every test pod sweeps every registered one, so leftovers would slow each later run.

@@ -1,5 +1,6 @@
 //! The `events` and `channels.last_seq` tables: the send path and history.
 
+use chrono::{DateTime, Utc};
 use palaver_crds::WorkspaceName;
 use sqlx::{Postgres, Transaction};
 
@@ -62,34 +63,44 @@ pub(super) async fn lock_channel(
 pub(super) async fn append_locked(tx: &mut Transaction<'_, Postgres>, channel: &str, ev: NewEvent) -> Result<Appended, sqlx::Error> {
     let id = new_id("m");
     let ts = now_ts();
-    let (outbox_id, seq): (i64, i64) = sqlx::query_as(
-        "WITH s AS (UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq), \
+    let (outbox_id, seq) = bind_append(
+        sqlx::query_as(
+            "WITH s AS (UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq), \
               e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts) \
                     SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM s RETURNING seq) \
          INSERT INTO outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
+        ),
+        channel,
+        &id,
+        &ev,
+        ts,
     )
-    .bind(channel)
-    .bind(&id)
-    .bind(ev.kind)
-    .bind(&ev.user)
-    .bind(&ev.cmid)
-    .bind(&ev.text)
-    .bind(&ev.thread)
-    .bind(ts)
     .fetch_one(&mut **tx)
     .await?;
-    let event = Event {
-        channel: channel.into(),
-        seq,
-        kind: ev.kind.into(),
-        id,
-        user: ev.user,
-        cmid: ev.cmid,
-        text: ev.text,
-        ts,
-        thread: ev.thread,
-    };
-    Ok(Appended { event, outbox_id: Some(outbox_id) })
+    Ok(Appended { event: ev.into_event(channel, seq, id, ts), outbox_id: Some(outbox_id) })
+}
+
+type AppendQuery<'q> = sqlx::query::QueryAs<'q, Postgres, (i64, i64), sqlx::postgres::PgArguments>;
+
+/// Binds $1..$8 of the append statements: channel, id, kind, user, cmid, text, thread, ts.
+fn bind_append<'q>(q: AppendQuery<'q>, channel: &'q str, id: &'q str, ev: &'q NewEvent, ts: DateTime<Utc>) -> AppendQuery<'q> {
+    q.bind(channel).bind(id).bind(ev.kind).bind(&ev.user).bind(&ev.cmid).bind(&ev.text).bind(&ev.thread).bind(ts)
+}
+
+impl NewEvent {
+    fn into_event(self, channel: &str, seq: i64, id: String, ts: DateTime<Utc>) -> Event {
+        Event {
+            channel: channel.into(),
+            seq,
+            kind: self.kind.into(),
+            id,
+            user: self.user,
+            cmid: self.cmid,
+            text: self.text,
+            ts,
+            thread: self.thread,
+        }
+    }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -117,32 +128,9 @@ impl Store {
                         SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM c RETURNING seq) \
              INSERT INTO {s}.outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
         );
-        let inserted: Result<Option<(i64, i64)>, sqlx::Error> = sqlx::query_as(&sql)
-            .bind(channel)
-            .bind(&id)
-            .bind(ev.kind)
-            .bind(&ev.user)
-            .bind(&ev.cmid)
-            .bind(&ev.text)
-            .bind(&ev.thread)
-            .bind(ts)
-            .fetch_optional(self.pool())
-            .await;
+        let inserted = bind_append(sqlx::query_as(&sql), channel, &id, &ev, ts).fetch_optional(self.pool()).await;
         match inserted {
-            Ok(Some((outbox_id, seq))) => {
-                let event = Event {
-                    channel: channel.into(),
-                    seq,
-                    kind: ev.kind.into(),
-                    id,
-                    user: ev.user,
-                    cmid: ev.cmid,
-                    text: ev.text,
-                    ts,
-                    thread: ev.thread,
-                };
-                Ok(Appended { event, outbox_id: Some(outbox_id) })
-            }
+            Ok(Some((outbox_id, seq))) => Ok(Appended { event: ev.into_event(channel, seq, id, ts), outbox_id: Some(outbox_id) }),
             // Nothing inserted (no channel, not a member, a repeated cmid), or a same-cmid race
             // lost on the unique index: find out which.
             Ok(None) => self.explain_refused_send(ws, channel, &ev).await,
