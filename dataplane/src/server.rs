@@ -85,7 +85,6 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         rest_limits: gateway::Limiter::new(cfg.limits.send_rate, cfg.limits.send_burst),
         cfg: cfg.clone(),
-        pod_id: pod_id.clone(),
         store,
         redis,
         producer: producer.clone(),

@@ -37,7 +37,6 @@ pub use rate::{Limiter, TokenBucket};
 
 pub struct AppState {
     pub cfg: Config,
-    pub pod_id: String,
     pub store: Store,
     pub redis: Client,
     pub producer: FutureProducer,

@@ -88,25 +88,19 @@ impl Store {
         read_overrides: &HashMap<String, i64>,
     ) -> Result<Vec<MyChannel>, sqlx::Error> {
         let overrides = serde_json::to_value(read_overrides).expect("map serializes");
-        let mut tx = self.tenant_tx(ws).await?;
-        let rows = sqlx::query_as(
+        let sql = Store::tenant_sql(
+            ws,
             "WITH m AS (SELECT channel_id, user_id, delivered_seq, \
                           GREATEST(read_seq, COALESCE(($2::jsonb ->> channel_id)::bigint, 0)) AS read_seq \
-                        FROM members WHERE user_id = $1) \
+                        FROM {s}.members WHERE user_id = $1) \
              SELECT c.id, c.name, c.kind, c.last_seq, m.delivered_seq, m.read_seq, \
-               (SELECT count(*) FROM (SELECT 1 FROM events e WHERE e.channel_id = c.id AND e.seq > m.read_seq \
+               (SELECT count(*) FROM (SELECT 1 FROM {s}.events e WHERE e.channel_id = c.id AND e.seq > m.read_seq \
                   AND e.kind = 'message' AND e.user_id <> m.user_id LIMIT $3) x) AS unread, \
-               (SELECT count(*) FROM notifications n WHERE n.user_id = m.user_id AND n.channel_id = c.id \
+               (SELECT count(*) FROM {s}.notifications n WHERE n.user_id = m.user_id AND n.channel_id = c.id \
                   AND n.read_at IS NULL AND n.seq > m.read_seq) AS mentions \
-             FROM m JOIN channels c ON c.id = m.channel_id ORDER BY c.name",
-        )
-        .bind(user)
-        .bind(overrides)
-        .bind(UNREAD_CAP)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+             FROM m JOIN {s}.channels c ON c.id = m.channel_id ORDER BY c.name",
+        );
+        sqlx::query_as(&sql).bind(user).bind(overrides).bind(UNREAD_CAP).fetch_all(self.pool()).await
     }
 
     /// Creates a public or private channel; the creator is its first member.
@@ -215,15 +209,11 @@ impl Store {
 
     /// Who may read a channel's history: members; for public channels, anyone in the workspace.
     pub async fn can_read(&self, ws: &WorkspaceName, channel: &str, user: &str) -> Result<(), ApiError> {
-        let mut tx = self.tenant_tx(ws).await?;
-        let row: Option<(String, bool)> = sqlx::query_as(
-            "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2) FROM channels c WHERE c.id = $1",
-        )
-        .bind(channel)
-        .bind(user)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let sql = Store::tenant_sql(
+            ws,
+            "SELECT c.kind, EXISTS (SELECT 1 FROM {s}.members m WHERE m.channel_id = c.id AND m.user_id = $2) FROM {s}.channels c WHERE c.id = $1",
+        );
+        let row: Option<(String, bool)> = sqlx::query_as(&sql).bind(channel).bind(user).fetch_optional(self.pool()).await?;
         match row {
             Some((kind, member)) if member || kind == "public" => Ok(()),
             _ => Err(ApiError::not_found(format!("no channel {channel}"))),
@@ -232,11 +222,8 @@ impl Store {
 
     /// Members of a channel (consumers: DM recipients).
     pub async fn members(&self, ws: &WorkspaceName, channel: &str) -> Result<Vec<String>, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT user_id FROM members WHERE channel_id = $1 ORDER BY user_id").bind(channel).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(rows.into_iter().map(|(u,)| u).collect())
+        let sql = Store::tenant_sql(ws, "SELECT user_id FROM {s}.members WHERE channel_id = $1 ORDER BY user_id");
+        sqlx::query_scalar(&sql).bind(channel).fetch_all(self.pool()).await
     }
 }
 

@@ -19,19 +19,13 @@ impl Store {
         let users: Vec<&str> = batch.iter().map(|c| c.user.as_str()).collect();
         let delivered: Vec<i64> = batch.iter().map(|c| c.delivered).collect();
         let read: Vec<i64> = batch.iter().map(|c| c.read).collect();
-        let mut tx = self.tenant_tx(ws).await?;
-        sqlx::query(
-            "UPDATE members m SET delivered_seq = GREATEST(m.delivered_seq, LEAST(u.d, c.last_seq)), \
+        let sql = Store::tenant_sql(
+            ws,
+            "UPDATE {s}.members m SET delivered_seq = GREATEST(m.delivered_seq, LEAST(u.d, c.last_seq)), \
                                   read_seq = GREATEST(m.read_seq, LEAST(u.r, c.last_seq)) \
-             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(ch, usr, d, r), channels c \
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(ch, usr, d, r), {s}.channels c \
              WHERE m.channel_id = u.ch AND m.user_id = u.usr AND c.id = u.ch",
-        )
-        .bind(&channels)
-        .bind(&users)
-        .bind(&delivered)
-        .bind(&read)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        );
+        sqlx::query(&sql).bind(&channels).bind(&users).bind(&delivered).bind(&read).execute(self.pool()).await.map(|_| ())
     }
 }

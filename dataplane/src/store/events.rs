@@ -170,15 +170,17 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<HistoryPage, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
         let lo = after.unwrap_or(0);
         let hi = before.unwrap_or(i64::MAX);
         let ascending = after.is_some();
         let order = if ascending { "ASC" } else { "DESC" };
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4");
-        let mut events: Vec<Event> = sqlx::query_as(&sql).bind(channel).bind(lo).bind(hi).bind(limit + 1).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
+        let sql = Store::tenant_sql(
+            ws,
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM {{s}}.events WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
+            ),
+        );
+        let mut events: Vec<Event> = sqlx::query_as(&sql).bind(channel).bind(lo).bind(hi).bind(limit + 1).fetch_all(self.pool()).await?;
         let has_more = events.len() as i64 > limit;
         events.truncate(limit as usize);
         if !ascending {

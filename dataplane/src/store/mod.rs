@@ -55,7 +55,8 @@ impl Store {
     }
 
     /// A single statement against one workspace's schema, run in autocommit (one round trip;
-    /// atomic and durable at the statement's end). `{s}` in `template` becomes the schema name,
+    /// atomic and durable at the statement's end). Every single-statement query uses this;
+    /// [`Self::tenant_tx`] is for work that needs several statements in one transaction. `{s}` in `template` becomes the schema name,
     /// which comes only from a validated [`WorkspaceName`] (ADR 0002).
     pub fn tenant_sql(ws: &WorkspaceName, template: &str) -> String {
         template.replace("{s}", &ws.schema())

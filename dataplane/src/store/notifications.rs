@@ -40,20 +40,19 @@ impl Store {
         kind: &str,
         push: bool,
     ) -> Result<Option<Notification>, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        let row = sqlx::query_as(
-            "INSERT INTO notifications (user_id, channel_id, seq, kind, push_state) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING \
+        let sql = Store::tenant_sql(
+            ws,
+            "INSERT INTO {s}.notifications (user_id, channel_id, seq, kind, push_state) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING \
              RETURNING id, user_id, channel_id AS channel, seq, kind, created_at, read_at",
-        )
-        .bind(user)
-        .bind(channel)
-        .bind(seq)
-        .bind(kind)
-        .bind(if push { "pending" } else { "none" })
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(row)
+        );
+        sqlx::query_as(&sql)
+            .bind(user)
+            .bind(channel)
+            .bind(seq)
+            .bind(kind)
+            .bind(if push { "pending" } else { "none" })
+            .fetch_optional(self.pool())
+            .await
     }
 
     pub async fn notifications(
@@ -63,33 +62,21 @@ impl Store {
         unread_only: bool,
         limit: i64,
     ) -> Result<Vec<Notification>, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        let rows = sqlx::query_as(
-            "SELECT id, user_id, channel_id AS channel, seq, kind, created_at, read_at FROM notifications \
+        let sql = Store::tenant_sql(
+            ws,
+            "SELECT id, user_id, channel_id AS channel, seq, kind, created_at, read_at FROM {s}.notifications \
              WHERE user_id = $1 AND (NOT $2 OR read_at IS NULL) ORDER BY id DESC LIMIT $3",
-        )
-        .bind(user)
-        .bind(unread_only)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        );
+        sqlx::query_as(&sql).bind(user).bind(unread_only).bind(limit).fetch_all(self.pool()).await
     }
 
     /// Marks the user's notifications read: the given ids, or all of them. Returns how many.
     pub async fn mark_notifications_read(&self, ws: &WorkspaceName, user: &str, ids: Option<&[i64]>) -> Result<u64, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        let n = sqlx::query(
-            "UPDATE notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL AND ($2::bigint[] IS NULL OR id = ANY($2))",
-        )
-        .bind(user)
-        .bind(ids)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(n)
+        let sql = Store::tenant_sql(
+            ws,
+            "UPDATE {s}.notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL AND ($2::bigint[] IS NULL OR id = ANY($2))",
+        );
+        Ok(sqlx::query(&sql).bind(user).bind(ids).execute(self.pool()).await?.rows_affected())
     }
 
     /// Claims due pushes (skipping rows another pod holds) and hands them to `attempt`, which
@@ -157,10 +144,7 @@ impl Store {
 
     /// The kind of a channel (`public`, `private`, `dm`), for consumers.
     pub async fn channel_kind(&self, ws: &WorkspaceName, channel: &str) -> Result<Option<String>, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT kind FROM channels WHERE id = $1").bind(channel).fetch_optional(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(row.map(|r| r.0))
+        let sql = Store::tenant_sql(ws, "SELECT kind FROM {s}.channels WHERE id = $1");
+        sqlx::query_scalar(&sql).bind(channel).fetch_optional(self.pool()).await
     }
 }

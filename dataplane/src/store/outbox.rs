@@ -52,14 +52,9 @@ impl Store {
 
     /// Rows older than `min_age_ms` (the backlog an SRE watches).
     pub async fn outbox_backlog(&self, ws: &WorkspaceName, min_age_ms: u64) -> Result<i64, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM outbox WHERE created_at < now() - make_interval(secs => $1::float8 / 1000)")
-                .bind(min_age_ms as f64)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(n)
+        let sql =
+            Store::tenant_sql(ws, "SELECT count(*) FROM {s}.outbox WHERE created_at < now() - make_interval(secs => $1::float8 / 1000)");
+        sqlx::query_scalar(&sql).bind(min_age_ms as f64).fetch_one(self.pool()).await
     }
 }
 
