@@ -84,6 +84,7 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let state = Arc::new(AppState {
         rest_limits: gateway::Limiter::new(cfg.limits.send_rate, cfg.limits.send_burst),
+        known_users: Default::default(),
         cfg: cfg.clone(),
         store,
         redis,

@@ -86,6 +86,12 @@ impl Client {
         }
     }
 
+    /// The `hello` entry of a channel (panics if the user is not a member: a test failure).
+    pub fn hello_channel(&self, id: &str) -> Value {
+        let channels = self.hello["channels"].as_array().expect("hello has channels");
+        channels.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("channel {id} not in hello: {channels:?}")).clone()
+    }
+
     pub fn channel_id(&self, name: &str) -> Option<String> {
         self.hello["channels"].as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["id"].as_str()).map(str::to_string)
     }

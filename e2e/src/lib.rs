@@ -97,6 +97,24 @@ pub fn token_with(ws: &str, user: &str, secret: &str, ttl_secs: i64) -> String {
         .expect("token encodes")
 }
 
+/// A consumer assigned to `partitions` of `topic` from the beginning (no group membership,
+/// so no rebalance wait), for checking what reached the log.
+pub fn topic_reader(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<rdkafka::consumer::BaseConsumer> {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("check-{}", uuid::Uuid::new_v4().simple()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
 /// Polls `check` until it returns Some or the deadline passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
 where

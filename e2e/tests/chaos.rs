@@ -5,9 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use palaver_e2e::client::check_in_order;
-use palaver_e2e::{eventually, new_workspace, token, Client, Pod, PodOptions, PrivateBroker, PrivateRedis, Rest, Services};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use palaver_e2e::{eventually, new_workspace, token, topic_reader, Client, Pod, PodOptions, PrivateBroker, PrivateRedis, Rest, Services};
+use rdkafka::Message;
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(40);
@@ -99,8 +98,7 @@ async fn chaos_sigkill_a_pod_mid_stream_loses_nothing() {
     let c0 = Client::connect(&a.ws_url(), &tok0).await.unwrap();
     let c1 = Client::connect(&b.ws_url(), &tok1).await.unwrap();
     // Everyone has joined #general by now: the messages start after this seq.
-    let first =
-        c1.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap()["last_seq"].as_i64().unwrap();
+    let first = c1.hello_channel(&general)["last_seq"].as_i64().unwrap();
     let senders = vec![
         tokio::spawn(send_resilient(c0, b.ws_url(), tok0, general.clone(), "s0".into(), 300, Some((150, kill_tx)))),
         tokio::spawn(send_resilient(c1, b.ws_url(), tok1, general.clone(), "s1".into(), 300, None)),
@@ -158,7 +156,7 @@ async fn chaos_redis_restart_mid_stream_every_acked_message_arrives() {
     let tok = token(&ws, "bob");
     let bob = Client::connect(&b.ws_url(), &tok).await.unwrap();
     let general = bob.channel_id("general").unwrap();
-    let first = bob.hello["channels"][0]["last_seq"].as_i64().unwrap();
+    let first = bob.hello_channel(&general)["last_seq"].as_i64().unwrap();
     let mut alice = Client::connect(&a.ws_url(), &token(&ws, "alice")).await.unwrap();
     let mut acked = Vec::new();
     for i in 0..200 {
@@ -228,18 +226,7 @@ async fn chaos_broker_restart_mid_stream_kafka_gets_every_event() {
     })
     .await
     .unwrap();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.brokers())
-        .set("group.id", "chaos-check")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..2 {
-        tpl.add_partition_offset(&ws.events_topic(), p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = topic_reader(&broker.brokers(), &ws.events_topic(), 2).unwrap();
     let want: BTreeSet<i64> = acked.iter().copied().collect();
     let mut got = BTreeSet::new();
     let deadline = std::time::Instant::now() + T;

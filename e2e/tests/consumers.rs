@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use palaver_e2e::{eventually, new_workspace, token, Client, Pod, PodOptions, Rest, Services, Webhook};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use palaver_e2e::{eventually, new_workspace, token, topic_reader, Client, Pod, PodOptions, Rest, Services, Webhook};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message};
 use serde_json::{json, Value};
 
 /// Joining a consumer group on the local broker takes 10-14 s; allow for it.
@@ -91,7 +90,7 @@ async fn offline_mentions_and_dms_notify_once_even_when_redelivered() {
 
     // When bob connects he gets his unread inbox as notification frames, and mention counts.
     let mut bob_ws = Client::connect(&pod.ws_url(), &token(&ws, "bob")).await.unwrap();
-    let g = bob_ws.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap().clone();
+    let g = bob_ws.hello_channel(&general);
     assert_eq!(g["mentions"], 1, "{g}");
     bob_ws.send(json!({"t": "sync"})).await.unwrap();
     let first = bob_ws.expect(T, |f| f["t"] == "notification").await.unwrap();
@@ -129,16 +128,7 @@ async fn a_failing_push_endpoint_ends_in_the_dlq_after_the_configured_attempts()
     let seq = alice.send_message(&general, "d1", "@bob are you there?").await.unwrap()["seq"].as_i64().unwrap();
 
     // The DLQ record appears after the third failed attempt.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &svc.kafka_brokers)
-        .set("group.id", format!("dlq-check-{}", uuid::Uuid::new_v4().simple()))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&ws.dlq_topic(), 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = topic_reader(&svc.kafka_brokers, &ws.dlq_topic(), 1).unwrap();
     let deadline = std::time::Instant::now() + GROUP;
     let record = loop {
         assert!(std::time::Instant::now() < deadline, "no DLQ record; webhook saw {} attempts", hook.received().len());

@@ -181,7 +181,7 @@ async fn resume_from_client_seq_and_from_stored_cursor_on_the_other_pod() {
 
     // 1. Explicit sync on the other pod: exactly the events after the client's seq.
     let mut bob = Client::connect(&a.ws_url(), &token(&ws, "bob")).await.unwrap();
-    let hello_general = bob.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap().clone();
+    let hello_general = bob.hello_channel(&general);
     assert_eq!(hello_general["last_seq"], seqs[9]);
     bob.send(json!({"t": "sync", "since": {general.clone(): seqs[4]}})).await.unwrap();
     bob.wait_seq(&general, seqs[9], T).await.unwrap();
@@ -213,8 +213,7 @@ async fn too_large_a_gap_gets_a_gap_frame_then_the_newest_events() {
     let mut alice = Client::connect(&pod.ws_url(), &token(&ws, "alice")).await.unwrap();
     let general = alice.channel_id("general").unwrap();
     let bob_hello = Client::connect(&pod.ws_url(), &token(&ws, "bob")).await.unwrap();
-    let since =
-        bob_hello.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap()["last_seq"].as_i64().unwrap();
+    let since = bob_hello.hello_channel(&general)["last_seq"].as_i64().unwrap();
     drop(bob_hello);
     let mut last = 0;
     for n in 0..12 {
@@ -328,7 +327,7 @@ async fn read_cursor_and_unread_counts_follow_the_user_to_another_pod() {
 
     // Immediately on the other pod (Redis has the cursor before Postgres does).
     let bob = Client::connect(&a.ws_url(), &token(&ws, "bob")).await.unwrap();
-    let g = bob.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap().clone();
+    let g = bob.hello_channel(&general);
     assert_eq!(g["read_seq"], seqs[1], "{g}");
     assert_eq!(g["last_seq"], own, "{g}");
     assert_eq!(g["unread"], 4, "four of alice's messages after the read cursor: {g}");
@@ -350,6 +349,6 @@ async fn read_cursor_and_unread_counts_follow_the_user_to_another_pod() {
     bob.request(json!({"t": "ping"})).await.unwrap();
     drop(bob);
     let bob = Client::connect(&b.ws_url(), &token(&ws, "bob")).await.unwrap();
-    let g = bob.hello["channels"].as_array().unwrap().iter().find(|c| c["id"] == general.as_str()).unwrap().clone();
+    let g = bob.hello_channel(&general);
     assert_eq!(g["read_seq"], seqs[1], "{g}");
 }

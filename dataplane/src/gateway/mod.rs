@@ -50,7 +50,13 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub next_conn: AtomicU64,
     pub rest_limits: rate::Limiter,
+    /// Users this pod has already ensured exist: creating a user (and its auto-joins) happens
+    /// once, so later requests skip that write.
+    pub known_users: std::sync::Mutex<std::collections::HashSet<(palaver_crds::WorkspaceName, String)>>,
 }
+
+/// Users remembered per pod at most; beyond it the set starts over (it is only a shortcut).
+const KNOWN_USERS_MAX: usize = 100_000;
 
 pub type Shared = Arc<AppState>;
 
@@ -137,9 +143,17 @@ impl FromRequestParts<Shared> for Auth {
         if !st.workspaces.is_active(&principal.workspace).await? {
             return Err(ApiError::unauthorized(format!("workspace {} does not exist or is disabled", principal.workspace)));
         }
-        let joined = st.store.ensure_user(&principal.workspace, &principal.user).await?;
-        for a in &joined {
-            st.publisher.publish(&principal.workspace, a).await;
+        let key = (principal.workspace.clone(), principal.user.clone());
+        if !st.known_users.lock().expect("lock").contains(&key) {
+            let joined = st.store.ensure_user(&principal.workspace, &principal.user).await?;
+            for a in &joined {
+                st.publisher.publish(&principal.workspace, a).await;
+            }
+            let mut known = st.known_users.lock().expect("lock");
+            if known.len() >= KNOWN_USERS_MAX {
+                known.clear();
+            }
+            known.insert(key);
         }
         Ok(Auth(principal))
     }

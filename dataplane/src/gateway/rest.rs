@@ -89,27 +89,31 @@ pub struct UserRef {
     user: String,
 }
 
+/// The user id of a `{"user": …}` body, validated.
+fn user_ref(req: Result<Json<UserRef>, JsonRejection>) -> ApiResult<String> {
+    let user = body(req)?.user;
+    if crate::auth::valid_user_id(&user) {
+        Ok(user)
+    } else {
+        Err(ApiError::bad_request("invalid user id"))
+    }
+}
+
 pub async fn add_member(
     State(st): State<Shared>,
     Auth(p): Auth,
     Path(id): Path<String>,
     req: Result<Json<UserRef>, JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let req = body(req)?;
-    if !crate::auth::valid_user_id(&req.user) {
-        return Err(ApiError::bad_request("invalid user id"));
-    }
-    let joined = st.store.add_member(&p.workspace, &id, &p.user, &req.user).await?;
+    let user = user_ref(req)?;
+    let joined = st.store.add_member(&p.workspace, &id, &p.user, &user).await?;
     publish_all(&st, &p.workspace, joined.as_slice()).await;
-    Ok(Json(json!({ "channel": id, "user": req.user, "added": joined.is_some() })))
+    Ok(Json(json!({ "channel": id, "user": user, "added": joined.is_some() })))
 }
 
 pub async fn open_dm(State(st): State<Shared>, Auth(p): Auth, req: Result<Json<UserRef>, JsonRejection>) -> ApiResult<impl IntoResponse> {
-    let req = body(req)?;
-    if !crate::auth::valid_user_id(&req.user) {
-        return Err(ApiError::bad_request("invalid user id"));
-    }
-    let (info, joined) = st.store.open_dm(&p.workspace, &p.user, &req.user).await?;
+    let user = user_ref(req)?;
+    let (info, joined) = st.store.open_dm(&p.workspace, &p.user, &user).await?;
     publish_all(&st, &p.workspace, &joined).await;
     Ok(Json(info))
 }

@@ -447,16 +447,15 @@ impl Conn {
     /// and notifications created while the user connected.
     async fn on_user_message(&mut self, payload: &str) -> Result<(), End> {
         #[derive(serde::Deserialize)]
-        struct Membership {
+        struct UserMessage {
             t: String,
             channel: String,
             seq: i64,
         }
-        if payload.contains(r#""t":"notification""#) {
-            return self.write("notification", Utf8Bytes::from(payload.to_string())).await;
-        }
-        let Ok(m) = serde_json::from_str::<Membership>(payload) else { return Ok(()) };
+        let Ok(m) = serde_json::from_str::<UserMessage>(payload) else { return Ok(()) };
         match m.t.as_str() {
+            // Already a complete `notification` frame: forward as is.
+            "notification" => self.write("notification", Utf8Bytes::from(payload.to_string())).await?,
             "joined" if !self.channels.contains_key(&m.channel) => {
                 self.channels.insert(m.channel.clone(), ChannelState { sent: 0, delivered: 0, attached: false });
                 if self.synced {
