@@ -182,6 +182,10 @@ async fn rest_channels_membership_dm_history_and_body_errors() {
     assert_eq!((s, e["code"].as_str()), (400, Some("bad_request")));
     let (s, e) = alice.post_raw("/v1/channels", "{nope".into()).await.unwrap();
     assert_eq!((s, e["code"].as_str()), (400, Some("bad_request")));
+    // A body over the size limit (64 KiB) is refused as too large.
+    let big = json!({"cmid": "big", "text": "a".repeat(70_000)}).to_string();
+    let (s, e) = alice.post_raw(&format!("/v1/channels/{id}/messages"), big).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (413, Some("too_large")), "{e}");
     let (s, e) = alice.post("/v1/channels", json!({"name": "x", "extra": 1})).await.unwrap();
     assert_eq!((s, e["code"].as_str()), (400, Some("bad_request")), "unknown fields are refused");
 
