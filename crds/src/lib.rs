@@ -6,7 +6,9 @@
 //! `Workspace`. This crate must not depend on any runtime (database, broker, HTTP) crate.
 
 mod names;
+mod properties;
 #[cfg(feature = "resources")]
 pub mod resources;
 
 pub use names::{validate_channel_name, InvalidName, WorkspaceName};
+pub use properties::parse_kafka_properties;

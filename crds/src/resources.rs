@@ -98,7 +98,8 @@ pub struct KafkaSpec {
     /// Bootstrap servers, `host:port[,host:port…]`.
     #[schemars(length(min = 1))]
     pub bootstrap: String,
-    /// Optional Secret with client credentials (SASL properties, one per key).
+    /// Optional Secret key holding Kafka client properties (credentials, TLS), one `name=value`
+    /// per line, e.g. `security.protocol=SASL_SSL`.
     #[serde(default)]
     pub secret_ref: Option<SecretKeyRef>,
 }

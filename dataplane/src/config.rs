@@ -22,6 +22,9 @@ pub struct Config {
     pub redis_url: String,
     #[arg(long, env = "PALAVER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
+    /// Extra Kafka client properties (credentials, TLS): a file of `name=value` lines.
+    #[arg(long, env = "PALAVER_KAFKA_PROPERTIES_FILE")]
+    pub kafka_properties_file: Option<std::path::PathBuf>,
 
     /// Run the partition-by-channel consumer (notifications) in this pod.
     #[arg(long, env = "PALAVER_CONSUMERS", default_value_t = true, action = clap::ArgAction::Set)]

@@ -7,8 +7,8 @@ use rdkafka::ClientConfig;
 /// it lingers 50 ms to send fewer, larger batches (per-request cost dominates on tansu). A
 /// message that cannot be delivered within `message.timeout.ms` fails; its outbox row stays and
 /// the sweeper retries it.
-pub fn producer_config(brokers: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
+pub fn producer_config(brokers: &str, properties: &[(String, String)]) -> ClientConfig {
+    let mut c = with_properties(properties);
     c.set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -24,8 +24,8 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
 /// (two idle consumers at 100 ms kept it at ~14% of a 2-core machine; tansu answers after about
 /// half the wait even when data is ready): notifications are not on the real-time path, so
 /// ~250 ms more latency there buys the data plane its CPU back.
-pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
+pub fn consumer_config(brokers: &str, group: &str, properties: &[(String, String)]) -> ClientConfig {
+    let mut c = with_properties(properties);
     c.set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "true")
@@ -35,4 +35,21 @@ pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
         .set("fetch.wait.max.ms", "500")
         .set("session.timeout.ms", "10000");
     c
+}
+
+/// A config holding the deployment's client properties (credentials, TLS) first; the settings
+/// above win where both name the same property.
+fn with_properties(properties: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Reads `PALAVER_KAFKA_PROPERTIES_FILE` (`name=value` lines), if set.
+pub fn load_properties(path: Option<&std::path::Path>) -> anyhow::Result<Vec<(String, String)>> {
+    let Some(path) = path else { return Ok(Vec::new()) };
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    palaver_crds::parse_kafka_properties(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

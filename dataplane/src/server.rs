@@ -44,6 +44,7 @@ fn redis_builder(url: &str) -> anyhow::Result<Builder> {
 pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let pod_id = cfg.pod_id.clone().unwrap_or_else(|| crate::store::new_id("pod"));
     let verifier = Verifier::from_config(&cfg.auth)?;
+    let kafka_properties = crate::kafka::load_properties(cfg.kafka_properties_file.as_deref()).context("PALAVER_KAFKA_PROPERTIES_FILE")?;
     let store = Store::connect(&cfg.database_url, cfg.db_pool).await.context("PALAVER_DATABASE_URL")?;
 
     let redis = redis_builder(&cfg.redis_url)?.build()?;
@@ -52,7 +53,7 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     subscriber.connect();
     let _resubscribe = subscriber.manage_subscriptions();
 
-    let producer: FutureProducer = crate::kafka::producer_config(&cfg.kafka_brokers).create().context("kafka producer")?;
+    let producer: FutureProducer = crate::kafka::producer_config(&cfg.kafka_brokers, &kafka_properties).create().context("kafka producer")?;
     let (publisher, cleared) = Publisher::new(redis.clone(), producer.clone());
     let workspaces = Workspaces::new(store.clone());
     if let Err(e) = workspaces.refresh().await {
@@ -68,7 +69,7 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let cursors = Cursors::new(redis.clone());
     let presence = Presence::new(redis.clone(), pod_id.clone());
     let consumer =
-        if cfg.consumers { Some(start_consumers(&cfg, &store, &presence, &publisher, &producer, &workspaces, &tasks)?) } else { None };
+        if cfg.consumers { Some(start_consumers(&cfg, &kafka_properties, &store, &presence, &publisher, &producer, &workspaces, &tasks)?) } else { None };
     tokio::spawn(publish::run_outbox_clearer(store.clone(), cleared));
     tokio::spawn(publish::run_sweeper(
         store.clone(),
@@ -138,8 +139,10 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
 }
 
 /// The partition-by-channel consumer and the push worker.
+#[allow(clippy::too_many_arguments)]
 fn start_consumers(
     cfg: &Config,
+    kafka_properties: &[(String, String)],
     store: &Store,
     presence: &Presence,
     publisher: &Publisher,
@@ -148,7 +151,7 @@ fn start_consumers(
     tasks: &CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let consumer: rdkafka::consumer::StreamConsumer =
-        crate::kafka::consumer_config(&cfg.kafka_brokers, &cfg.consumer_group).create().context("kafka consumer")?;
+        crate::kafka::consumer_config(&cfg.kafka_brokers, &cfg.consumer_group, kafka_properties).create().context("kafka consumer")?;
     let provider: Option<Arc<dyn PushProvider>> = match cfg.push.push_webhook_url.clone() {
         Some(url) => Some(Arc::new(WebhookPush::new(url).map_err(anyhow::Error::msg)?)),
         None => None,
