@@ -3,11 +3,16 @@
 //!
 //! Owns spawning and killing processes (pods, private Redis and broker instances for fault
 //! tests), provisioning throwaway workspaces, and a small WebSocket/REST client. It deliberately
-//! does not link palaverd's library: the tests see only what a client sees.
+//! does not link palaverd's library: the tests see only what a client sees. For the operator's
+//! controllers it has an in-memory Kubernetes API (`kube_api`), fixtures (`operator`) and a
+//! TCP proxy to cut a dependency away (`proxy`).
 
 pub mod bench;
 pub mod client;
+pub mod kube_api;
+pub mod operator;
 pub mod procs;
+pub mod proxy;
 pub mod webhook;
 
 use std::time::Duration;
@@ -74,6 +79,7 @@ pub async fn new_workspace(svc: &Services, prefix: &str) -> anyhow::Result<Works
         display_name: name.to_string(),
         partitions: 2,
         default_channels: vec!["general".into(), "random".into()],
+        retention_hours: None,
     };
     tokio::time::timeout(Duration::from_secs(60), p.provision(&plan)).await??;
     Ok(name)

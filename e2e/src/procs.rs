@@ -28,6 +28,13 @@ fn palaverd_bin() -> PathBuf {
     p
 }
 
+/// The `palaver-operator` binary next to the test binaries (`make test` builds every binary).
+pub fn operator_bin() -> PathBuf {
+    let p = target_dir_bin("palaver-operator");
+    assert!(p.exists(), "{} not found: build it first (`cargo build --bins`, or run via `make test`)", p.display());
+    p
+}
+
 async fn port_open(port: u16) -> bool {
     tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
 }

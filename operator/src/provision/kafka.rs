@@ -1,8 +1,8 @@
-//! Kafka side of provisioning: topic creation through the admin API.
+//! Kafka side of provisioning: topics through the admin API (create, grow, delete).
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
@@ -16,12 +16,26 @@ pub struct TopicAdmin {
     replication: i32,
 }
 
+/// A topic as the provisioner wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec<'a> {
+    pub name: &'a str,
+    pub partitions: i32,
+    /// `retention.ms` of a new topic; `None` keeps the broker's default.
+    pub retention_ms: Option<i64>,
+    /// Also set `retention.ms` on an existing topic (the wanted value changed).
+    pub retention_changed: bool,
+}
+
 impl TopicAdmin {
-    pub fn new(brokers: &str) -> Result<Self, ProvisionError> {
-        let admin = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .create()
-            .map_err(|e| ProvisionError::Kafka(format!("admin client: {e}")))?;
+    /// An admin client for `brokers`, with extra librdkafka `properties` (credentials).
+    pub fn new(brokers: &str, properties: &[(String, String)]) -> Result<Self, ProvisionError> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", brokers);
+        for (k, v) in properties {
+            config.set(k, v);
+        }
+        let admin = config.create().map_err(|e| ProvisionError::Kafka(format!("admin client: {e}")))?;
         Ok(Self { admin, replication: 1 })
     }
 
@@ -31,19 +45,85 @@ impl TopicAdmin {
         self
     }
 
-    /// Creates the topic if missing; returns the partition count it has.
-    pub async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<i32, ProvisionError> {
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(self.replication));
-        let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT));
-        let results =
-            self.admin.create_topics([&new], &opts).await.map_err(|e| ProvisionError::Kafka(format!("create topic {topic}: {e}")))?;
+    fn options() -> AdminOptions {
+        AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT))
+    }
+
+    /// Creates the topic if missing and grows it to `spec.partitions` if it has fewer; never
+    /// shrinks (Kafka cannot). Returns the partition count it has afterwards.
+    pub async fn ensure_topic(&self, spec: &TopicSpec<'_>) -> Result<i32, ProvisionError> {
+        let topic = spec.name;
+        let retention = spec.retention_ms.map(|ms| ms.to_string());
+        let mut new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(self.replication));
+        if let Some(ms) = &retention {
+            new = new.set("retention.ms", ms);
+        }
+        let results = self
+            .admin
+            .create_topics([&new], &Self::options())
+            .await
+            .map_err(|e| ProvisionError::Kafka(format!("create topic {topic}: {e}")))?;
+        let mut created = false;
         for r in results {
             match r {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((t, code)) => return Err(ProvisionError::Kafka(format!("create topic {t}: {code}"))),
+                Ok(_) => created = true,
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => return Err(ProvisionError::KafkaRefused(format!("create topic {t}: {code}"))),
+            }
+        }
+        if created {
+            return self.partitions(topic).await;
+        }
+        if let (true, Some(ms)) = (spec.retention_changed, &retention) {
+            self.set_retention(topic, ms).await?;
+        }
+        let have = self.partitions(topic).await?;
+        if have >= spec.partitions {
+            return Ok(have);
+        }
+        let grow = NewPartitions::new(topic, spec.partitions as usize);
+        let results = self
+            .admin
+            .create_partitions([&grow], &Self::options())
+            .await
+            .map_err(|e| ProvisionError::Kafka(format!("grow topic {topic} to {} partitions: {e}", spec.partitions)))?;
+        for r in results {
+            if let Err((t, code)) = r {
+                return Err(ProvisionError::KafkaRefused(format!("grow topic {t} from {have} to {} partitions: {code}", spec.partitions)));
             }
         }
         self.partitions(topic).await
+    }
+
+    async fn set_retention(&self, topic: &str, ms: &str) -> Result<(), ProvisionError> {
+        let alter = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("retention.ms", ms);
+        let results = self
+            .admin
+            .alter_configs([&alter], &Self::options())
+            .await
+            .map_err(|e| ProvisionError::Kafka(format!("set retention of {topic}: {e}")))?;
+        for r in results {
+            if let Err((_, code)) = r {
+                return Err(ProvisionError::KafkaRefused(format!("set retention of {topic}: {code}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the topics; missing ones are fine.
+    pub async fn delete_topics(&self, topics: &[&str]) -> Result<(), ProvisionError> {
+        let results = self
+            .admin
+            .delete_topics(topics, &Self::options())
+            .await
+            .map_err(|e| ProvisionError::Kafka(format!("delete topics {topics:?}: {e}")))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((t, code)) => return Err(ProvisionError::KafkaRefused(format!("delete topic {t}: {code}"))),
+            }
+        }
+        Ok(())
     }
 
     /// Partition count of an existing topic, from broker metadata.

@@ -1,19 +1,22 @@
 //! Provisioning of a workspace's external resources.
 //!
-//! Owns: the control schema and registry, creating and migrating `ws_<name>`, creating the
-//! workspace's Kafka topics. Every step is idempotent, so a reconcile may call it again at any
-//! time. It must not read Kubernetes objects nor decide when to run: that is the controller's job.
+//! Owns: the control schema and registry, creating, migrating and dropping `ws_<name>`, creating,
+//! growing and deleting the workspace's Kafka topics. Every step is idempotent, so a reconcile may
+//! call it again at any time. It must not read Kubernetes objects nor decide when to run: that is
+//! the controller's job. It only writes towards Kafka and Postgres from the plan; it never
+//! "repairs" the plan from what it finds there.
 
 mod kafka;
 mod postgres;
 
 use std::time::Duration;
 
+use palaver_crds::resources::{DeletionPolicy, Workspace};
 use palaver_crds::{validate_channel_name, WorkspaceName};
 use sqlx::PgPool;
 
-pub use kafka::TopicAdmin;
-pub use postgres::{ensure_control_schema, migrate_tenant_schema, CONTROL_SCHEMA};
+pub use kafka::{TopicAdmin, TopicSpec};
+pub use postgres::{ensure_control_schema, latest_tenant_migration, migrate_tenant_schema, CONTROL_SCHEMA};
 
 /// Why provisioning failed. Each variant names the dependency at fault so a controller can put a
 /// precise reason on the resource's status.
@@ -23,8 +26,12 @@ pub enum ProvisionError {
     Postgres(#[from] sqlx::Error),
     #[error("postgres migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The broker could not be reached or did not answer.
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The broker answered and refused the request (an error code for a topic).
+    #[error("kafka refused: {0}")]
+    KafkaRefused(String),
     #[error("invalid workspace spec: {0}")]
     Invalid(String),
 }
@@ -37,6 +44,39 @@ pub struct WorkspacePlan {
     pub partitions: i32,
     /// Public channels every user joins on first sight (Slack's #general).
     pub default_channels: Vec<String>,
+    /// Kafka retention of the events topic; `None` keeps the broker default.
+    pub retention_hours: Option<i64>,
+}
+
+impl WorkspacePlan {
+    /// The plan a Workspace resource describes (its name is the workspace name).
+    pub fn from_resource(ws: &Workspace) -> Result<Self, ProvisionError> {
+        let raw = ws.metadata.name.as_deref().unwrap_or_default();
+        let name = WorkspaceName::new(raw).map_err(|e| ProvisionError::Invalid(e.to_string()))?;
+        let plan = Self {
+            display_name: ws.spec.display_name.clone().unwrap_or_else(|| name.to_string()),
+            name,
+            partitions: ws.spec.partitions,
+            default_channels: ws.spec.default_channels.clone(),
+            retention_hours: ws.spec.retention_hours,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Checks what the CRD schema also checks, for the paths that bypass the API server.
+    pub fn validate(&self) -> Result<(), ProvisionError> {
+        if !(1..=1024).contains(&self.partitions) {
+            return Err(ProvisionError::Invalid(format!("partitions must be 1 to 1024, got {}", self.partitions)));
+        }
+        if let Some(h) = self.retention_hours.filter(|h| *h < 1) {
+            return Err(ProvisionError::Invalid(format!("retentionHours must be at least 1, got {h}")));
+        }
+        for ch in &self.default_channels {
+            validate_channel_name(ch).map_err(|e| ProvisionError::Invalid(format!("default channel: {e}")))?;
+        }
+        Ok(())
+    }
 }
 
 /// What provisioning found or created.
@@ -45,7 +85,8 @@ pub struct ProvisionReport {
     pub schema: String,
     pub migration_version: i64,
     pub topics: Vec<String>,
-    /// Partitions the events topic actually has (may differ from the plan if it pre-existed).
+    /// Partitions the events topic actually has: more than planned when it pre-existed with
+    /// more (Kafka cannot shrink a topic).
     pub partitions: i32,
 }
 
@@ -61,9 +102,19 @@ impl Provisioner {
 
     /// Connects to Postgres and the Kafka brokers.
     pub async fn connect(database_url: &str, brokers: &str) -> Result<Self, ProvisionError> {
-        let pool =
-            sqlx::postgres::PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(10)).connect(database_url).await?;
-        Ok(Self::new(pool, TopicAdmin::new(brokers)?))
+        Self::connect_with(database_url, brokers, &[], Duration::from_secs(10)).await
+    }
+
+    /// Like [`Self::connect`], with librdkafka client properties (credentials) and the longest
+    /// wait for a Postgres connection.
+    pub async fn connect_with(
+        database_url: &str,
+        brokers: &str,
+        kafka_properties: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Self, ProvisionError> {
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).acquire_timeout(timeout).connect(database_url).await?;
+        Ok(Self::new(pool, TopicAdmin::new(brokers, kafka_properties)?))
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -72,12 +123,7 @@ impl Provisioner {
 
     /// Creates or updates everything the plan describes; safe to repeat.
     pub async fn provision(&self, plan: &WorkspacePlan) -> Result<ProvisionReport, ProvisionError> {
-        if plan.partitions < 1 {
-            return Err(ProvisionError::Invalid("partitions must be at least 1".into()));
-        }
-        for ch in &plan.default_channels {
-            validate_channel_name(ch).map_err(ProvisionError::Invalid)?;
-        }
+        plan.validate()?;
         ensure_control_schema(&self.pool).await?;
         let schema = plan.name.schema();
         let migration_version = migrate_tenant_schema(&self.pool, &plan.name).await?;
@@ -85,11 +131,36 @@ impl Provisioner {
 
         let events = plan.name.events_topic();
         let dlq = plan.name.dlq_topic();
-        let partitions = self.topics.ensure_topic(&events, plan.partitions).await?;
-        self.topics.ensure_topic(&dlq, 1).await?;
+        let retention_ms = plan.retention_hours.map(|h| h * 3_600_000);
+        // A topic's retention is set when it is created, and changed only when the Workspace
+        // asks for a value other than the one last applied (brokers without AlterConfigs,
+        // like the local tansu, then fail with a clear error instead of on every reconcile).
+        let previous = postgres::recorded_retention(&self.pool, &plan.name).await?;
+        let retention_changed = matches!(previous, Some(before) if before != plan.retention_hours) && plan.retention_hours.is_some();
+        let events_spec = TopicSpec { name: &events, partitions: plan.partitions, retention_ms, retention_changed };
+        let partitions = self.topics.ensure_topic(&events_spec).await?;
+        self.topics.ensure_topic(&TopicSpec { name: &dlq, partitions: 1, retention_ms: None, retention_changed: false }).await?;
 
         postgres::register(&self.pool, plan, partitions, migration_version).await?;
         tracing::info!(workspace = %plan.name, %schema, migration_version, partitions, "workspace provisioned");
         Ok(ProvisionReport { schema, migration_version, topics: vec![events, dlq], partitions })
+    }
+
+    /// Removes the workspace from the registry (pods stop serving it) and, with
+    /// [`DeletionPolicy::Delete`], then deletes its topics and drops its schema. Safe to repeat;
+    /// with `Retain` the data stays where it is and a later provision picks it up again.
+    pub async fn deprovision(&self, name: &WorkspaceName, policy: DeletionPolicy) -> Result<(), ProvisionError> {
+        ensure_control_schema(&self.pool).await?;
+        postgres::deregister(&self.pool, name).await?;
+        if policy == DeletionPolicy::Delete {
+            self.topics.delete_topics(&[&name.events_topic(), &name.dlq_topic()]).await?;
+            postgres::drop_tenant_schema(&self.pool, name).await?;
+        }
+        tracing::info!(workspace = %name, ?policy, "workspace deprovisioned");
+        Ok(())
+    }
+
+    pub fn topics(&self) -> &TopicAdmin {
+        &self.topics
     }
 }

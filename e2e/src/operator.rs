@@ -1,0 +1,80 @@
+//! Fixtures of the operator tests: controller settings fast enough for tests, the Secrets and
+//! ChatCluster of examples/ pointed at the test's services, and status helpers.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::ByteString;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client, Resource};
+use palaver_crds::resources::ChatCluster;
+use palaver_operator::controller::{Backoff, Settings};
+use serde::de::DeserializeOwned;
+
+use crate::eventually;
+
+/// Short backoff and waits: a test sees a retry within a second.
+pub fn fast_settings() -> Settings {
+    Settings {
+        backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(1) },
+        resync: Duration::from_secs(600),
+        wait_for_cluster: Duration::from_secs(600),
+        connect_timeout: Duration::from_secs(3),
+    }
+}
+
+pub fn secret(ns: &str, name: &str, key: &str, value: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() },
+        data: Some([(key.to_string(), ByteString(value.as_bytes().to_vec()))].into()),
+        ..Default::default()
+    }
+}
+
+/// The Secrets examples/chatcluster.yaml refers to, in `ns`.
+pub async fn create_cluster_secrets(client: &Client, ns: &str, database_url: &str) -> anyhow::Result<()> {
+    let api = Api::<Secret>::namespaced(client.clone(), ns);
+    for s in [
+        secret(ns, "palaver-postgres", "dsn", database_url),
+        secret(ns, "palaver-redis", "url", "redis://127.0.0.1:6379"),
+        secret(ns, "palaver-jwt", "public.pem", "-----BEGIN PUBLIC KEY-----\ntest\n-----END PUBLIC KEY-----\n"),
+    ] {
+        api.create(&PostParams::default(), &s).await?;
+    }
+    Ok(())
+}
+
+/// examples/chatcluster.yaml as ChatCluster `ns/name` with Kafka at `bootstrap`.
+pub fn example_cluster(ns: &str, name: &str, bootstrap: &str) -> ChatCluster {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/chatcluster.yaml")).expect("examples/chatcluster.yaml");
+    let mut cc: ChatCluster = serde_yaml::from_str(&text).expect("the example parses");
+    cc.metadata.name = Some(name.into());
+    cc.metadata.namespace = Some(ns.into());
+    cc.spec.kafka.bootstrap = bootstrap.into();
+    cc
+}
+
+/// The condition `type_` of a status, if present.
+pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// `(status, reason)` of condition `type_`, for compact assertions.
+pub fn cond(conditions: &[Condition], type_: &str) -> Option<(String, String)> {
+    condition(conditions, type_).map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// Waits until `name` exists and `check` accepts it; returns it.
+pub async fn wait_for<K>(api: &Api<K>, name: &str, what: &str, timeout: Duration, check: impl Fn(&K) -> bool) -> anyhow::Result<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let found = eventually(timeout, what, || async { api.get_opt(name).await.ok().flatten().filter(|o| check(o)) }).await;
+    match found {
+        Ok(o) => Ok(o),
+        Err(e) => Err(e.context(format!("last seen: {:?}", api.get_opt(name).await))),
+    }
+}

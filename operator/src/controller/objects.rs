@@ -1,0 +1,489 @@
+//! The Kubernetes objects a ChatCluster stands for, built from its spec alone (pure functions,
+//! so every field is unit-testable and a reconcile is "build, then apply").
+//!
+//! Owns names, labels and shapes; must not talk to the API server.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, SleepAction,
+    TopologySpreadConstraint, Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::{Resource, ResourceExt};
+use palaver_crds::resources::{ChatCluster, SecretKeyRef};
+use serde_json::json;
+
+use super::Error;
+
+/// palaverd's HTTP/WebSocket/metrics port in the pod.
+pub const HTTP_PORT: i32 = 8080;
+/// Seconds between SIGTERM and SIGKILL; palaverd drains within `SHUTDOWN_GRACE_MS` of it.
+const TERMINATION_GRACE_SECONDS: i64 = 30;
+const SHUTDOWN_GRACE_MS: &str = "20000";
+/// Time for endpoints to drop a terminating pod before palaverd stops accepting.
+const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+const RUN_AS: i64 = 65532;
+const JWT_DIR: &str = "/etc/palaver/jwt";
+const KAFKA_DIR: &str = "/etc/palaver/kafka";
+/// Annotation on the pod template: a hash of the ConfigMap, so a settings change rolls the pods.
+pub const CONFIG_HASH: &str = "palaver.dev/config-hash";
+
+/// The data-plane dashboard and alerts, shared with the Helm chart (one source).
+pub const DATAPLANE_DASHBOARD: &str = include_str!("../../../charts/palaver/files/dashboards/palaver-dataplane.json");
+pub const DATAPLANE_RULES: &str = include_str!("../../../charts/palaver/files/alerts/palaver-dataplane.rules.yaml");
+
+/// Names of everything derived from one ChatCluster.
+pub struct Names {
+    pub deployment: String,
+    pub service: String,
+    pub headless: String,
+    pub config: String,
+    pub pdb: String,
+    pub hpa: String,
+    pub monitor: String,
+    pub dashboards: String,
+}
+
+impl Names {
+    pub fn of(cc: &ChatCluster) -> Self {
+        let n = cc.name_any();
+        Self {
+            deployment: format!("{n}-gateway"),
+            service: n.clone(),
+            headless: format!("{n}-headless"),
+            config: format!("{n}-config"),
+            pdb: format!("{n}-gateway"),
+            hpa: format!("{n}-gateway"),
+            monitor: n.clone(),
+            dashboards: format!("{n}-dashboards"),
+        }
+    }
+}
+
+/// Labels that select the gateway pods of `cc`.
+pub fn selector_labels(cc: &ChatCluster) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "palaver".into()),
+        ("app.kubernetes.io/component".into(), "gateway".into()),
+        ("app.kubernetes.io/instance".into(), cc.name_any()),
+    ])
+}
+
+fn labels(cc: &ChatCluster) -> BTreeMap<String, String> {
+    let mut l = selector_labels(cc);
+    l.insert("app.kubernetes.io/managed-by".into(), super::MANAGER.into());
+    l
+}
+
+fn meta(cc: &ChatCluster, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: cc.namespace(),
+        labels: Some(labels(cc)),
+        owner_references: Some(vec![owner(cc)]),
+        ..Default::default()
+    }
+}
+
+/// Controller owner reference: deleting the ChatCluster garbage-collects what it made.
+pub fn owner(cc: &ChatCluster) -> OwnerReference {
+    cc.controller_owner_ref(&()).expect("a ChatCluster from the API server has a name and uid")
+}
+
+/// Non-secret palaverd settings, as env vars.
+pub fn config_map(cc: &ChatCluster) -> ConfigMap {
+    let s = &cc.spec;
+    let mut data = BTreeMap::from([
+        ("PALAVER_LISTEN".to_string(), format!("0.0.0.0:{HTTP_PORT}")),
+        ("PALAVER_KAFKA_BROKERS".into(), s.kafka.bootstrap.clone()),
+        ("PALAVER_CONSUMER_GROUP".into(), format!("palaver-{}-{}", cc.namespace().unwrap_or_default(), cc.name_any())),
+        ("PALAVER_JWT_PUBLIC_KEY_FILE".into(), format!("{JWT_DIR}/public.pem")),
+        ("PALAVER_JWT_ALG".into(), format!("{:?}", s.auth.algorithm)),
+        ("PALAVER_JWT_ISSUER".into(), s.auth.issuer.clone()),
+        ("PALAVER_JWT_AUDIENCE".into(), s.auth.audience.clone()),
+        ("PALAVER_LOG_FORMAT".into(), "json".into()),
+        ("PALAVER_SHUTDOWN_GRACE_MS".into(), SHUTDOWN_GRACE_MS.into()),
+    ]);
+    if s.kafka.secret_ref.is_some() {
+        data.insert("PALAVER_KAFKA_PROPERTIES_FILE".into(), format!("{KAFKA_DIR}/client.properties"));
+    }
+    if let Some(l) = &s.limits {
+        if let Some(v) = l.max_frame_bytes {
+            data.insert("PALAVER_MAX_FRAME_BYTES".into(), v.to_string());
+        }
+        if let Some(v) = l.send_rate_per_second {
+            data.insert("PALAVER_SEND_RATE".into(), v.to_string());
+        }
+        if let Some(v) = l.send_burst {
+            data.insert("PALAVER_SEND_BURST".into(), v.to_string());
+        }
+    }
+    ConfigMap { metadata: meta(cc, &Names::of(cc).config), data: Some(data), ..Default::default() }
+}
+
+/// FNV-1a: stable across builds and Rust versions (std's hasher is not), so an operator upgrade
+/// does not roll every gateway.
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn config_hash(cm: &ConfigMap) -> String {
+    let data = cm.data.clone().unwrap_or_default();
+    let bytes = data.iter().flat_map(|(k, v)| k.bytes().chain([0]).chain(v.bytes()).chain([0]));
+    format!("{:016x}", fnv1a(bytes))
+}
+
+fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: r.name.clone(), key: r.key.clone(), optional: Some(false) }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn secret_file_volume(name: &str, r: &SecretKeyRef, file: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(r.name.clone()),
+            items: Some(vec![KeyToPath { key: r.key.clone(), path: file.into(), mode: None }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::String("http".into()), ..Default::default() }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Default::default()
+    }
+}
+
+/// The palaverd Deployment. `replicas` is left out when an HPA owns the count.
+pub fn deployment(cc: &ChatCluster) -> Deployment {
+    let s = &cc.spec;
+    let names = Names::of(cc);
+    let cm = config_map(cc);
+    let mut volumes = vec![
+        secret_file_volume("jwt", &s.auth.public_key_secret_ref, "public.pem"),
+        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+    ];
+    let mut mounts = vec![
+        VolumeMount { name: "jwt".into(), mount_path: JWT_DIR.into(), read_only: Some(true), ..Default::default() },
+        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+    ];
+    if let Some(r) = &s.kafka.secret_ref {
+        volumes.push(secret_file_volume("kafka", r, "client.properties"));
+        mounts.push(VolumeMount { name: "kafka".into(), mount_path: KAFKA_DIR.into(), read_only: Some(true), ..Default::default() });
+    }
+    let pod_name = EnvVar {
+        name: "PALAVER_POD_ID".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: "metadata.name".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "palaverd".into(),
+        image: Some(s.image.clone()),
+        ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: HTTP_PORT, ..Default::default() }]),
+        env: Some(vec![
+            pod_name,
+            secret_env("PALAVER_DATABASE_URL", &s.postgres.secret_ref),
+            secret_env("PALAVER_REDIS_URL", &s.redis.secret_ref),
+        ]),
+        env_from: Some(vec![EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource { name: names.config.clone(), optional: Some(false) }),
+            ..Default::default()
+        }]),
+        readiness_probe: Some(http_probe("/readyz", 5, 2)),
+        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler { sleep: Some(SleepAction { seconds: PRE_STOP_SLEEP_SECONDS }), ..Default::default() }),
+            ..Default::default()
+        }),
+        resources: s.resources.clone(),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    };
+    let selector = LabelSelector { match_labels: Some(selector_labels(cc)), ..Default::default() };
+    let spread = |key: &str| TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: key.into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(selector.clone()),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: meta(cc, &names.deployment),
+        spec: Some(DeploymentSpec {
+            replicas: if s.autoscaling.is_some() { None } else { Some(s.replicas) },
+            selector: selector.clone(),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(cc)),
+                    annotations: Some(BTreeMap::from([(CONFIG_HASH.to_string(), config_hash(&cm))])),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS),
+                        run_as_group: Some(RUN_AS),
+                        fs_group: Some(RUN_AS),
+                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        ..Default::default()
+                    }),
+                    topology_spread_constraints: Some(vec![spread("kubernetes.io/hostname"), spread("topology.kubernetes.io/zone")]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The client-facing Service (WebSocket and REST on port 80).
+pub fn service(cc: &ChatCluster) -> Service {
+    let mut metadata = meta(cc, &Names::of(cc).service);
+    metadata.labels.get_or_insert_with(BTreeMap::new).insert("palaver.dev/service".into(), "client".into());
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(cc)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                target_port: Some(IntOrString::String("http".into())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The headless Service: stable per-pod DNS, including pods not ready yet.
+pub fn headless_service(cc: &ChatCluster) -> Service {
+    Service {
+        metadata: meta(cc, &Names::of(cc).headless),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector_labels(cc)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: HTTP_PORT,
+                target_port: Some(IntOrString::String("http".into())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// At most one gateway pod voluntarily down at a time.
+pub fn pdb(cc: &ChatCluster) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(cc, &Names::of(cc).pdb),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector { match_labels: Some(selector_labels(cc)), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The HPA, when `spec.autoscaling` is set.
+pub fn hpa(cc: &ChatCluster) -> Option<HorizontalPodAutoscaler> {
+    let a = cc.spec.autoscaling.as_ref()?;
+    let names = Names::of(cc);
+    Some(HorizontalPodAutoscaler {
+        metadata: meta(cc, &names.hpa),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: names.deployment,
+            },
+            min_replicas: Some(a.min_replicas),
+            max_replicas: a.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".into(),
+                    target: MetricTarget {
+                        type_: "Utilization".into(),
+                        average_utilization: Some(a.target_cpu_utilization_percent),
+                        ..Default::default()
+                    },
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+pub fn service_monitor_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor"), "servicemonitors")
+}
+
+pub fn prometheus_rule_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("monitoring.coreos.com", "v1", "PrometheusRule"), "prometheusrules")
+}
+
+fn dynamic(cc: &ChatCluster, ar: &ApiResource, name: &str, spec: serde_json::Value) -> DynamicObject {
+    let mut obj = DynamicObject::new(name, ar).within(&cc.namespace().unwrap_or_default());
+    obj.metadata = meta(cc, name);
+    obj.data = json!({ "spec": spec });
+    obj
+}
+
+/// Scrapes the client Service's pods (the headless Service would scrape them twice).
+pub fn service_monitor(cc: &ChatCluster) -> DynamicObject {
+    let mut selector = selector_labels(cc);
+    selector.insert("palaver.dev/service".into(), "client".into());
+    let spec = json!({
+        "selector": { "matchLabels": selector },
+        "endpoints": [{ "port": "http", "path": "/metrics", "interval": "30s" }],
+    });
+    dynamic(cc, &service_monitor_resource(), &Names::of(cc).monitor, spec)
+}
+
+/// The data-plane alerts, as the chart ships them.
+pub fn prometheus_rule(cc: &ChatCluster) -> Result<DynamicObject, Error> {
+    let rules: serde_json::Value =
+        serde_yaml::from_str(DATAPLANE_RULES).map_err(|e| Error::InvalidSpec(format!("built-in alert rules do not parse: {e}")))?;
+    Ok(dynamic(cc, &prometheus_rule_resource(), &Names::of(cc).monitor, json!({ "groups": rules["groups"] })))
+}
+
+/// The Grafana dashboard, picked up by Grafana's sidecar through the `grafana_dashboard` label.
+pub fn dashboards(cc: &ChatCluster) -> ConfigMap {
+    let mut metadata = meta(cc, &Names::of(cc).dashboards);
+    metadata.labels.get_or_insert_with(BTreeMap::new).insert("grafana_dashboard".into(), "1".into());
+    ConfigMap {
+        metadata,
+        data: Some(BTreeMap::from([("palaver-dataplane.json".to_string(), DATAPLANE_DASHBOARD.to_string())])),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palaver_crds::resources::ChatClusterSpec;
+
+    fn cluster(yaml_spec: &str) -> ChatCluster {
+        let spec: ChatClusterSpec = serde_yaml::from_str(yaml_spec).unwrap();
+        let mut cc = ChatCluster::new("main", spec);
+        cc.metadata.namespace = Some("chat".into());
+        cc.metadata.uid = Some("uid-1".into());
+        cc
+    }
+
+    const SPEC: &str = r#"
+image: palaver/palaverd:0.1.0
+kafka: { bootstrap: "kafka:9092" }
+postgres: { secretRef: { name: pg, key: dsn } }
+redis: { secretRef: { name: redis, key: url } }
+auth: { issuer: iss, audience: aud, publicKeySecretRef: { name: jwt, key: pub.pem }, algorithm: ES256 }
+limits: { maxFrameBytes: 32768 }
+"#;
+
+    #[test]
+    fn deployment_is_hardened_drains_and_reads_secrets_by_reference() {
+        let cc = cluster(SPEC);
+        let d = deployment(&cc);
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let ru = spec.strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(ru.max_unavailable, Some(IntOrString::Int(0)));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.termination_grace_period_seconds, Some(30));
+        let c = &pod.containers[0];
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/readyz"));
+        assert_eq!(c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/healthz"));
+        assert!(c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap().sleep.is_some());
+        let db = c.env.as_ref().unwrap().iter().find(|e| e.name == "PALAVER_DATABASE_URL").unwrap();
+        assert!(db.value.is_none(), "the DSN must come from the Secret, not be copied into the spec");
+        assert_eq!(db.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().name, "pg");
+        assert_eq!(d.metadata.owner_references.unwrap()[0].uid, "uid-1");
+    }
+
+    #[test]
+    fn settings_go_to_the_config_map_and_a_change_rolls_the_pods() {
+        let a = cluster(SPEC);
+        let cm = config_map(&a).data.unwrap();
+        assert_eq!(cm["PALAVER_MAX_FRAME_BYTES"], "32768");
+        assert_eq!(cm["PALAVER_JWT_ALG"], "ES256");
+        assert_eq!(cm["PALAVER_CONSUMER_GROUP"], "palaver-chat-main");
+        let hash = |cc: &ChatCluster| deployment(cc).spec.unwrap().template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH].clone();
+        let b = cluster(&SPEC.replace("32768", "65536"));
+        assert_eq!(hash(&a), hash(&cluster(SPEC)), "same spec, same hash");
+        assert_ne!(hash(&a), hash(&b));
+    }
+
+    #[test]
+    fn autoscaling_hands_replicas_to_the_hpa() {
+        let cc = cluster(&format!("{SPEC}autoscaling: {{ minReplicas: 2, maxReplicas: 8 }}\n"));
+        assert_eq!(deployment(&cc).spec.unwrap().replicas, None);
+        let h = hpa(&cc).unwrap().spec.unwrap();
+        assert_eq!((h.min_replicas, h.max_replicas), (Some(2), 8));
+        assert!(hpa(&cluster(SPEC)).is_none());
+    }
+
+    #[test]
+    fn monitoring_objects_carry_the_shared_files() {
+        let cc = cluster(SPEC);
+        let rule = prometheus_rule(&cc).unwrap();
+        assert!(rule.data["spec"]["groups"].as_array().is_some_and(|g| !g.is_empty()));
+        let dash: serde_json::Value = serde_json::from_str(&dashboards(&cc).data.unwrap()["palaver-dataplane.json"]).unwrap();
+        assert!(dash["panels"].as_array().is_some_and(|p| !p.is_empty()));
+        let sm = service_monitor(&cc);
+        assert_eq!(sm.data["spec"]["selector"]["matchLabels"]["palaver.dev/service"], "client");
+    }
+}
