@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what the local stack and the tests need, skipping what is present:
 # PostgreSQL and Redis (Debian packages), tansu $TANSU_VERSION (cargo install, into
-# TANSU_ROOT outside the repo so every clone on the machine shares one build), and
-# cargo-nextest.
+# TANSU_ROOT outside the repo so every clone on the machine shares one build),
+# cargo-nextest, and the chart-check tools (a Python venv in CHART_TOOLS_ROOT, also
+# outside the repo).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,6 +28,12 @@ if command -v cc >/dev/null && command -v make >/dev/null; then
     info "deps: C toolchain present"
 else
     pkgs+=(build-essential pkg-config)
+fi
+# The chart check runs in a Python venv (scripts/chart-tools.txt).
+if python_ok; then
+    info "deps: python3 with venv present ($(python3 --version))"
+else
+    pkgs+=(python3 python3-venv)
 fi
 # setsid, runuser and flock come from util-linux, which Debian always has.
 for tool in setsid runuser flock timeout; do
@@ -123,6 +130,30 @@ if "$CARGO" nextest --version >/dev/null 2>&1; then
 else
     info "deps: cargo install cargo-nextest --locked (a few minutes)"
     "$CARGO" install cargo-nextest --locked
+fi
+
+# --- chart-check tools ---------------------------------------------------------
+
+if chart_tools_ok; then
+    info "deps: chart tools present ($CHART_TOOLS_ROOT)"
+else
+    python_ok || die "python3 >= 3.10 with the venv module is needed for the chart tools"
+    mkdir -p "$(dirname "$CHART_TOOLS_ROOT")"
+    exec 9>"$CHART_TOOLS_ROOT.lock"
+    flock 9
+    if ! chart_tools_ok; then
+        info "deps: installing the chart tools (scripts/chart-tools.txt) into $CHART_TOOLS_ROOT"
+        rm -rf "$CHART_TOOLS_ROOT"
+        python3 -m venv "$CHART_TOOLS_ROOT"
+        # Wheels only: a source build of a native package (rpds-py, PyYAML) would need
+        # compilers and is not what was tested.
+        "$CHART_TOOLS_ROOT/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+            --only-binary=:all: --requirement "$REPO_ROOT/scripts/chart-tools.txt"
+        # Recorded last: a venv without it is an interrupted install and is rebuilt.
+        chart_tools_pins >"$CHART_TOOLS_ROOT/palaver-pins.txt"
+        info "deps: chart tools installed ($CHART_TOOLS_ROOT)"
+    fi
+    exec 9>&-
 fi
 
 info "deps: all present"

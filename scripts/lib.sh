@@ -16,9 +16,10 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${TANSU_LOG:=warn}"
 : "${DEV_DIR:=$REPO_ROOT/.dev}"
 : "${UP_TIMEOUT:=30}"
+: "${CHART_TOOLS_ROOT:=$HOME/.local/share/palaver/chart-tools-$(grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt" | sha256sum | cut -c1-12)}"
 : "${CARGO:=cargo}"
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
-    TANSU_VERSION TANSU_ROOT PALAVER_TANSU_BIN TANSU_LOG DEV_DIR UP_TIMEOUT CARGO
+    TANSU_VERSION TANSU_ROOT PALAVER_TANSU_BIN TANSU_LOG DEV_DIR UP_TIMEOUT CHART_TOOLS_ROOT CARGO
 
 # DEV_DIR must be absolute: tansu is started with its working directory inside it.
 case "$DEV_DIR" in
@@ -196,6 +197,21 @@ tansu_ok() {
     local re="(^|[^0-9.])${TANSU_VERSION//./\\.}([[:space:]]|\$)"
     out=$(timeout 20 "$PALAVER_TANSU_BIN" --version 2>/dev/null | head -n 1) || return 1
     [[ $out =~ $re ]]
+}
+
+# The package pins of scripts/chart-tools.txt, without its comments.
+chart_tools_pins() { grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt"; }
+
+# True when the chart-check venv holds exactly those pins (deps.sh records them in it as the
+# last step of an install).
+chart_tools_ok() {
+    [[ -x $CHART_TOOLS_ROOT/bin/python ]] && [[ $(chart_tools_pins) == "$(cat "$CHART_TOOLS_ROOT/palaver-pins.txt" 2>/dev/null)" ]]
+}
+
+# python3 that can build a venv and run the chart tools (3.10 or newer: helm-python-sdk).
+python_ok() {
+    command -v python3 >/dev/null &&
+        python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null
 }
 
 # PostgreSQL refuses to run as root: run its server tools as user postgres then.

@@ -26,6 +26,8 @@ cd "$REPO_ROOT"
 # so nextest reuses the artifacts).
 info "test: cargo build --workspace --bins"
 "$CARGO" build --workspace --bins
+info "test: Helm chart (scripts/chart-check.sh)"
+bash "$REPO_ROOT/scripts/chart-check.sh"
 info "test: cargo nextest run --workspace --no-fail-fast --profile $NEXTEST_PROFILE"
 info "test: PALAVER_TEST_DATABASE_URL=$PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL=$PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS=$PALAVER_KAFKA_BROKERS PALAVER_TANSU_BIN=$PALAVER_TANSU_BIN"
 # Tests get the test database only: without PALAVER_DATABASE_URL a test cannot
