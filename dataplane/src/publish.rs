@@ -129,10 +129,22 @@ impl Publisher {
         let mut done = Vec::new();
         let deadline = tokio::time::Instant::now() + SWEEP_PRODUCE_TIMEOUT;
         for (id, redis_ok, delivery) in pending {
-            if let Ok(true) = tokio::time::timeout_at(deadline, delivery).await {
-                if redis_ok {
-                    done.push(id);
+            let mut delivery = Box::pin(delivery);
+            match tokio::time::timeout_at(deadline, &mut delivery).await {
+                Ok(true) if redis_ok => done.push(id),
+                Ok(_) => {}
+                // Still queued in the producer (a broker that just came back works through its
+                // backlog): clear the row whenever Kafka confirms it, or every sweep would
+                // queue yet another copy behind the ones not yet confirmed.
+                Err(_) if redis_ok => {
+                    let (cleared, ws) = (self.inner.cleared.clone(), ws.clone());
+                    tokio::spawn(async move {
+                        if delivery.await {
+                            let _ = cleared.send((ws, id));
+                        }
+                    });
                 }
+                Err(_) => {}
             }
         }
         metrics::global().outbox_republished.inc_by(done.len() as u64);

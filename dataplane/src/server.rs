@@ -53,7 +53,8 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     subscriber.connect();
     let _resubscribe = subscriber.manage_subscriptions();
 
-    let producer: FutureProducer = crate::kafka::producer_config(&cfg.kafka_brokers, &kafka_properties).create().context("kafka producer")?;
+    let producer: FutureProducer =
+        crate::kafka::producer_config(&cfg.kafka_brokers, &kafka_properties).create().context("kafka producer")?;
     let (publisher, cleared) = Publisher::new(redis.clone(), producer.clone());
     let workspaces = Workspaces::new(store.clone());
     if let Err(e) = workspaces.refresh().await {
@@ -68,8 +69,11 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     );
     let cursors = Cursors::new(redis.clone());
     let presence = Presence::new(redis.clone(), pod_id.clone());
-    let consumer =
-        if cfg.consumers { Some(start_consumers(&cfg, &kafka_properties, &store, &presence, &publisher, &producer, &workspaces, &tasks)?) } else { None };
+    let consumer = if cfg.consumers {
+        Some(start_consumers(&cfg, &kafka_properties, &store, &presence, &publisher, &producer, &workspaces, &tasks)?)
+    } else {
+        None
+    };
     tokio::spawn(publish::run_outbox_clearer(store.clone(), cleared));
     tokio::spawn(publish::run_sweeper(
         store.clone(),
