@@ -349,16 +349,9 @@ impl ApiServer {
             (backlog, rx)
         };
         let t2 = t.clone();
-        let live = futures::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(c) => return Some((c, rx)),
-                    // A lagging watcher is ended; the client watches again from its last version.
-                    Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .filter(move |c| std::future::ready(t2.matches(&c.res, &c.ns)));
+        // A lagging or closed watch ends; the client watches again from its last version.
+        let live = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.ok().map(|c| (c, rx)) })
+            .filter(move |c| std::future::ready(t2.matches(&c.res, &c.ns)));
         let frames = futures::stream::iter(backlog).chain(live).filter(move |c| std::future::ready(selector.matches(&c.object))).map(|c| {
             let mut line = serde_json::to_vec(&json!({ "type": c.kind, "object": c.object })).unwrap_or_default();
             line.push(b'\n');

@@ -247,7 +247,7 @@ async fn one_of_two_replicas_leads_and_the_other_takes_over_on_release() {
     let (lead_a, task_a) = Elector::new(client.clone(), settings("a")).spawn(Arc::new(Metrics::new()), rx_a);
     let (lead_b, task_b) = Elector::new(client.clone(), settings("b")).spawn(Arc::new(Metrics::new()), rx_b);
     let both = || (*lead_a.borrow(), *lead_b.borrow());
-    let first = eventually(T, "a leader", || async { matches!(both(), (true, false) | (false, true)).then(|| both()) }).await.unwrap();
+    let first = eventually(T, "a leader", || async { matches!(both(), (true, false) | (false, true)).then(both) }).await.unwrap();
     // Several renewals later there is still exactly one.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(both(), first, "leadership moved while the leader was healthy");

@@ -38,9 +38,9 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl st
         Some(ns) => (Api::namespaced(ctx.client.clone(), ns), Api::namespaced(ctx.client.clone(), ns)),
         None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
     };
-    fn owned<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug>(ctx: &Context, ns: &Option<String>) -> Api<K>
+    fn owned<K>(ctx: &Context, ns: &Option<String>) -> Api<K>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
     {
         match ns {
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
