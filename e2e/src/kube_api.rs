@@ -190,6 +190,16 @@ impl ApiServer {
                         name,
                         move |old| {
                             let mut doc = old.clone();
+                            // As in the API server, `test` against null passes for a missing path
+                            // (the finalizer helper relies on it when there are no finalizers yet).
+                            let ops: Vec<_> = ops
+                                .0
+                                .into_iter()
+                                .filter(|op| match op {
+                                    json_patch::PatchOperation::Test(t) => !(t.value.is_null() && old.pointer(t.path.as_str()).is_none()),
+                                    _ => true,
+                                })
+                                .collect();
                             json_patch::patch(&mut doc, &ops).map_err(|e| (422, "Invalid", format!("JSON patch failed: {e}")))?;
                             Ok(doc)
                         },

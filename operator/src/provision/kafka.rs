@@ -62,7 +62,7 @@ impl TopicAdmin {
             .admin
             .create_topics([&new], &Self::options())
             .await
-            .map_err(|e| ProvisionError::Kafka(format!("create topic {topic}: {e}")))?;
+            .map_err(|e| admin_error(format!("create topic {topic}"), e))?;
         let mut created = false;
         for r in results {
             match r {
@@ -86,7 +86,7 @@ impl TopicAdmin {
             .admin
             .create_partitions([&grow], &Self::options())
             .await
-            .map_err(|e| ProvisionError::Kafka(format!("grow topic {topic} to {} partitions: {e}", spec.partitions)))?;
+            .map_err(|e| admin_error(format!("grow topic {topic} to {} partitions", spec.partitions), e))?;
         for r in results {
             if let Err((t, code)) = r {
                 return Err(ProvisionError::KafkaRefused(format!("grow topic {t} from {have} to {} partitions: {code}", spec.partitions)));
@@ -101,7 +101,7 @@ impl TopicAdmin {
             .admin
             .alter_configs([&alter], &Self::options())
             .await
-            .map_err(|e| ProvisionError::Kafka(format!("set retention of {topic}: {e}")))?;
+            .map_err(|e| admin_error(format!("set retention of {topic}"), e))?;
         for r in results {
             if let Err((_, code)) = r {
                 return Err(ProvisionError::KafkaRefused(format!("set retention of {topic}: {code}")));
@@ -116,7 +116,7 @@ impl TopicAdmin {
             .admin
             .delete_topics(topics, &Self::options())
             .await
-            .map_err(|e| ProvisionError::Kafka(format!("delete topics {topics:?}: {e}")))?;
+            .map_err(|e| admin_error(format!("delete topics {topics:?}"), e))?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
@@ -142,5 +142,35 @@ impl TopicAdmin {
             return Err(ProvisionError::Kafka(format!("metadata for {topic}: {err:?}")));
         }
         Ok(t.partitions().len() as i32)
+    }
+}
+
+/// A failed admin request: refused when the broker answered with an error code (an operator must
+/// act: unsupported, not allowed, invalid), unavailable when it could not be asked (retrying helps).
+fn admin_error(what: String, e: rdkafka::error::KafkaError) -> ProvisionError {
+    use RDKafkaErrorCode as C;
+    let code = match &e {
+        rdkafka::error::KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    };
+    let transient = matches!(
+        code,
+        None | Some(
+            C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::AllBrokersDown
+                | C::BrokerTransportFailure
+                | C::BrokerNotAvailable
+                | C::NetworkException
+                | C::LeaderNotAvailable
+                | C::NotController
+                | C::Resolve
+                | C::Fail
+        )
+    );
+    if transient {
+        ProvisionError::Kafka(format!("{what}: {e}"))
+    } else {
+        ProvisionError::KafkaRefused(format!("{what}: {e}"))
     }
 }
