@@ -120,7 +120,32 @@ impl Metrics {
         r.register("push_dead", "Pushes that ran out of attempts and went to the DLQ", m.push_dead.clone());
         r.register("http_requests", "REST requests, by route and status", m.http_requests.clone());
         r.register("http_request_duration_seconds", "REST request duration", m.http_duration.clone());
+        m.zero_known_series();
         Self { registry, ..m }
+    }
+
+    /// Creates every series whose label values are known up front, at 0: a rate over a series
+    /// that does not exist yet is "no data", and an alert on it could never fire.
+    fn zero_known_series(&self) {
+        for t in ["redis", "kafka"] {
+            self.publish_failures.get_or_create(&TypeLabel { r#type: t });
+        }
+        for reason in ["hole", "position"] {
+            self.fanout_fills.get_or_create(&ReasonLabel { reason });
+        }
+        for result in ["ok", "skipped", "invalid", "error"] {
+            self.consumed.get_or_create(&ResultLabel { result });
+        }
+        for t in ["mention", "dm"] {
+            self.notifications.get_or_create(&TypeLabel { r#type: t });
+        }
+        for result in ["ok", "error"] {
+            self.push_attempts.get_or_create(&ResultLabel { result });
+        }
+        self.sends.get_or_create(&ResultLabel { result: "ok" });
+        for code in crate::error::ErrorCode::ALL {
+            self.errors.get_or_create(&CodeLabel { code: code.as_str() });
+        }
     }
 
     pub fn encode(&self) -> String {

@@ -68,8 +68,16 @@ fn the_name_scanner_finds_names_in_promql() {
 async fn every_metric_in_dashboards_and_alerts_is_exported() {
     // palaverd, serving one workspace.
     let svc = Services::from_env();
-    palaver_e2e::new_workspace(&svc, "mon").await.unwrap();
+    let ws = palaver_e2e::new_workspace(&svc, "mon").await.unwrap();
     let pod = Pod::start("pod-m", &svc, PodOptions::default()).await.unwrap();
+    // Frame and REST series exist once there was traffic of their kind.
+    let tok = palaver_e2e::token(&ws, "alice");
+    let mut alice = palaver_e2e::Client::connect(&pod.ws_url(), &tok).await.unwrap();
+    let general = alice.channel_id("general").unwrap();
+    let ack = alice.send_message(&general, "m1", "hello").await.unwrap();
+    assert_eq!(ack["t"], "ack", "{ack}");
+    let (status, _) = palaver_e2e::Rest::new(&pod.http_url(), &tok).get("/v1/channels").await.unwrap();
+    assert_eq!(status, 200);
     let mut have = exported(&pod.metrics().await.unwrap());
 
     // The operator, reconciling a ChatCluster (it fails for want of Secrets, so the error

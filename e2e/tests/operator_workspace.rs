@@ -103,7 +103,14 @@ async fn workspace_waits_for_its_cluster_provisions_refuses_shrink_and_deletes_i
 
     // No ChatCluster yet: a condition says what it waits for; no error loop.
     h.workspaces().create(&PostParams::default(), &workspace(&name, 2, "Delete")).await.unwrap();
-    let ws = match wait_for(&h.workspaces(), name.as_str(), "waiting", Duration::from_secs(5), |w| has(w, "Progressing", "True", "WaitingForCluster")).await { Ok(w) => w, Err(e) => panic!("{:?} {e}", server.calls().iter().map(|c| format!("{} {}?{}", c.method, c.path, c.query)).collect::<Vec<_>>()) };
+    let ws = match wait_for(&h.workspaces(), name.as_str(), "waiting", Duration::from_secs(5), |w| {
+        has(w, "Progressing", "True", "WaitingForCluster")
+    })
+    .await
+    {
+        Ok(w) => w,
+        Err(e) => panic!("{:?} {e}", server.calls().iter().map(|c| format!("{} {}?{}", c.method, c.path, c.query)).collect::<Vec<_>>()),
+    };
     assert!(has(&ws, "Ready", "False", "ClusterNotFound"));
     assert_eq!(ws.metadata.finalizers.as_deref(), Some(&["palaver.dev/workspace".to_string()][..]));
     assert!(!schema_exists(&db, &name).await);

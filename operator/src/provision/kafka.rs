@@ -58,11 +58,8 @@ impl TopicAdmin {
         if let Some(ms) = &retention {
             new = new.set("retention.ms", ms);
         }
-        let results = self
-            .admin
-            .create_topics([&new], &Self::options())
-            .await
-            .map_err(|e| admin_error(format!("create topic {topic}"), e))?;
+        let results =
+            self.admin.create_topics([&new], &Self::options()).await.map_err(|e| admin_error(format!("create topic {topic}"), e))?;
         let mut created = false;
         for r in results {
             match r {
@@ -97,11 +94,8 @@ impl TopicAdmin {
 
     async fn set_retention(&self, topic: &str, ms: &str) -> Result<(), ProvisionError> {
         let alter = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("retention.ms", ms);
-        let results = self
-            .admin
-            .alter_configs([&alter], &Self::options())
-            .await
-            .map_err(|e| admin_error(format!("set retention of {topic}"), e))?;
+        let results =
+            self.admin.alter_configs([&alter], &Self::options()).await.map_err(|e| admin_error(format!("set retention of {topic}"), e))?;
         for r in results {
             if let Err((_, code)) = r {
                 return Err(ProvisionError::KafkaRefused(format!("set retention of {topic}: {code}")));
@@ -112,11 +106,8 @@ impl TopicAdmin {
 
     /// Deletes the topics; missing ones are fine.
     pub async fn delete_topics(&self, topics: &[&str]) -> Result<(), ProvisionError> {
-        let results = self
-            .admin
-            .delete_topics(topics, &Self::options())
-            .await
-            .map_err(|e| admin_error(format!("delete topics {topics:?}"), e))?;
+        let results =
+            self.admin.delete_topics(topics, &Self::options()).await.map_err(|e| admin_error(format!("delete topics {topics:?}"), e))?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
