@@ -23,8 +23,23 @@ done
 
 stack_run_begin
 
-info "dev: provisioning workspace $DEV_WORKSPACE"
-"$bin_dir/palaver-operator" provision --name "$DEV_WORKSPACE" --partitions 3 --default-channels general,random
+# The same Workspace manifest a cluster would get, provisioned by the same code the operator
+# runs, without Kubernetes.
+manifest="$DEV_DIR/workspace-$DEV_WORKSPACE.yaml"
+mkdir -p "$DEV_DIR"
+cat >"$manifest" <<EOF
+apiVersion: palaver.dev/v1alpha1
+kind: Workspace
+metadata:
+  name: $DEV_WORKSPACE
+spec:
+  clusterRef: dev
+  displayName: $DEV_WORKSPACE (make dev)
+  partitions: 3
+  defaultChannels: [general, random]
+EOF
+info "dev: provisioning workspace $DEV_WORKSPACE ($manifest)"
+"$bin_dir/palaver-operator" provision -f "$manifest"
 
 # start_pod NAME LISTEN: palaverd in the background, each output line prefixed with
 # NAME. The prefixer ignores Ctrl-C so it still forwards the pod's last lines.

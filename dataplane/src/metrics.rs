@@ -128,23 +128,23 @@ impl Metrics {
     /// that does not exist yet is "no data", and an alert on it could never fire.
     fn zero_known_series(&self) {
         for t in ["redis", "kafka"] {
-            self.publish_failures.get_or_create(&TypeLabel { r#type: t });
+            self.publish_failures.get_or_create(&TypeLabel { r#type: t }).inc_by(0);
         }
         for reason in ["hole", "position"] {
-            self.fanout_fills.get_or_create(&ReasonLabel { reason });
+            self.fanout_fills.get_or_create(&ReasonLabel { reason }).inc_by(0);
         }
         for result in ["ok", "skipped", "invalid", "error"] {
-            self.consumed.get_or_create(&ResultLabel { result });
+            self.consumed.get_or_create(&ResultLabel { result }).inc_by(0);
         }
         for t in ["mention", "dm"] {
-            self.notifications.get_or_create(&TypeLabel { r#type: t });
+            self.notifications.get_or_create(&TypeLabel { r#type: t }).inc_by(0);
         }
         for result in ["ok", "error"] {
-            self.push_attempts.get_or_create(&ResultLabel { result });
+            self.push_attempts.get_or_create(&ResultLabel { result }).inc_by(0);
         }
-        self.sends.get_or_create(&ResultLabel { result: "ok" });
+        self.sends.get_or_create(&ResultLabel { result: "ok" }).inc_by(0);
         for code in crate::error::ErrorCode::ALL {
-            self.errors.get_or_create(&CodeLabel { code: code.as_str() });
+            self.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc_by(0);
         }
     }
 
