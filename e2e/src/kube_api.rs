@@ -35,16 +35,45 @@ use tokio::sync::broadcast;
 /// One request the server answered (watches included), for assertions.
 #[derive(Debug, Clone)]
 pub struct Call {
+    /// Which client sent it (see [`ApiServer::client_as`]).
+    pub client: String,
     pub method: Method,
     pub path: String,
     pub query: String,
     pub content_type: Option<String>,
+    /// An apply that created its object (authorized as `create` too, as the API server does).
+    pub applied_create: bool,
 }
 
 impl Call {
     /// A request that may change state (watches and reads are not writes).
     pub fn is_write(&self) -> bool {
         self.method != Method::GET
+    }
+
+    /// What RBAC must allow for this request: (API group, resource or resource/subresource, verb).
+    pub fn permissions(&self) -> Vec<(String, String, &'static str)> {
+        let Some(t) = Target::parse(&self.path) else { return Vec::new() };
+        let watch = self.query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+        let verb = match (&self.method, t.name.is_some()) {
+            (&Method::GET, true) => "get",
+            (&Method::GET, false) if watch => "watch",
+            (&Method::GET, false) => "list",
+            (&Method::POST, _) => "create",
+            (&Method::PUT, _) => "update",
+            (&Method::PATCH, _) => "patch",
+            (&Method::DELETE, _) => "delete",
+            _ => return Vec::new(),
+        };
+        let resource = match &t.sub {
+            Some(sub) => format!("{}/{sub}", t.plural),
+            None => t.plural.clone(),
+        };
+        let mut out = vec![(t.group.clone(), resource.clone(), verb)];
+        if self.applied_create {
+            out.push((t.group, resource, "create"));
+        }
+        out
     }
 }
 
@@ -98,10 +127,15 @@ impl ApiServer {
 
     /// A client of this server whose default namespace is `default`.
     pub fn client(&self) -> kube::Client {
-        let server = self.clone();
+        self.client_as("test")
+    }
+
+    /// A client whose requests are recorded as sent by `who`.
+    pub fn client_as(&self, who: &str) -> kube::Client {
+        let (server, who) = (self.clone(), who.to_string());
         let svc = tower::service_fn(move |req: Request<kube::client::Body>| {
-            let server = server.clone();
-            async move { Ok::<_, Infallible>(server.handle(req).await) }
+            let (server, who) = (server.clone(), who.clone());
+            async move { Ok::<_, Infallible>(server.handle(req, who).await) }
         });
         kube::Client::new(svc, "default")
     }
@@ -139,26 +173,29 @@ impl ApiServer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn handle(&self, req: Request<kube::client::Body>) -> Reply {
+    async fn handle(&self, req: Request<kube::client::Body>, client: String) -> Reply {
         let (parts, body) = req.into_parts();
         let body = match body.collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => return status(400, "BadRequest", format!("unreadable body: {e}")),
         };
         let call = Call {
+            client,
             method: parts.method.clone(),
             path: parts.uri.path().to_string(),
             query: parts.uri.query().unwrap_or_default().to_string(),
             content_type: parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string),
+            applied_create: false,
         };
         let query: HashMap<String, String> = form_urlencoded::parse(call.query.as_bytes()).into_owned().collect();
-        {
+        let index = {
             let mut st = self.lock();
             st.calls.push(call.clone());
             if let Some(code) = st.fault.as_ref().and_then(|f| f(&call)) {
                 return status(code, "InternalError", format!("injected failure for {} {}", call.method, call.path));
             }
-        }
+            st.calls.len() - 1
+        };
         let Some(t) = Target::parse(&call.path) else {
             return status(404, "NotFound", format!("no such path {}", call.path));
         };
@@ -180,6 +217,9 @@ impl ApiServer {
                 let ct = call.content_type.as_deref().unwrap_or_default();
                 let patch = body.unwrap_or(Value::Null);
                 let apply = ct.starts_with("application/apply-patch");
+                if apply && t.sub.is_none() && !self.lock().objects.contains_key(&t.key(name)) {
+                    self.lock().calls[index].applied_create = true;
+                }
                 if ct.starts_with("application/json-patch") {
                     let ops: json_patch::Patch = match serde_json::from_value(patch) {
                         Ok(p) => p,
