@@ -134,6 +134,10 @@ async fn workspace_waits_for_its_cluster_provisions_refuses_shrink_and_deletes_i
     assert_eq!(admin.partitions(&name.events_topic()).await.unwrap(), 2);
     assert_eq!(admin.partitions(&name.dlq_topic()).await.unwrap(), 1);
     assert!(reasons(&h.client).await.contains(&"Provisioned".to_string()));
+    // Ready and unchanged: no further writes (the status is not rewritten, no Event repeats).
+    let rv = server.resource_version();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(server.resource_version(), rv, "the controller kept writing after Ready");
 
     // Fewer partitions (the CRD's CEL rule refuses this on a real API server; the controller
     // must hold anyway): refused with a condition, the topic keeps its partitions.
