@@ -1,5 +1,6 @@
 //! Kafka side of provisioning: topics through the admin API (create, grow, delete).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -12,7 +13,8 @@ use super::ProvisionError;
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct TopicAdmin {
-    admin: AdminClient<DefaultClientContext>,
+    /// Shared with the blocking thread a metadata request runs on.
+    admin: Arc<AdminClient<DefaultClientContext>>,
     replication: i32,
 }
 
@@ -36,7 +38,7 @@ impl TopicAdmin {
             config.set(k, v);
         }
         let admin = config.create().map_err(|e| ProvisionError::Kafka(format!("admin client: {e}")))?;
-        Ok(Self { admin, replication: 1 })
+        Ok(Self { admin: Arc::new(admin), replication: 1 })
     }
 
     /// Replication factor for new topics (1 for a single local broker; 3 in production).
@@ -119,10 +121,11 @@ impl TopicAdmin {
 
     /// Partition count of an existing topic, from broker metadata.
     pub async fn partitions(&self, topic: &str) -> Result<i32, ProvisionError> {
-        let metadata = self
-            .admin
-            .inner()
-            .fetch_metadata(Some(topic), TIMEOUT)
+        // librdkafka's metadata call blocks (up to TIMEOUT): keep it off the async workers.
+        let (admin, name) = (self.admin.clone(), topic.to_string());
+        let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(Some(&name), TIMEOUT))
+            .await
+            .map_err(|e| ProvisionError::Kafka(format!("metadata for {topic}: {e}")))?
             .map_err(|e| ProvisionError::Kafka(format!("metadata for {topic}: {e}")))?;
         let t = metadata
             .topics()
