@@ -102,6 +102,11 @@ pub struct KafkaSpec {
     /// per line, e.g. `security.protocol=SASL_SSL`.
     #[serde(default)]
     pub secret_ref: Option<SecretKeyRef>,
+    /// Replication factor of the topics created for Workspaces (3 is usual in production).
+    /// Unset: the broker's `default.replication.factor`. Changing it affects only new topics.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 32767))]
+    pub replication_factor: Option<i32>,
 }
 
 /// A value taken from a Secret.

@@ -127,6 +127,7 @@ pub struct ProvisionerKey {
     pub database_url: String,
     pub brokers: String,
     pub kafka_properties: Vec<(String, String)>,
+    pub replication: Option<i32>,
 }
 
 impl Context {
@@ -168,7 +169,14 @@ impl Context {
             return Ok(p.clone());
         }
         let p = Arc::new(
-            Provisioner::connect_with(&key.database_url, &key.brokers, &key.kafka_properties, self.settings.connect_timeout).await?,
+            Provisioner::connect_with(
+                &key.database_url,
+                &key.brokers,
+                &key.kafka_properties,
+                key.replication,
+                self.settings.connect_timeout,
+            )
+            .await?,
         );
         cache.insert(key, p.clone());
         Ok(p)

@@ -202,7 +202,12 @@ async fn provisioner_key(cluster: &ChatCluster, ctx: &Context) -> Result<Provisi
         Some(r) => parse_kafka_properties(&ctx.secret_value(&ns, r).await?)?,
         None => Vec::new(),
     };
-    Ok(ProvisionerKey { database_url, brokers: cluster.spec.kafka.bootstrap.clone(), kafka_properties })
+    Ok(ProvisionerKey {
+        database_url,
+        brokers: cluster.spec.kafka.bootstrap.clone(),
+        kafka_properties,
+        replication: cluster.spec.kafka.replication_factor,
+    })
 }
 
 /// Patches the status subresource, only when it changed (an identical patch would still be a

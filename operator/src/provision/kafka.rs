@@ -15,6 +15,7 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 pub struct TopicAdmin {
     /// Shared with the blocking thread a metadata request runs on.
     admin: Arc<AdminClient<DefaultClientContext>>,
+    /// -1: the broker's default.
     replication: i32,
 }
 
@@ -38,10 +39,11 @@ impl TopicAdmin {
             config.set(k, v);
         }
         let admin = config.create().map_err(|e| ProvisionError::Kafka(format!("admin client: {e}")))?;
-        Ok(Self { admin: Arc::new(admin), replication: 1 })
+        Ok(Self { admin: Arc::new(admin), replication: -1 })
     }
 
-    /// Replication factor for new topics (1 for a single local broker; 3 in production).
+    /// Replication factor of new topics; without it the broker's `default.replication.factor`
+    /// applies (replication factor -1 in CreateTopics, Kafka 2.4 and later).
     pub fn with_replication(mut self, replication: i32) -> Self {
         self.replication = replication;
         self

@@ -102,19 +102,25 @@ impl Provisioner {
 
     /// Connects to Postgres and the Kafka brokers.
     pub async fn connect(database_url: &str, brokers: &str) -> Result<Self, ProvisionError> {
-        Self::connect_with(database_url, brokers, &[], Duration::from_secs(10)).await
+        Self::connect_with(database_url, brokers, &[], None, Duration::from_secs(10)).await
     }
 
-    /// Like [`Self::connect`], with librdkafka client properties (credentials) and the longest
-    /// wait for a Postgres connection.
+    /// Like [`Self::connect`], with librdkafka client properties (credentials), the replication
+    /// factor of new topics (`None`: the broker's default) and the longest wait for a Postgres
+    /// connection.
     pub async fn connect_with(
         database_url: &str,
         brokers: &str,
         kafka_properties: &[(String, String)],
+        replication: Option<i32>,
         timeout: Duration,
     ) -> Result<Self, ProvisionError> {
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).acquire_timeout(timeout).connect(database_url).await?;
-        Ok(Self::new(pool, TopicAdmin::new(brokers, kafka_properties)?))
+        let mut topics = TopicAdmin::new(brokers, kafka_properties)?;
+        if let Some(r) = replication {
+            topics = topics.with_replication(r);
+        }
+        Ok(Self::new(pool, topics))
     }
 
     pub fn pool(&self) -> &PgPool {
