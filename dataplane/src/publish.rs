@@ -4,8 +4,8 @@
 //! Owns the at-least-once hand-off from Postgres to Redis and Kafka. It must not decide order
 //! (Postgres did) nor deliver to sockets (the fan-out does).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fred::prelude::*;
@@ -37,13 +37,16 @@ struct Inner {
     redis: Client,
     producer: FutureProducer,
     cleared: mpsc::UnboundedSender<(WorkspaceName, i64)>,
+    /// Swept rows whose republished copy Kafka has not answered yet: the next sweeps leave them
+    /// alone instead of queueing more copies behind it.
+    in_flight: Mutex<HashSet<(WorkspaceName, i64)>>,
 }
 
 impl Publisher {
     /// Returns the publisher and the receiver its outbox-clearing task consumes.
     pub fn new(redis: Client, producer: FutureProducer) -> (Self, mpsc::UnboundedReceiver<(WorkspaceName, i64)>) {
         let (cleared, rx) = mpsc::unbounded_channel();
-        (Self { inner: Arc::new(Inner { redis, producer, cleared }) }, rx)
+        (Self { inner: Arc::new(Inner { redis, producer, cleared, in_flight: Mutex::default() }) }, rx)
     }
 
     /// Publishes a just-committed event. Never fails the caller: whatever does not get through
@@ -121,7 +124,8 @@ impl Publisher {
     /// Republishes swept rows; returns the outbox ids confirmed by both Redis and Kafka.
     async fn republish(&self, ws: &WorkspaceName, rows: Vec<OutboxRow>) -> Vec<i64> {
         let mut pending = Vec::with_capacity(rows.len());
-        for row in rows {
+        let busy = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for row in rows.into_iter().filter(|r| !busy.contains(&(ws.clone(), r.id))) {
             let json = row.event.frame_json();
             let redis_ok = self.redis_publish(ws, &row.event, &json).await;
             pending.push((row.id, redis_ok, self.produce(ws, &row.event, &json)));
@@ -134,17 +138,18 @@ impl Publisher {
                 Ok(true) if redis_ok => done.push(id),
                 Ok(_) => {}
                 // Still queued in the producer (a broker that just came back works through its
-                // backlog): clear the row whenever Kafka confirms it, or every sweep would
-                // queue yet another copy behind the ones not yet confirmed.
-                Err(_) if redis_ok => {
-                    let (cleared, ws) = (self.inner.cleared.clone(), ws.clone());
+                // backlog): clear the row whenever Kafka confirms it, and until Kafka answers
+                // (at most message.timeout.ms) sweep past it rather than queue another copy.
+                Err(_) => {
+                    let (inner, key) = (self.inner.clone(), (ws.clone(), id));
+                    inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
                     tokio::spawn(async move {
-                        if delivery.await {
-                            let _ = cleared.send((ws, id));
+                        if delivery.await && redis_ok {
+                            let _ = inner.cleared.send(key.clone());
                         }
+                        inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
                     });
                 }
-                Err(_) => {}
             }
         }
         metrics::global().outbox_republished.inc_by(done.len() as u64);
