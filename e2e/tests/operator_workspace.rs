@@ -247,3 +247,38 @@ async fn postgres_outage_degrades_then_recovers_and_retain_keeps_the_data() {
     db.close().await;
     svc.drop_database().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_spec_and_unreachable_kafka_degrade_with_precise_reasons() {
+    let svc = Services::from_env();
+    let server = ApiServer::new();
+    let h = Harness::start(&server);
+    create_cluster_secrets(&h.client, NS, &svc.database_url).await.unwrap();
+    // Nothing listens on this port.
+    let nowhere = format!("127.0.0.1:{}", palaver_e2e::free_port());
+    Api::<ChatCluster>::namespaced(h.client.clone(), NS)
+        .create(&PostParams::default(), &example_cluster(NS, "main", &nowhere))
+        .await
+        .unwrap();
+
+    // A name the CRD's CEL rule refuses on a real API server: the controller refuses it too.
+    let bad: Workspace = serde_json::from_value(json!({
+        "apiVersion": "palaver.dev/v1alpha1", "kind": "Workspace", "metadata": { "name": "Bad--Name", "namespace": NS },
+        "spec": { "clusterRef": "main" }
+    }))
+    .unwrap();
+    h.workspaces().create(&PostParams::default(), &bad).await.unwrap();
+    let ws = wait_for(&h.workspaces(), "Bad--Name", "InvalidSpec", T, |w| has(w, "Degraded", "True", "InvalidSpec")).await.unwrap();
+    assert!(has(&ws, "Ready", "False", "InvalidSpec"), "{:?}", ws.status);
+
+    let name = unique("nokafka");
+    h.workspaces().create(&PostParams::default(), &workspace(&name, 1, "Retain")).await.unwrap();
+    let ws =
+        wait_for(&h.workspaces(), name.as_str(), "KafkaUnavailable", T, |w| has(w, "Degraded", "True", "KafkaUnavailable")).await.unwrap();
+    let degraded = ws.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Degraded").unwrap();
+    assert!(degraded.message.contains(&name.events_topic()), "{degraded:?}");
+    let evs = reasons(&h.client).await;
+    assert!(evs.contains(&"InvalidSpec".to_string()) && evs.contains(&"KafkaUnavailable".to_string()), "{evs:?}");
+    assert!(!h.task.is_finished(), "the controller keeps running");
+    h.shutdown().await;
+}
