@@ -173,7 +173,32 @@ impl ApiServer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn handle(&self, req: Request<kube::client::Body>, client: String) -> Reply {
+    /// Serves this API over HTTP on a free loopback port (for a process such as the operator
+    /// binary, given a kubeconfig pointing there); until the runtime ends.
+    pub async fn serve_http(&self) -> std::io::Result<std::net::SocketAddr> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = self.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.handle(req, "http".into()).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(addr)
+    }
+
+    async fn handle<B>(&self, req: Request<B>, client: String) -> Reply
+    where
+        B: http_body::Body,
+        B::Error: std::fmt::Display,
+    {
         let (parts, body) = req.into_parts();
         let body = match body.collect().await {
             Ok(b) => b.to_bytes(),
