@@ -22,7 +22,7 @@ fn target_dir_bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-fn palaverd_bin() -> PathBuf {
+pub fn palaverd_bin() -> PathBuf {
     let p = std::env::var_os("PALAVER_PALAVERD_BIN").map(PathBuf::from).unwrap_or_else(|| target_dir_bin("palaverd"));
     assert!(p.exists(), "{} not found: build it first (`cargo build --bin palaverd`, or run via `make test`)", p.display());
     p

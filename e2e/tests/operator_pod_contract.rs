@@ -1,0 +1,73 @@
+//! The contract between the operator and palaverd: a palaverd process started with exactly the
+//! environment the operator's Deployment and ConfigMap give a gateway pod (container paths
+//! pointed at local files, the listen address at a free port) starts and becomes ready against
+//! the real services. A renamed or mistyped setting would keep every pod from starting.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::EnvVar;
+use kube::core::ObjectMeta;
+use palaver_crds::resources::SecretKeyRef;
+use palaver_e2e::operator::example_cluster;
+use palaver_e2e::{eventually, free_port, Services};
+use palaver_operator::controller::objects;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn palaverd_starts_ready_with_the_environment_the_operator_gives_its_pods() {
+    let svc = Services::from_env();
+    let mut cc = example_cluster("chat", "main", &svc.kafka_brokers);
+    cc.metadata = ObjectMeta { uid: Some("u-1".into()), ..cc.metadata };
+    cc.spec.kafka.secret_ref = Some(SecretKeyRef { name: "palaver-kafka".into(), key: "client.properties".into() });
+
+    let dir = std::env::temp_dir().join(format!("palaver-pod-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("public.pem");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/es256-public.pem"), &key).unwrap();
+    let props = dir.join("client.properties");
+    std::fs::write(&props, "# as the Secret would hold it\nclient.id=palaver-contract-test\n").unwrap();
+
+    let config = objects::config_map(&cc).data.unwrap();
+    let deployment = objects::deployment(&cc);
+    let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut cmd = tokio::process::Command::new(palaver_e2e::procs::palaverd_bin());
+    cmd.arg("serve").env_clear().envs(&config);
+    // The container's own env: Secret references resolved as the kubelet would, the pod name
+    // from the downward API.
+    for EnvVar { name, value, value_from } in container.env.clone().unwrap() {
+        let value = match (value, value_from.and_then(|f| f.secret_key_ref.map(|s| s.name).or(f.field_ref.map(|f| f.field_path)))) {
+            (Some(v), _) => v,
+            (None, Some(from)) if from == "palaver-postgres" => svc.database_url.clone(),
+            (None, Some(from)) if from == "palaver-redis" => svc.redis_url.clone(),
+            (None, Some(from)) if from == "metadata.name" => "main-gateway-abc12".into(),
+            (None, from) => panic!("env {name} from {from:?}: the test does not know this source"),
+        };
+        cmd.env(name, value);
+    }
+    // Container paths and the port are the only changes.
+    let paths = [("PALAVER_JWT_PUBLIC_KEY_FILE", &key), ("PALAVER_KAFKA_PROPERTIES_FILE", &props)];
+    for (var, local) in paths {
+        assert!(config.contains_key(var), "the operator no longer sets {var}");
+        cmd.env(var, local);
+    }
+    assert!(config.contains_key("PALAVER_LISTEN"));
+    cmd.env("PALAVER_LISTEN", &listen).env("RUST_LOG", "warn").stdout(Stdio::null()).kill_on_drop(true);
+    let mut pod = cmd.spawn().unwrap();
+
+    let http = reqwest::Client::new();
+    let ready = eventually(Duration::from_secs(30), "palaverd /readyz 200", || async {
+        (http.get(format!("http://{listen}/readyz")).send().await.ok()?.status() == 200).then_some(())
+    })
+    .await;
+    if let Err(e) = ready {
+        let exited = pod.try_wait().unwrap();
+        panic!("{e}; palaverd exited: {exited:?} (its stderr is above)");
+    }
+    let probe = container.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.clone().unwrap();
+    assert_eq!(http.get(format!("http://{listen}{probe}")).send().await.unwrap().status(), 200);
+    let live = container.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.clone().unwrap();
+    assert_eq!(http.get(format!("http://{listen}{live}")).send().await.unwrap().status(), 200);
+    pod.kill().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
