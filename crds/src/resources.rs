@@ -64,6 +64,23 @@ pub struct ChatClusterSpec {
     /// Monitoring objects to create (each only if its CRD exists in the cluster).
     #[serde(default)]
     pub monitoring: Option<Monitoring>,
+    /// Push notifications for members who are offline (unset: notifications are inbox-only).
+    #[serde(default)]
+    pub push: Option<PushSpec>,
+}
+
+/// Where palaverd sends pushes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushSpec {
+    /// URL receiving a JSON POST per push, typically an in-cluster push gateway. `http://` only:
+    /// palaverd has no TLS client for it.
+    #[schemars(pattern(r"^http://[^\s]+$"))]
+    pub webhook_url: String,
+    /// Attempts before a push goes to the workspace's DLQ topic (palaverd's default: 5).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_attempts: Option<i32>,
 }
 
 fn default_replicas() -> i32 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::EnvVar;
 use kube::core::ObjectMeta;
-use palaver_crds::resources::SecretKeyRef;
+use palaver_crds::resources::{PushSpec, SecretKeyRef};
 use palaver_e2e::operator::example_cluster;
 use palaver_e2e::{eventually, free_port, Services};
 use palaver_operator::controller::objects;
@@ -19,6 +19,7 @@ async fn palaverd_starts_ready_with_the_environment_the_operator_gives_its_pods(
     let mut cc = example_cluster("chat", "main", &svc.kafka_brokers);
     cc.metadata = ObjectMeta { uid: Some("u-1".into()), ..cc.metadata };
     cc.spec.kafka.secret_ref = Some(SecretKeyRef { name: "palaver-kafka".into(), key: "client.properties".into() });
+    cc.spec.push = Some(PushSpec { webhook_url: "http://127.0.0.1:9/push".into(), max_attempts: Some(3) });
 
     let dir = std::env::temp_dir().join(format!("palaver-pod-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();

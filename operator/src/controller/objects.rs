@@ -117,6 +117,12 @@ pub fn config_map(cc: &ChatCluster) -> ConfigMap {
     if s.kafka.secret_ref.is_some() {
         data.insert("PALAVER_KAFKA_PROPERTIES_FILE".into(), format!("{KAFKA_DIR}/client.properties"));
     }
+    if let Some(p) = &s.push {
+        data.insert("PALAVER_PUSH_WEBHOOK_URL".into(), p.webhook_url.clone());
+        if let Some(n) = p.max_attempts {
+            data.insert("PALAVER_PUSH_MAX_ATTEMPTS".into(), n.to_string());
+        }
+    }
     if let Some(l) = &s.limits {
         if let Some(v) = l.max_frame_bytes {
             data.insert("PALAVER_MAX_FRAME_BYTES".into(), v.to_string());
@@ -465,6 +471,11 @@ limits: { maxFrameBytes: 32768 }
         let b = cluster(&SPEC.replace("32768", "65536"));
         assert_eq!(hash(&a), hash(&cluster(SPEC)), "same spec, same hash");
         assert_ne!(hash(&a), hash(&b));
+        assert!(!cm.contains_key("PALAVER_PUSH_WEBHOOK_URL"), "no push section: inbox only");
+        let push =
+            config_map(&cluster(&format!("{SPEC}push: {{ webhookUrl: 'http://push.chat:8080/p', maxAttempts: 3 }}\n"))).data.unwrap();
+        assert_eq!(push["PALAVER_PUSH_WEBHOOK_URL"], "http://push.chat:8080/p");
+        assert_eq!(push["PALAVER_PUSH_MAX_ATTEMPTS"], "3");
     }
 
     #[test]
