@@ -10,7 +10,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -27,56 +26,29 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::objects::{self, Names};
-use super::{parse_kafka_properties, Context, Error, MANAGER};
+use super::{drain, error_policy, parse_kafka_properties, scoped_api, Context, Error, MANAGER};
 use crate::conditions::{self, Want, DEGRADED, PROGRESSING, READY};
 
 const KIND: &str = "ChatCluster";
 
 /// Runs the controller until `shutdown` resolves. `namespace`: watch only that one.
 pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let (clusters, workspaces): (Api<ChatCluster>, Api<Workspace>) = match &namespace {
-        Some(ns) => (Api::namespaced(ctx.client.clone(), ns), Api::namespaced(ctx.client.clone(), ns)),
-        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
-    };
-    fn owned<K>(ctx: &Context, ns: &Option<String>) -> Api<K>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
-    {
-        match ns {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        }
-    }
+    let (client, ns) = (ctx.client.clone(), namespace.as_deref());
     // Only objects carrying our managed-by label are watched: less cache, fewer wake-ups.
     let mine = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
-    Controller::new(clusters, watcher::Config::default())
-        .owns(owned::<Deployment>(&ctx, &namespace), mine.clone())
-        .owns(owned::<Service>(&ctx, &namespace), mine.clone())
-        .owns(owned::<ConfigMap>(&ctx, &namespace), mine.clone())
-        .owns(owned::<PodDisruptionBudget>(&ctx, &namespace), mine.clone())
-        .owns(owned::<HorizontalPodAutoscaler>(&ctx, &namespace), mine)
+    let results = Controller::new(scoped_api::<ChatCluster>(&client, ns), watcher::Config::default())
+        .owns(scoped_api::<Deployment>(&client, ns), mine.clone())
+        .owns(scoped_api::<Service>(&client, ns), mine.clone())
+        .owns(scoped_api::<ConfigMap>(&client, ns), mine.clone())
+        .owns(scoped_api::<PodDisruptionBudget>(&client, ns), mine.clone())
+        .owns(scoped_api::<HorizontalPodAutoscaler>(&client, ns), mine)
         // Workspaces come and go: keep the cluster's workspace count current.
-        .watches(workspaces, watcher::Config::default(), |ws| {
+        .watches(scoped_api::<Workspace>(&client, ns), watcher::Config::default(), |ws| {
             ws.namespace().map(|ns| ObjectRef::<ChatCluster>::new(&ws.spec.cluster_ref).within(&ns))
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "chatcluster reconcile did not complete");
-            }
-        })
-        .await;
-}
-
-fn key(cc: &ChatCluster) -> String {
-    format!("{KIND}/{}/{}", cc.namespace().unwrap_or_default(), cc.name_any())
-}
-
-fn error_policy(cc: Arc<ChatCluster>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.failed(&key(cc.as_ref()));
-    tracing::warn!(chatcluster = %cc.name_any(), namespace = ?cc.namespace(), reason = err.reason(), error = %err, retry_in = ?delay, "chatcluster reconcile failed");
-    Action::requeue(delay)
+        .run(reconcile, error_policy, ctx);
+    drain(KIND, results).await;
 }
 
 pub async fn reconcile(cc: Arc<ChatCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -87,10 +59,7 @@ pub async fn reconcile(cc: Arc<ChatCluster>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::await_change());
     }
     let result = apply(&cc, &ctx).await;
-    ctx.metrics.observe(KIND, started.elapsed(), result.as_ref().err().map(Error::reason));
-    if result.is_ok() {
-        ctx.succeeded(&key(&cc));
-    }
+    ctx.finished(KIND, cc.as_ref(), started, &result);
     result
 }
 

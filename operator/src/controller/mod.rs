@@ -10,13 +10,18 @@ pub mod objects;
 pub mod workspace;
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::NamespaceResourceScope;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use palaver_crds::resources::SecretKeyRef;
+use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
 use crate::provision::{ProvisionError, Provisioner};
@@ -137,15 +142,20 @@ impl Context {
     }
 
     /// Records a failure of `key` and returns how long to wait before the next try.
-    pub fn failed(&self, key: &str) -> Duration {
+    fn failed(&self, key: &str) -> Duration {
         let mut failures = self.failures.lock().expect("lock");
         let n = failures.entry(key.to_string()).or_default();
         *n = n.saturating_add(1);
         self.settings.backoff.delay(*n)
     }
 
-    pub fn succeeded(&self, key: &str) {
-        self.failures.lock().expect("lock").remove(key);
+    /// Bookkeeping after a reconcile of `obj`: the duration and error metrics, and the end of
+    /// its failure streak when it succeeded.
+    pub fn finished<K: Resource<DynamicType = ()>>(&self, kind: &'static str, obj: &K, started: Instant, result: &Result<Action, Error>) {
+        self.metrics.observe(kind, started.elapsed(), result.as_ref().err().map(Error::reason));
+        if result.is_ok() {
+            self.failures.lock().expect("lock").remove(&failure_key(obj));
+        }
     }
 
     /// Publishes an Event about `obj`; failures are logged, never fatal (events are advisory).
@@ -199,6 +209,43 @@ impl Context {
             key: r.key.clone(),
         })
     }
+}
+
+/// `Kind/namespace/name`: whose failure streak the backoff counts.
+fn failure_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    let meta = obj.meta();
+    format!("{}/{}/{}", K::kind(&()), meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+}
+
+/// The error policy of both controllers: requeue after the backoff this resource's failure
+/// streak has reached.
+pub fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = failure_key(obj.as_ref());
+    let delay = ctx.failed(&key);
+    tracing::warn!(resource = %key, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// An Api over `namespace`, or over every namespace.
+pub fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs a controller's result stream to its end. Failures were logged by [`error_policy`].
+async fn drain<T, E: std::fmt::Display>(kind: &'static str, results: impl Stream<Item = Result<T, E>>) {
+    results
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, kind, "reconcile did not complete");
+            }
+        })
+        .await;
 }
 
 /// librdkafka client properties from a Secret value (see [`palaver_crds::parse_kafka_properties`]).

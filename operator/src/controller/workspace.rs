@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, finalizer};
@@ -23,7 +22,7 @@ use palaver_crds::resources::{ChatCluster, DeletionPolicy, Workspace, WorkspaceS
 use palaver_crds::WorkspaceName;
 use serde_json::json;
 
-use super::{parse_kafka_properties, Context, Error, ProvisionerKey};
+use super::{drain, error_policy, parse_kafka_properties, scoped_api, Context, Error, ProvisionerKey};
 use crate::conditions::{self, Want, DEGRADED, PROGRESSING, READY};
 use crate::provision::{latest_tenant_migration, WorkspacePlan};
 
@@ -33,15 +32,12 @@ const KIND: &str = "Workspace";
 
 /// Runs the controller until `shutdown` resolves. `namespace`: watch only that one.
 pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let (workspaces, clusters): (Api<Workspace>, Api<ChatCluster>) = match &namespace {
-        Some(ns) => (Api::namespaced(ctx.client.clone(), ns), Api::namespaced(ctx.client.clone(), ns)),
-        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
-    };
-    let controller = Controller::new(workspaces, watcher::Config::default());
+    let (client, ns) = (ctx.client.clone(), namespace.as_deref());
+    let controller = Controller::new(scoped_api::<Workspace>(&client, ns), watcher::Config::default());
     let store = controller.store();
-    controller
+    let results = controller
         // A ChatCluster appearing (or changing) wakes the Workspaces waiting for it.
-        .watches(clusters, watcher::Config::default(), move |cc| {
+        .watches(scoped_api::<ChatCluster>(&client, ns), watcher::Config::default(), move |cc| {
             let ns = cc.namespace();
             let name = cc.name_any();
             store
@@ -52,23 +48,8 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl st
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "workspace reconcile did not complete");
-            }
-        })
-        .await;
-}
-
-fn key(ws: &Workspace) -> String {
-    format!("{KIND}/{}/{}", ws.namespace().unwrap_or_default(), ws.name_any())
-}
-
-fn error_policy(ws: Arc<Workspace>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.failed(&key(&ws));
-    tracing::warn!(workspace = %ws.name_any(), namespace = ?ws.namespace(), reason = err.reason(), error = %err, retry_in = ?delay, "workspace reconcile failed");
-    Action::requeue(delay)
+        .run(reconcile, error_policy, ctx);
+    drain(KIND, results).await;
 }
 
 pub async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -88,10 +69,7 @@ pub async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, 
         finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
         finalizer::Error::UnnamedObject | finalizer::Error::InvalidFinalizer => Error::InvalidSpec(e.to_string()),
     });
-    ctx.metrics.observe(KIND, started.elapsed(), result.as_ref().err().map(Error::reason));
-    if result.is_ok() {
-        ctx.succeeded(&key(&ws));
-    }
+    ctx.finished(KIND, ws.as_ref(), started, &result);
     result
 }
 
