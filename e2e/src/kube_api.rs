@@ -237,51 +237,13 @@ impl ApiServer {
             (&Method::GET, None) => Ok(self.lock().list(&t, &query)),
             (&Method::GET, Some(name)) => self.lock().get(&t.key(name)),
             (&Method::POST, None) => self.create(&t, body.unwrap_or(Value::Null)),
-            (&Method::PUT, Some(name)) => self.write(&t, name, |_| Ok(body.clone().unwrap_or(Value::Null)), false),
+            (&Method::PUT, Some(name)) => self.write(&t, name, |_| Ok(body.clone().unwrap_or(Value::Null)), false).map(|(v, _)| v),
             (&Method::PATCH, Some(name)) => {
-                let ct = call.content_type.as_deref().unwrap_or_default();
-                let patch = body.unwrap_or(Value::Null);
-                let apply = ct.starts_with("application/apply-patch");
-                if apply && t.sub.is_none() && !self.lock().objects.contains_key(&t.key(name)) {
+                let written = self.patch(&t, name, call.content_type.as_deref().unwrap_or_default(), body.unwrap_or(Value::Null));
+                if let Ok((_, true)) = &written {
                     self.lock().calls[index].applied_create = true;
                 }
-                if ct.starts_with("application/json-patch") {
-                    let ops: json_patch::Patch = match serde_json::from_value(patch) {
-                        Ok(p) => p,
-                        Err(e) => return status(400, "BadRequest", format!("not a JSON patch: {e}")),
-                    };
-                    self.write(
-                        &t,
-                        name,
-                        move |old| {
-                            let mut doc = old.clone();
-                            // As in the API server, `test` against null passes for a missing path
-                            // (the finalizer helper relies on it when there are no finalizers yet).
-                            let ops: Vec<_> = ops
-                                .0
-                                .into_iter()
-                                .filter(|op| match op {
-                                    json_patch::PatchOperation::Test(t) => !(t.value.is_null() && old.pointer(t.path.as_str()).is_none()),
-                                    _ => true,
-                                })
-                                .collect();
-                            json_patch::patch(&mut doc, &ops).map_err(|e| (422, "Invalid", format!("JSON patch failed: {e}")))?;
-                            Ok(doc)
-                        },
-                        false,
-                    )
-                } else {
-                    self.write(
-                        &t,
-                        name,
-                        move |old| {
-                            let mut doc = old.clone();
-                            json_patch::merge(&mut doc, &patch);
-                            Ok(doc)
-                        },
-                        apply,
-                    )
-                }
+                written.map(|(v, _)| v)
             }
             (&Method::DELETE, Some(name)) => self.delete(&t.key(name)),
             _ => Err((405, "MethodNotAllowed", format!("{} {} is not supported", parts.method, call.path))),
@@ -290,6 +252,36 @@ impl ApiServer {
             Ok(v) => json_reply(200, &v),
             Err((code, reason, message)) => status(code, reason, message),
         }
+    }
+
+    /// JSON patch, or merge patch; an apply patch is merged in too, creating a missing object.
+    fn patch(&self, t: &Target, name: &str, content_type: &str, patch: Value) -> Result<(Value, bool), Failure> {
+        if !content_type.starts_with("application/json-patch") {
+            let apply = content_type.starts_with("application/apply-patch");
+            let merge = move |old: &Value| {
+                let mut doc = old.clone();
+                json_patch::merge(&mut doc, &patch);
+                Ok(doc)
+            };
+            return self.write(t, name, merge, apply);
+        }
+        let ops: json_patch::Patch = serde_json::from_value(patch).map_err(|e| (400, "BadRequest", format!("not a JSON patch: {e}")))?;
+        let apply_ops = move |old: &Value| {
+            // As in the API server, `test` against null passes for a missing path (the finalizer
+            // helper relies on it when there are no finalizers yet).
+            let ops: Vec<_> = ops
+                .0
+                .into_iter()
+                .filter(|op| match op {
+                    json_patch::PatchOperation::Test(t) => !(t.value.is_null() && old.pointer(t.path.as_str()).is_none()),
+                    _ => true,
+                })
+                .collect();
+            let mut doc = old.clone();
+            json_patch::patch(&mut doc, &ops).map_err(|e| (422, "Invalid", format!("JSON patch failed: {e}")))?;
+            Ok(doc)
+        };
+        self.write(t, name, apply_ops, false)
     }
 
     fn create(&self, t: &Target, mut obj: Value) -> Result<Value, Failure> {
@@ -326,21 +318,22 @@ impl ApiServer {
     }
 
     /// Replace or patch: `edit` turns the stored object into the requested one. With
-    /// `create_missing` (apply) a missing object is created from `edit(null)`.
+    /// `create_missing` (apply) a missing object is created from `edit({})`. Returns the stored
+    /// object and whether it was created.
     fn write(
         &self,
         t: &Target,
         name: &str,
         edit: impl FnOnce(&Value) -> Result<Value, Failure>,
         create_missing: bool,
-    ) -> Result<Value, Failure> {
+    ) -> Result<(Value, bool), Failure> {
         let key = t.key(name);
         let mut st = self.lock();
         let Some(old) = st.objects.get(&key).cloned() else {
             drop(st);
             if create_missing && t.sub.is_none() {
                 let obj = edit(&json!({}))?;
-                return self.create(t, obj);
+                return Ok((self.create(t, obj)?, true));
             }
             return Err(not_found(t, name));
         };
@@ -377,32 +370,18 @@ impl ApiServer {
             }
         }
         if next == old {
-            return Ok(old);
+            return Ok((old, false));
         }
-        let deleting = next.pointer("/metadata/deletionTimestamp").is_some();
-        let finalizers_left = next.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let released = next.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&next);
         let stored = st.commit(key.clone(), "MODIFIED", next, &self.changes);
-        if deleting && !finalizers_left {
+        if released {
             st.remove(&key, &self.changes);
         }
-        Ok(stored)
+        Ok((stored, false))
     }
 
     fn delete(&self, key: &Key) -> Result<Value, Failure> {
-        let mut st = self.lock();
-        let Some(old) = st.objects.get(key).cloned() else {
-            return Err((404, "NotFound", format!("{} {:?} not found", key.res, key.name)));
-        };
-        let has_finalizers = old.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-        if has_finalizers {
-            if old.pointer("/metadata/deletionTimestamp").is_some() {
-                return Ok(old);
-            }
-            let mut next = old;
-            metadata(&mut next).insert("deletionTimestamp".into(), json!(now()));
-            return Ok(st.commit(key.clone(), "MODIFIED", next, &self.changes));
-        }
-        Ok(st.remove(key, &self.changes).unwrap_or(old))
+        self.lock().delete(key, &self.changes)
     }
 
     fn watch(&self, t: &Target, query: &HashMap<String, String>) -> Reply {
@@ -460,24 +439,41 @@ impl State {
     }
 
     /// Stores `obj` at a new resourceVersion and tells the watchers.
-    fn commit(&mut self, key: Key, kind: &'static str, mut obj: Value, tx: &broadcast::Sender<Change>) -> Value {
+    fn commit(&mut self, key: Key, kind: &'static str, obj: Value, tx: &broadcast::Sender<Change>) -> Value {
+        let obj = self.record(&key, kind, obj, tx);
+        self.objects.insert(key, obj.clone());
+        obj
+    }
+
+    /// A new resourceVersion for `obj`, and the change in the history and to the watchers.
+    fn record(&mut self, key: &Key, kind: &'static str, mut obj: Value, tx: &broadcast::Sender<Change>) -> Value {
         self.rv += 1;
         metadata(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         let change = Change { rv: self.rv, res: key.res.clone(), ns: key.ns.clone(), kind, object: obj.clone() };
         self.history.push(change.clone());
         let _ = tx.send(change);
-        self.objects.insert(key, obj.clone());
         obj
+    }
+
+    /// Deletes as the API server does: an object with finalizers only gets its
+    /// deletionTimestamp (once); one without is removed.
+    fn delete(&mut self, key: &Key, tx: &broadcast::Sender<Change>) -> Result<Value, Failure> {
+        let old = self.get(key)?;
+        if !has_finalizers(&old) {
+            return Ok(self.remove(key, tx).unwrap_or(old));
+        }
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            return Ok(old);
+        }
+        let mut next = old;
+        metadata(&mut next).insert("deletionTimestamp".into(), json!(now()));
+        Ok(self.commit(key.clone(), "MODIFIED", next, tx))
     }
 
     /// Removes the object, then (as the garbage collector would) deletes what it owns.
     fn remove(&mut self, key: &Key, tx: &broadcast::Sender<Change>) -> Option<Value> {
-        let mut obj = self.objects.remove(key)?;
-        self.rv += 1;
-        metadata(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
-        let change = Change { rv: self.rv, res: key.res.clone(), ns: key.ns.clone(), kind: "DELETED", object: obj.clone() };
-        self.history.push(change.clone());
-        let _ = tx.send(change);
+        let obj = self.objects.remove(key)?;
+        let obj = self.record(key, "DELETED", obj, tx);
         let uid = obj.pointer("/metadata/uid").cloned();
         let owned: Vec<Key> = self
             .objects
@@ -490,19 +486,14 @@ impl State {
             .map(|(k, _)| k.clone())
             .collect();
         for k in owned {
-            let has_finalizers = self.objects[&k].pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-            if has_finalizers {
-                let mut next = self.objects[&k].clone();
-                if next.pointer("/metadata/deletionTimestamp").is_none() {
-                    metadata(&mut next).insert("deletionTimestamp".into(), json!(now()));
-                    self.commit(k, "MODIFIED", next, tx);
-                }
-            } else {
-                self.remove(&k, tx);
-            }
+            let _ = self.delete(&k, tx);
         }
         Some(obj)
     }
+}
+
+fn has_finalizers(obj: &Value) -> bool {
+    obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
 }
 
 type Failure = (u16, &'static str, String);

@@ -263,3 +263,32 @@ async fn one_of_two_replicas_leads_and_the_other_takes_over_on_release() {
     assert_eq!(spec.holder_identity.as_deref(), Some(if first.0 { "b" } else { "a" }));
     assert_eq!(spec.lease_transitions, Some(1));
 }
+
+#[tokio::test]
+async fn api_server_errors_degrade_the_cluster_until_they_stop() {
+    let server = ApiServer::new();
+    let client = server.client();
+    create_cluster_secrets(&client, NS, "postgres://unused").await.unwrap();
+    // The API server refuses every write to Deployments.
+    server.fail_when(|call| (call.is_write() && call.path.contains("/deployments/")).then_some(500));
+    create_cluster(&client, &example_cluster(NS, "main", "kafka:9092")).await;
+    let (stop, task) = spawn_controller(context(&client));
+    let clusters = Api::<ChatCluster>::namespaced(client.clone(), NS);
+    let cc = wait_for(&clusters, "main", "Degraded", T, |c| {
+        c.status.as_ref().is_some_and(|s| cond(&s.conditions, "Degraded") == Some(("True".into(), "KubernetesApiError".into())))
+    })
+    .await
+    .unwrap();
+    assert!(server.names("apps/deployments", NS).is_empty());
+    assert!(cc.status.unwrap().conditions.iter().any(|c| c.type_ == "Degraded" && c.message.contains("injected failure")));
+
+    server.clear_faults();
+    wait_for(&clusters, "main", "recovered", T, |c| {
+        c.status.as_ref().is_some_and(|s| cond(&s.conditions, "Degraded").is_some_and(|(_, reason)| reason != "KubernetesApiError"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(server.names("apps/deployments", NS), ["main-gateway"]);
+    stop.send_replace(true);
+    tokio::time::timeout(T, task).await.unwrap().unwrap();
+}
