@@ -69,10 +69,14 @@ impl Services {
     }
 }
 
+/// A workspace name no other test uses: `<prefix>-<random>`.
+pub fn unique_workspace(prefix: &str) -> WorkspaceName {
+    WorkspaceName::new(format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])).expect("a valid prefix")
+}
+
 /// Provisions a fresh workspace named `<prefix>-<random>` with channels general and random.
 pub async fn new_workspace(svc: &Services, prefix: &str) -> anyhow::Result<WorkspaceName> {
-    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
-    let name = WorkspaceName::new(format!("{prefix}-{suffix}"))?;
+    let name = unique_workspace(prefix);
     let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
     let plan = WorkspacePlan {
         name: name.clone(),

@@ -4,14 +4,17 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::ByteString;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use palaver_crds::resources::ChatCluster;
+use palaver_crds::WorkspaceName;
 use palaver_operator::controller::{Backoff, Settings};
 use serde::de::DeserializeOwned;
+use sqlx::PgPool;
 
 use crate::eventually;
 
@@ -65,6 +68,27 @@ pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Con
 /// `(status, reason)` of condition `type_`, for compact assertions.
 pub fn cond(conditions: &[Condition], type_: &str) -> Option<(String, String)> {
     condition(conditions, type_).map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// Whether the workspace's schema exists.
+pub async fn schema_exists(db: &PgPool, name: &WorkspaceName) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)").bind(name.schema()).fetch_one(db).await.unwrap()
+}
+
+/// Whether the workspace has a row in the registry.
+pub async fn registered(db: &PgPool, name: &WorkspaceName) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM palaver_control.workspaces WHERE name = $1)")
+        .bind(name.as_str())
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// Reports `deployment`'s pods as all ready, as the Deployment controller would.
+pub async fn mark_ready(client: &Client, ns: &str, deployment: &str, replicas: i32) -> anyhow::Result<()> {
+    let status = serde_json::json!({ "status": { "replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas } });
+    Api::<Deployment>::namespaced(client.clone(), ns).patch_status(deployment, &PatchParams::default(), &Patch::Merge(status)).await?;
+    Ok(())
 }
 
 /// Waits until `name` exists and `check` accepts it; returns it.

@@ -12,7 +12,7 @@ use kube::{Api, Client, ResourceExt};
 use palaver_crds::resources::ChatCluster;
 use palaver_e2e::eventually;
 use palaver_e2e::kube_api::ApiServer;
-use palaver_e2e::operator::{cond, condition, create_cluster_secrets, example_cluster, fast_settings, wait_for};
+use palaver_e2e::operator::{cond, condition, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for};
 use palaver_operator::controller::{chatcluster, Context};
 use palaver_operator::leader::{self, Elector};
 use palaver_operator::metrics::Metrics;
@@ -139,14 +139,7 @@ async fn chatcluster_controller_repairs_drift_reports_readiness_and_settles() {
     wait_for(&Api::<Service>::namespaced(client.clone(), NS), "main", "the Service recreated", T, |_| true).await.unwrap();
 
     // Pods becoming ready flip Ready; Degraded, unchanged, keeps its transition time.
-    deployments
-        .patch_status(
-            "main-gateway",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": { "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2 } })),
-        )
-        .await
-        .unwrap();
+    mark_ready(&client, NS, "main-gateway", 2).await.unwrap();
     let cc = wait_for(&clusters, "main", "Ready", T, |c| {
         c.status.as_ref().is_some_and(|s| cond(&s.conditions, "Ready") == Some(("True".into(), "GatewayAvailable".into())))
     })

@@ -8,13 +8,12 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::Api;
 use palaver_crds::resources::{ChatCluster, Workspace};
 use palaver_e2e::kube_api::ApiServer;
-use palaver_e2e::operator::{cond, create_cluster_secrets, example_cluster, fast_settings, wait_for};
+use palaver_e2e::operator::{cond, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for};
 use palaver_e2e::{eventually, free_port, Services};
 use palaver_operator::{leader, operator};
 use serde_json::{json, Value};
@@ -111,14 +110,7 @@ async fn the_chart_grants_exactly_what_the_operator_uses() {
 
     // A ChatCluster's life: created, ready, monitoring and autoscaling switched off.
     wait_for(&clusters, "main", "observed", T, |c| c.status.as_ref().is_some_and(|s| s.observed_generation == Some(1))).await.unwrap();
-    Api::<Deployment>::namespaced(client.clone(), NS)
-        .patch_status(
-            "main-gateway",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": { "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2 } })),
-        )
-        .await
-        .unwrap();
+    mark_ready(&client, NS, "main-gateway", 2).await.unwrap();
     wait_for(&clusters, "main", "Ready", T, |c| {
         c.status.as_ref().is_some_and(|s| cond(&s.conditions, "Ready").is_some_and(|(st, _)| st == "True"))
     })
@@ -127,7 +119,7 @@ async fn the_chart_grants_exactly_what_the_operator_uses() {
 
     // A Workspace's life: provisioned, then deleted (finalizer released).
     let workspaces = Api::<Workspace>::namespaced(client.clone(), NS);
-    let name = format!("rbac-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let name = palaver_e2e::unique_workspace("rbac").to_string();
     let ws: Workspace = serde_json::from_value(json!({
         "apiVersion": "palaver.dev/v1alpha1", "kind": "Workspace", "metadata": { "name": name, "namespace": NS },
         "spec": { "clusterRef": "main", "partitions": 1, "deletionPolicy": "Retain" }

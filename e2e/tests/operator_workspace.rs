@@ -12,9 +12,9 @@ use kube::{Api, Client};
 use palaver_crds::resources::{ChatCluster, Workspace};
 use palaver_crds::WorkspaceName;
 use palaver_e2e::kube_api::ApiServer;
-use palaver_e2e::operator::{cond, create_cluster_secrets, example_cluster, fast_settings, wait_for};
+use palaver_e2e::operator::{cond, create_cluster_secrets, example_cluster, fast_settings, registered, schema_exists, wait_for};
 use palaver_e2e::proxy::TcpProxy;
-use palaver_e2e::{eventually, PrivateBroker, Services};
+use palaver_e2e::{eventually, unique_workspace, PrivateBroker, Services};
 use palaver_operator::controller::{workspace, Context};
 use palaver_operator::metrics::Metrics;
 use palaver_operator::provision::TopicAdmin;
@@ -52,10 +52,6 @@ impl Harness {
     }
 }
 
-fn unique(prefix: &str) -> WorkspaceName {
-    WorkspaceName::new(format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])).unwrap()
-}
-
 fn workspace(name: &WorkspaceName, partitions: i32, policy: &str) -> Workspace {
     serde_json::from_value(json!({
         "apiVersion": "palaver.dev/v1alpha1", "kind": "Workspace",
@@ -68,18 +64,6 @@ fn workspace(name: &WorkspaceName, partitions: i32, policy: &str) -> Workspace {
 
 fn has(ws: &Workspace, type_: &str, status: &str, reason: &str) -> bool {
     ws.status.as_ref().is_some_and(|s| cond(&s.conditions, type_) == Some((status.into(), reason.into())))
-}
-
-async fn schema_exists(db: &PgPool, name: &WorkspaceName) -> bool {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)").bind(name.schema()).fetch_one(db).await.unwrap()
-}
-
-async fn registered(db: &PgPool, name: &WorkspaceName) -> bool {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM palaver_control.workspaces WHERE name = $1)")
-        .bind(name.as_str())
-        .fetch_one(db)
-        .await
-        .unwrap()
 }
 
 async fn migrations_applied(db: &PgPool, name: &WorkspaceName) -> i64 {
@@ -99,7 +83,7 @@ async fn workspace_waits_for_its_cluster_provisions_refuses_shrink_and_deletes_i
     let admin = TopicAdmin::new(&broker.brokers(), &[]).unwrap();
     let server = ApiServer::new();
     let h = Harness::start(&server);
-    let name = unique("ctl");
+    let name = unique_workspace("ctl");
 
     // No ChatCluster yet: a condition says what it waits for; no error loop.
     h.workspaces().create(&PostParams::default(), &workspace(&name, 2, "Delete")).await.unwrap();
@@ -203,7 +187,7 @@ async fn postgres_outage_degrades_then_recovers_and_retain_keeps_the_data() {
         .create(&PostParams::default(), &example_cluster(NS, "main", &svc.kafka_brokers))
         .await
         .unwrap();
-    let name = unique("keep");
+    let name = unique_workspace("keep");
     h.workspaces().create(&PostParams::default(), &workspace(&name, 1, "Retain")).await.unwrap();
     wait_for(&h.workspaces(), name.as_str(), "Ready", T, |w| has(w, "Ready", "True", "Provisioned")).await.unwrap();
 
@@ -271,7 +255,7 @@ async fn invalid_spec_and_unreachable_kafka_degrade_with_precise_reasons() {
     let ws = wait_for(&h.workspaces(), "Bad--Name", "InvalidSpec", T, |w| has(w, "Degraded", "True", "InvalidSpec")).await.unwrap();
     assert!(has(&ws, "Ready", "False", "InvalidSpec"), "{:?}", ws.status);
 
-    let name = unique("nokafka");
+    let name = unique_workspace("nokafka");
     h.workspaces().create(&PostParams::default(), &workspace(&name, 1, "Retain")).await.unwrap();
     let ws =
         wait_for(&h.workspaces(), name.as_str(), "KafkaUnavailable", T, |w| has(w, "Degraded", "True", "KafkaUnavailable")).await.unwrap();

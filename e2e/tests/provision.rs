@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use palaver_crds::resources::DeletionPolicy;
 use palaver_crds::WorkspaceName;
-use palaver_e2e::{PrivateBroker, Services};
+use palaver_e2e::operator::{registered, schema_exists};
+use palaver_e2e::{unique_workspace, PrivateBroker, Services};
 use palaver_operator::provision::{Provisioner, WorkspacePlan};
 
 fn plan(name: &WorkspaceName, partitions: i32) -> WorkspacePlan {
@@ -19,31 +20,11 @@ fn plan(name: &WorkspaceName, partitions: i32) -> WorkspacePlan {
     }
 }
 
-fn unique(prefix: &str) -> WorkspaceName {
-    WorkspaceName::new(format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])).unwrap()
-}
-
-async fn schema_exists(p: &Provisioner, name: &WorkspaceName) -> bool {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-        .bind(name.schema())
-        .fetch_one(p.pool())
-        .await
-        .unwrap()
-}
-
-async fn registered(p: &Provisioner, name: &WorkspaceName) -> bool {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM palaver_control.workspaces WHERE name = $1)")
-        .bind(name.as_str())
-        .fetch_one(p.pool())
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn partitions_grow_but_never_shrink() -> anyhow::Result<()> {
     let svc = Services::from_env();
     let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
-    let name = unique("grow");
+    let name = unique_workspace("grow");
     assert_eq!(p.provision(&plan(&name, 2)).await?.partitions, 2);
     match p.provision(&plan(&name, 4)).await {
         Ok(report) => {
@@ -79,13 +60,13 @@ async fn partitions_grow_but_never_shrink() -> anyhow::Result<()> {
 async fn invalid_plans_are_refused_before_anything_is_created() -> anyhow::Result<()> {
     let svc = Services::from_env();
     let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
-    let name = unique("bad");
+    let name = unique_workspace("bad");
     let mut bad = plan(&name, 0);
     assert!(p.provision(&bad).await.unwrap_err().to_string().contains("partitions"));
     bad.partitions = 1;
     bad.default_channels = vec!["Not A Channel".into()];
     assert!(p.provision(&bad).await.unwrap_err().to_string().contains("default channel"));
-    assert!(!schema_exists(&p, &name).await);
+    assert!(!schema_exists(p.pool(), &name).await);
     Ok(())
 }
 
@@ -96,25 +77,25 @@ async fn deprovision_retain_keeps_data_and_delete_removes_it() -> anyhow::Result
     let mut broker = PrivateBroker::start().await?;
     let p = Provisioner::connect(&svc.database_url, &broker.brokers()).await?;
 
-    let kept = unique("kept");
+    let kept = unique_workspace("kept");
     p.provision(&plan(&kept, 2)).await?;
     sqlx::query(&format!("INSERT INTO {}.channels (id, name, kind, created_by) VALUES ('c_x', 'x', 'public', 'u')", kept.schema()))
         .execute(p.pool())
         .await?;
     p.deprovision(&kept, DeletionPolicy::Retain).await?;
-    assert!(!registered(&p, &kept).await, "Retain deregisters");
-    assert!(schema_exists(&p, &kept).await, "Retain keeps the schema");
+    assert!(!registered(p.pool(), &kept).await, "Retain deregisters");
+    assert!(schema_exists(p.pool(), &kept).await, "Retain keeps the schema");
     assert_eq!(p.topics().partitions(&kept.events_topic()).await?, 2, "Retain keeps the topics");
     p.provision(&plan(&kept, 2)).await?;
     let channels: i64 =
         sqlx::query_scalar(&format!("SELECT count(*) FROM {}.channels WHERE name = 'x'", kept.schema())).fetch_one(p.pool()).await?;
     assert_eq!(channels, 1, "provisioning again picks the retained data up");
 
-    let gone = unique("gone");
+    let gone = unique_workspace("gone");
     p.provision(&plan(&gone, 1)).await?;
     p.deprovision(&gone, DeletionPolicy::Delete).await?;
-    assert!(!registered(&p, &gone).await);
-    assert!(!schema_exists(&p, &gone).await, "Delete drops the schema");
+    assert!(!registered(p.pool(), &gone).await);
+    assert!(!schema_exists(p.pool(), &gone).await, "Delete drops the schema");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while p.topics().partitions(&gone.events_topic()).await.is_ok() {
         assert!(tokio::time::Instant::now() < deadline, "topic {} still exists", gone.events_topic());
@@ -130,7 +111,7 @@ async fn deprovision_retain_keeps_data_and_delete_removes_it() -> anyhow::Result
 #[tokio::test]
 async fn provision_cli_reads_a_workspace_manifest() -> anyhow::Result<()> {
     let svc = Services::from_env();
-    let name = unique("cli");
+    let name = unique_workspace("cli");
     let dir = std::env::temp_dir().join(format!("palaver-cli-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let good = dir.join("ws.yaml");
@@ -156,7 +137,7 @@ async fn provision_cli_reads_a_workspace_manifest() -> anyhow::Result<()> {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("workspace {name} ready")));
     let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
-    assert!(registered(&p, &name).await);
+    assert!(registered(p.pool(), &name).await);
 
     let out = run(&bad)?;
     assert!(!out.status.success());
