@@ -53,12 +53,14 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl st
 
 pub async fn reconcile(cc: Arc<ChatCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    if cc.meta().deletion_timestamp.is_some() {
+    let result = if cc.meta().deletion_timestamp.is_some() {
         // Owner references hand the children to the garbage collector.
         ctx.metrics.forget(KIND, &cc.namespace().unwrap_or_default(), &cc.name_any());
-        return Ok(Action::await_change());
-    }
-    let result = apply(&cc, &ctx).await;
+        Ok(Action::await_change())
+    } else {
+        apply(&cc, &ctx).await
+    };
+    // Also on deletion: it ends the failure streak, so the backoff state does not outlive it.
     ctx.finished(KIND, cc.as_ref(), started, &result);
     result
 }

@@ -123,12 +123,15 @@ pub struct Context {
     pub settings: Settings,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
-    provisioners: tokio::sync::Mutex<HashMap<ProvisionerKey, Arc<Provisioner>>>,
+    /// One provisioner per ChatCluster, for its current connection settings.
+    provisioners: tokio::sync::Mutex<HashMap<String, (ProvisionerKey, Arc<Provisioner>)>>,
 }
 
-/// Connection settings a provisioner was built for: a changed Secret gets a new one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A ChatCluster (`namespace/name`) and the connection settings its provisioner was built for:
+/// a changed Secret or spec gets a new provisioner, which replaces the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisionerKey {
+    pub cluster: String,
     pub database_url: String,
     pub brokers: String,
     pub kafka_properties: Vec<(String, String)>,
@@ -172,10 +175,12 @@ impl Context {
         }
     }
 
-    /// A provisioner for these connection settings, reused across reconciles.
+    /// The provisioner of `key.cluster` for these connection settings, reused across
+    /// reconciles; one built for the cluster's previous settings is dropped (its Postgres pool
+    /// and Kafka client with it).
     pub async fn provisioner(&self, key: ProvisionerKey) -> Result<Arc<Provisioner>, Error> {
         let mut cache = self.provisioners.lock().await;
-        if let Some(p) = cache.get(&key) {
+        if let Some((_, p)) = cache.get(&key.cluster).filter(|(k, _)| *k == key) {
             return Ok(p.clone());
         }
         let p = Arc::new(
@@ -188,7 +193,7 @@ impl Context {
             )
             .await?,
         );
-        cache.insert(key, p.clone());
+        cache.insert(key.cluster.clone(), (key, p.clone()));
         Ok(p)
     }
 

@@ -181,6 +181,7 @@ async fn provisioner_key(cluster: &ChatCluster, ctx: &Context) -> Result<Provisi
         None => Vec::new(),
     };
     Ok(ProvisionerKey {
+        cluster: format!("{ns}/{}", cluster.name_any()),
         database_url,
         brokers: cluster.spec.kafka.bootstrap.clone(),
         kafka_properties,
