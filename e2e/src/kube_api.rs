@@ -1,6 +1,7 @@
 //! A small in-memory Kubernetes API server for controller tests, served to `kube::Client` as a
-//! tower service (no sockets): the real kube-runtime `Controller`, watcher, finalizer helper,
-//! event recorder and leader election run against it unchanged.
+//! tower service (no sockets), or over loopback HTTP for a separate process such as the operator
+//! binary: the real kube-runtime `Controller`, watcher, finalizer helper, event recorder and
+//! leader election run against it unchanged.
 //!
 //! What it implements, because the controllers depend on it:
 //! - any resource path (`/api/v1/...`, `/apis/{group}/{version}/...`), namespaced or not;
