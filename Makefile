@@ -19,6 +19,9 @@
 #                              machine (CI too) shares the one build, which takes up to an hour.
 #   PALAVER_TANSU_BIN          $(TANSU_ROOT)/bin/tansu — the broker binary; tests use it to start
 #                              private brokers.
+#   CHART_TOOLS_ROOT           $(HOME)/.local/share/palaver/chart-tools-<hash of the pins> — the
+#                              Python venv of the chart check (scripts/chart-tools.txt), outside
+#                              the repository; scripts/lib.sh computes the default.
 #   TANSU_LOG                  warn — RUST_LOG of the broker `make up` starts.
 #   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid, tansu's sqlite
 #                              file, data of a project-local Postgres/Redis.

@@ -16,7 +16,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${TANSU_LOG:=warn}"
 : "${DEV_DIR:=$REPO_ROOT/.dev}"
 : "${UP_TIMEOUT:=30}"
-: "${CHART_TOOLS_ROOT:=$HOME/.local/share/palaver/chart-tools-$(grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt" | sha256sum | cut -c1-12)}"
+# The package pins of scripts/chart-tools.txt, without its comments; the venv is named after them.
+chart_tools_pins() { grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt"; }
+: "${CHART_TOOLS_ROOT:=$HOME/.local/share/palaver/chart-tools-$(chart_tools_pins | sha256sum | cut -c1-12)}"
 : "${CARGO:=cargo}"
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
     TANSU_VERSION TANSU_ROOT PALAVER_TANSU_BIN TANSU_LOG DEV_DIR UP_TIMEOUT CHART_TOOLS_ROOT CARGO
@@ -198,9 +200,6 @@ tansu_ok() {
     out=$(timeout 20 "$PALAVER_TANSU_BIN" --version 2>/dev/null | head -n 1) || return 1
     [[ $out =~ $re ]]
 }
-
-# The package pins of scripts/chart-tools.txt, without its comments.
-chart_tools_pins() { grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt"; }
 
 # True when the chart-check venv holds exactly those pins (deps.sh records them in it as the
 # last step of an install).
