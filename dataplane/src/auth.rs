@@ -54,7 +54,9 @@ impl Verifier {
             v.set_issuer(&[&cfg.jwt_issuer]);
             v.set_audience(&[&cfg.jwt_audience]);
             v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-            v.leeway = 30;
+            // `nbf` is optional, but when present a token is refused before it (RFC 7519 4.1.5).
+            v.validate_nbf = true;
+            v.leeway = cfg.jwt_leeway_secs;
             v
         };
         if let Some(path) = &cfg.jwt_public_key_file {
@@ -75,7 +77,8 @@ impl Verifier {
         Ok(Self { keys })
     }
 
-    /// Verifies signature (with the algorithm pinned per key), expiry, issuer and audience.
+    /// Verifies signature (with the algorithm pinned per key), expiry, not-before, issuer and
+    /// audience.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let (key, validation) = self
@@ -116,7 +119,39 @@ mod tests {
             jwt_alg: "RS256".into(),
             jwt_issuer: "palaver".into(),
             jwt_audience: "palaver".into(),
+            jwt_leeway_secs: 30,
         }
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    fn signed(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s3cret")).unwrap()
+    }
+
+    #[test]
+    fn not_before_is_checked_with_the_leeway() {
+        let v = Verifier::from_config(&cfg()).unwrap();
+        let with_nbf = |nbf: i64| {
+            signed(
+                serde_json::json!({"sub": "alice", "workspace": "acme", "exp": now() + 7200, "iss": "palaver", "aud": "palaver", "nbf": nbf}),
+            )
+        };
+        let early = v.verify(&with_nbf(now() + 3600));
+        assert!(matches!(&early, Err(AuthError::Invalid(m)) if m.contains("ImmatureSignature")), "{early:?}");
+        // Within the 30 s clock-skew leeway, and in the past: accepted.
+        assert!(v.verify(&with_nbf(now() + 10)).is_ok());
+        assert!(v.verify(&with_nbf(now() - 10)).is_ok());
+        // The leeway is a setting: with none, 10 s ahead is too early.
+        let strict = Verifier::from_config(&AuthConfig { jwt_leeway_secs: 0, ..cfg() }).unwrap();
+        assert!(strict.verify(&with_nbf(now() + 10)).is_err());
+        // The same leeway applies to `exp`.
+        let just_expired =
+            signed(serde_json::json!({"sub": "alice", "workspace": "acme", "exp": now() - 10, "iss": "palaver", "aud": "palaver"}));
+        assert!(v.verify(&just_expired).is_ok());
+        assert!(strict.verify(&just_expired).is_err());
     }
 
     #[test]

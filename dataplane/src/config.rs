@@ -57,6 +57,9 @@ pub struct AuthConfig {
     pub jwt_issuer: String,
     #[arg(long, env = "PALAVER_JWT_AUDIENCE", default_value = "palaver")]
     pub jwt_audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[arg(long, env = "PALAVER_JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -98,6 +101,9 @@ pub struct Limits {
     /// Largest `limit` of a history page.
     #[arg(long, env = "PALAVER_HISTORY_MAX", default_value_t = 200)]
     pub history_max: i64,
+    /// Open sockets per pod (HTTP and WebSocket); one more is answered 503 `unavailable`.
+    #[arg(long, env = "PALAVER_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -123,6 +129,10 @@ pub struct Timing {
     /// Heartbeat interval announced in `hello`; a connection silent for 2× this is closed.
     #[arg(long, env = "PALAVER_HEARTBEAT_MS", default_value_t = 30_000)]
     pub heartbeat_ms: u64,
+    /// Longest wait for a complete HTTP request head, on a new connection and between the
+    /// requests of a keep-alive one; then the connection is closed.
+    #[arg(long, env = "PALAVER_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
     /// Longest a graceful shutdown may take before the process exits anyway.
     #[arg(long, env = "PALAVER_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,

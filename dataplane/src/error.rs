@@ -69,11 +69,29 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// REST only: an HTTP status other than the code's own (405, 426), for the errors HTTP
+    /// itself defines; the body keeps the protocol code.
+    #[serde(skip)]
+    status: Option<StatusCode>,
+    /// REST only: the request body was not read to its end, so the connection cannot carry
+    /// another request; the response says `Connection: close` (issue 7).
+    #[serde(skip)]
+    close: bool,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after_ms: None }
+        Self { code, message: message.into(), retry_after_ms: None, status: None, close: false }
+    }
+    /// The same error answered with another HTTP status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+    /// The same error, and the connection closes after it.
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, m)
@@ -97,14 +115,26 @@ impl ApiError {
         Self::new(ErrorCode::TooLarge, m)
     }
     pub fn rate_limited(retry_after_ms: u64) -> Self {
-        Self { code: ErrorCode::RateLimited, message: "send rate limit exceeded".into(), retry_after_ms: Some(retry_after_ms) }
+        Self { retry_after_ms: Some(retry_after_ms), ..Self::new(ErrorCode::RateLimited, "send rate limit exceeded") }
     }
 }
 
+/// SQLSTATE class 22, "data exception": a value Postgres cannot take (a NUL byte in text, a
+/// number out of range). Edge validation refuses these first; this is the net behind it, so a
+/// client's input can never count as a server error and page on-call (issue 7).
+const SQLSTATE_DATA_EXCEPTION: &str = "22";
+
 /// Storage failures are the server's problem: the client sees `unavailable` (retry) and the
-/// detail goes to the log, never to the client.
+/// detail goes to the log, never to the client. Values the database refuses came from the
+/// client: `bad_request`.
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(d) = &e {
+            if d.code().is_some_and(|c| c.starts_with(SQLSTATE_DATA_EXCEPTION)) {
+                tracing::info!(error = %e, "postgres refused a client value");
+                return Self::bad_request("a value in the request cannot be stored");
+            }
+        }
         tracing::warn!(error = %e, "postgres error");
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::unavailable("database unavailable, retry"),
@@ -113,14 +143,25 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        crate::metrics::global().errors.get_or_create(&crate::metrics::CodeLabel { code: self.code.as_str() }).inc();
-        let mut resp = (self.code.status(), axum::Json(&self)).into_response();
+impl ApiError {
+    /// The REST response, not counted in `palaver_errors_total` (for answers that have their
+    /// own metric, such as connections refused at the cap).
+    pub fn response(&self) -> Response {
+        let mut resp = (self.status.unwrap_or(self.code.status()), axum::Json(&self)).into_response();
         if let Some(ms) = self.retry_after_ms {
             let secs = ms.div_ceil(1000).max(1);
             resp.headers_mut().insert("retry-after", secs.into());
         }
+        if self.close {
+            resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
         resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        crate::metrics::global().errors.get_or_create(&crate::metrics::CodeLabel { code: self.code.as_str() }).inc();
+        self.response()
     }
 }

@@ -3,7 +3,7 @@
 //! Module map — `gateway` (HTTP, auth, limits, protocol handling per connection), `store`
 //! (Postgres: the source of truth), `publish` (after-commit Redis/Kafka hand-off and the outbox
 //! sweeper), `fanout` (Redis subscriptions → ordered per-channel streams → connection queues),
-//! `cursors` (delivered/read positions), `presence` (who is online), `consumer`
+//! `cursors` (delivered/read positions), `ids` (client-supplied identifiers, validated), `presence` (who is online), `consumer`
 //! (partition-by-channel Kafka consumers: notifications and push), `workspaces` (registry cache), `server` (wiring and
 //! shutdown).
 
@@ -14,6 +14,7 @@ pub mod cursors;
 pub mod error;
 pub mod fanout;
 pub mod gateway;
+pub mod ids;
 pub mod kafka;
 pub mod metrics;
 pub mod presence;

@@ -61,6 +61,9 @@ pub struct Metrics {
     pub push_dead: Counter,
     pub http_requests: Family<RouteLabel, Counter>,
     pub http_duration: Histogram,
+    pub http_connections: Gauge,
+    pub http_connections_refused: Counter,
+    pub http_header_timeouts: Counter,
     registry: Registry,
 }
 
@@ -95,6 +98,9 @@ impl Metrics {
             push_dead: Counter::default(),
             http_requests: Family::default(),
             http_duration: latency_histogram(),
+            http_connections: Gauge::default(),
+            http_connections_refused: Counter::default(),
+            http_header_timeouts: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -120,6 +126,17 @@ impl Metrics {
         r.register("push_dead", "Pushes that ran out of attempts and went to the DLQ", m.push_dead.clone());
         r.register("http_requests", "REST requests, by route and status", m.http_requests.clone());
         r.register("http_request_duration_seconds", "REST request duration", m.http_duration.clone());
+        r.register("http_connections", "Open TCP connections (HTTP and WebSocket)", m.http_connections.clone());
+        r.register(
+            "http_connections_refused",
+            "Connections refused with 503 because the pod was at PALAVER_MAX_CONNECTIONS",
+            m.http_connections_refused.clone(),
+        );
+        r.register(
+            "http_header_timeouts",
+            "Connections closed because no complete request head came within PALAVER_HTTP_HEADER_TIMEOUT_MS",
+            m.http_header_timeouts.clone(),
+        );
         m.zero_known_series();
         Self { registry, ..m }
     }

@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::ids::{ChannelId, MessageId};
 
 /// WebSocket close codes Palaver uses (besides the standard ones).
 pub mod close {
     /// A frame exceeded the frame size limit (standard "message too big").
     pub const TOO_BIG: u16 = 1009;
+    /// A text frame was not valid UTF-8 (standard "invalid frame payload data", RFC 6455 7.4.1).
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// The pod is shutting down: reconnect (to any pod) and resume with `sync`.
     pub const GOING_AWAY: u16 = 1001;
     /// The client did not read fast enough and its outbound queue filled: reconnect and resume.
@@ -31,27 +34,27 @@ pub enum ClientFrame {
         #[serde(rename = "ref")]
         reference: Option<Value>,
         #[serde(default)]
-        since: HashMap<String, i64>,
+        since: HashMap<ChannelId, i64>,
     },
     Send {
         #[serde(rename = "ref")]
         reference: Option<Value>,
-        channel: String,
+        channel: ChannelId,
         cmid: String,
         text: String,
         #[serde(default)]
-        thread: Option<String>,
+        thread: Option<MessageId>,
     },
     Recv {
         #[serde(rename = "ref")]
         reference: Option<Value>,
-        channel: String,
+        channel: ChannelId,
         seq: i64,
     },
     Read {
         #[serde(rename = "ref")]
         reference: Option<Value>,
-        channel: String,
+        channel: ChannelId,
         seq: i64,
     },
     Ping {
@@ -198,7 +201,7 @@ mod tests {
     #[test]
     fn parses_send_and_keeps_ref_on_errors() {
         let f = parse_client_frame(r#"{"t":"send","ref":"7","channel":"c1","cmid":"x","text":"hi"}"#).unwrap();
-        assert!(matches!(f, ClientFrame::Send { ref channel, .. } if channel == "c1"));
+        assert!(matches!(f, ClientFrame::Send { ref channel, .. } if channel.as_str() == "c1"));
         let (r, e) = parse_client_frame(r#"{"t":"send","ref":"7","channel":"c1"}"#).unwrap_err();
         assert_eq!(r, Some(Value::String("7".into())));
         assert_eq!(e.code, ErrorCode::BadRequest);

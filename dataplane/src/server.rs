@@ -104,15 +104,13 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
         next_conn: AtomicU64::new(1),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
-    // Small frames must leave at once: Nagle plus delayed ACKs would add ~40 ms per reply.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     tracing::info!(pod = %pod_id, listen = %cfg.listen, "palaverd listening");
     let app = gateway::router(state.clone());
-    let server_stop = shutdown.clone();
-    let server =
-        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await });
+    let limits = gateway::listener::ListenerLimits {
+        max_connections: cfg.limits.max_connections.max(1),
+        header_timeout: Timing::ms(cfg.timing.http_header_timeout_ms.max(1)),
+    };
+    let server = tokio::spawn(gateway::listener::serve(listener, app, limits, shutdown.clone()));
 
     tokio::select! {
         _ = stop.cancelled() => {}

@@ -29,6 +29,7 @@ fn es256_config() -> AuthConfig {
         jwt_alg: "ES256".into(),
         jwt_issuer: "https://idp.example".into(),
         jwt_audience: "palaver".into(),
+        jwt_leeway_secs: 30,
     }
 }
 

@@ -104,6 +104,18 @@ impl Client {
         self.sink.send(Message::Text(s.into())).await.context("websocket send")
     }
 
+    /// Closes the connection the way a client leaving does (a close frame), and waits (bounded)
+    /// for the server to close its side. Dropping a `Client` alone leaves the socket open.
+    pub async fn close(mut self) -> anyhow::Result<()> {
+        self.sink.send(Message::Close(None)).await.context("websocket close")?;
+        self.expect_close(Duration::from_secs(10)).await.map(|_| ())
+    }
+
+    /// Sends any WebSocket message, e.g. a raw frame a well-behaved client never sends.
+    pub async fn send_ws(&mut self, m: Message) -> anyhow::Result<()> {
+        self.sink.send(m).await.context("websocket send")
+    }
+
     pub async fn next(&mut self, timeout: Duration) -> anyhow::Result<Frame> {
         tokio::time::timeout(timeout, self.rx.recv()).await.context("no frame in time")?.context("reader ended")
     }
@@ -219,6 +231,19 @@ impl Rest {
         Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
     }
 
+    /// Any method, no body; the response's status and JSON body (Null if it is not JSON).
+    pub async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<(u16, Value)> {
+        let r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// GET with the token in the query string (`?token=`) instead of the header.
+    pub async fn get_with_query_token(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let r = self.http.get(format!("{}{path}{sep}token={}", self.base, self.token)).send().await?;
+        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+
     pub async fn post_raw(&self, path: &str, body: String) -> anyhow::Result<(u16, Value)> {
         let r = self
             .http
@@ -229,5 +254,24 @@ impl Rest {
             .send()
             .await?;
         Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+}
+
+/// Writes `request` as it is to a fresh TCP connection and reads until the server closes it or
+/// `timeout` passes; returns what was read and whether the server closed the connection.
+pub async fn raw_http(addr: &str, request: &[u8], timeout: Duration) -> anyhow::Result<(String, bool)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(addr).await?;
+    // A server may answer and close before reading all of it (a 413): read what it said.
+    let _ = tcp.write_all(request).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => return Ok((String::from_utf8_lossy(&out).into_owned(), false)),
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok((String::from_utf8_lossy(&out).into_owned(), true)),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! protocol frames and JSON. It must not hold ordering state (the fan-out does) nor publish
 //! anything before the store has committed it.
 
+mod extract;
+pub mod listener;
 mod rate;
 mod rest;
 mod ws;
@@ -82,6 +84,9 @@ pub fn router(state: Shared) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::bad_request("method not allowed on this route").with_status(StatusCode::METHOD_NOT_ALLOWED)
+        })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track_http))
         .with_state(state)

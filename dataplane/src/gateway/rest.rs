@@ -2,16 +2,18 @@
 
 use std::time::Instant;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::extract::{ApiPath, ApiQuery};
 use super::{Auth, Shared};
 use crate::error::ApiError;
+use crate::ids::{ChannelId, MessageId};
 use crate::metrics::{self, ResultLabel};
 use crate::store::{Appended, ChannelKind, HistoryPage, NewEvent};
 
@@ -19,7 +21,8 @@ type ApiResult<T> = Result<T, ApiError>;
 
 fn body<T>(r: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     r.map(|Json(v)| v).map_err(|e| match e {
-        JsonRejection::BytesRejection(_) => ApiError::too_large(e.body_text()),
+        // The body was cut off at the limit, unread: the connection cannot be reused.
+        JsonRejection::BytesRejection(_) => ApiError::too_large(e.body_text()).closing(),
         _ => ApiError::bad_request(e.body_text()),
     })
 }
@@ -71,13 +74,13 @@ pub async fn create_channel(
     Ok((StatusCode::CREATED, Json(info)))
 }
 
-pub async fn join(State(st): State<Shared>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn join(State(st): State<Shared>, Auth(p): Auth, ApiPath(id): ApiPath<ChannelId>) -> ApiResult<impl IntoResponse> {
     let joined = st.store.add_member(&p.workspace, &id, &p.user, &p.user).await?;
     publish_all(&st, &p.workspace, joined.as_slice()).await;
     Ok(Json(json!({ "channel": id, "joined": joined.is_some() })))
 }
 
-pub async fn leave(State(st): State<Shared>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn leave(State(st): State<Shared>, Auth(p): Auth, ApiPath(id): ApiPath<ChannelId>) -> ApiResult<impl IntoResponse> {
     let left = st.store.leave(&p.workspace, &id, &p.user).await?;
     publish_all(&st, &p.workspace, left.as_slice()).await;
     Ok(Json(json!({ "channel": id, "left": left.is_some() })))
@@ -102,7 +105,7 @@ fn user_ref(req: Result<Json<UserRef>, JsonRejection>) -> ApiResult<String> {
 pub async fn add_member(
     State(st): State<Shared>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<ChannelId>,
     req: Result<Json<UserRef>, JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let user = user_ref(req)?;
@@ -129,10 +132,9 @@ pub struct HistoryQuery {
 pub async fn history(
     State(st): State<Shared>,
     Auth(p): Auth,
-    Path(id): Path<String>,
-    q: Result<Query<HistoryQuery>, QueryRejection>,
+    ApiPath(id): ApiPath<ChannelId>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<HistoryPage>> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = page_limit(q.limit, st.cfg.limits.history_max)?;
     if q.after.is_some_and(|a| a < 0) || q.before.is_some_and(|b| b < 1) {
         return Err(ApiError::bad_request("after must be >= 0 and before >= 1"));
@@ -147,20 +149,26 @@ pub struct PostMessage {
     cmid: String,
     text: String,
     #[serde(default)]
-    thread: Option<String>,
+    thread: Option<MessageId>,
 }
 
 pub async fn post_message(
     State(st): State<Shared>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<ChannelId>,
     req: Result<Json<PostMessage>, JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let req = body(req)?;
     let started = Instant::now();
     super::ws::validate_send(&st.cfg.limits, &req.cmid, &req.text)?;
     st.rest_limits.take(&format!("{}/{}", p.workspace, p.user))?;
-    let ev = NewEvent { kind: "message", user: p.user.clone(), cmid: Some(req.cmid), text: Some(req.text), thread: req.thread };
+    let ev = NewEvent {
+        kind: "message",
+        user: p.user.clone(),
+        cmid: Some(req.cmid),
+        text: Some(req.text),
+        thread: req.thread.map(MessageId::into_string),
+    };
     let appended = record_send(st.store.send_message(&p.workspace, &id, ev).await)?;
     metrics::global().ack_latency.observe(started.elapsed().as_secs_f64());
     st.publisher.publish(&p.workspace, &appended).await;
@@ -181,9 +189,8 @@ pub struct NotificationsQuery {
 pub async fn list_notifications(
     State(st): State<Shared>,
     Auth(p): Auth,
-    q: Result<Query<NotificationsQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<NotificationsQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = page_limit(q.limit, st.cfg.limits.history_max)?;
     let items = st.store.notifications(&p.workspace, &p.user, q.unread, limit).await?;
     Ok(Json(json!({ "notifications": items })))

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -24,6 +25,7 @@ use crate::auth::Principal;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::fanout::{ConnHandle, Outbound, Target};
+use crate::ids::{ChannelId, MessageId};
 use crate::metrics::{self, TypeLabel};
 use crate::protocol::{close, parse_client_frame, ClientFrame, HelloChannel, ServerFrame};
 use crate::store::NewEvent;
@@ -38,7 +40,13 @@ const MAX_CMID_LEN: usize = 64;
 /// Unread notifications sent as frames after the first sync (the rest: REST).
 const INBOX_ON_CONNECT: i64 = 50;
 
-pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        // Not a WebSocket handshake: the documented JSON body, with the status HTTP gives it
+        // (400, 405, 426).
+        Err(e) => return ApiError::bad_request(e.body_text()).with_status(e.status()).into_response(),
+    };
     let max = st.cfg.limits.max_frame_bytes;
     // tungstenite zero-fills its whole read buffer before every socket read (128 KiB by
     // default): with chat-sized frames that memset was ~9% of CPU under load. Larger frames
@@ -54,17 +62,41 @@ pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: WebSocketUpgra
 
 /// Shared by WS and REST sends.
 pub fn validate_send(limits: &Limits, cmid: &str, text: &str) -> Result<(), ApiError> {
-    if cmid.is_empty() || cmid.len() > MAX_CMID_LEN {
-        return Err(ApiError::bad_request(format!("cmid must be 1 to {MAX_CMID_LEN} bytes")));
+    if cmid.is_empty() || cmid.len() > MAX_CMID_LEN || cmid.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!("cmid must be 1 to {MAX_CMID_LEN} bytes without control characters")));
     }
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("text must not be empty"));
+    }
+    // Postgres text cannot hold U+0000; no client needs it in a chat message.
+    if text.contains('\0') {
+        return Err(ApiError::bad_request("text must not contain U+0000 (NUL)"));
     }
     let chars = text.chars().count();
     if chars > limits.max_text_chars {
         return Err(ApiError::too_large(format!("text has {chars} characters; the limit is {}", limits.max_text_chars)));
     }
     Ok(())
+}
+
+/// How a failed read ends the connection: oversized frames and invalid UTF-8 get the close
+/// codes RFC 6455 gives them (1009, 1007); anything else means the transport is gone.
+fn read_error(e: axum::Error) -> End {
+    use tungstenite::error::Error as WsError;
+    match e.into_inner().downcast::<WsError>().map(|e| *e) {
+        Ok(WsError::Capacity(_)) => {
+            metrics::global().errors.get_or_create(&metrics::CodeLabel { code: "too_large" }).inc();
+            End::Close(close::TOO_BIG, "frame exceeds the frame size limit")
+        }
+        Ok(WsError::Utf8(_)) => {
+            metrics::global().errors.get_or_create(&metrics::CodeLabel { code: "bad_request" }).inc();
+            End::Close(close::INVALID_PAYLOAD, "text frame is not valid UTF-8")
+        }
+        other => {
+            tracing::debug!(error = ?other, "websocket read error");
+            End::Broken
+        }
+    }
 }
 
 fn slow_close() -> End {
@@ -165,16 +197,7 @@ impl Conn {
                             if let Err(end) = self.send_error(None, ApiError::bad_request("binary frames are not supported; send JSON text")).await { return end; }
                         }
                         Some(Ok(_)) => {} // ping/pong: answered by the WebSocket layer
-                        Some(Err(e)) => {
-                            // Oversized frames surface as a read error from the WebSocket layer.
-                            let msg = e.to_string();
-                            if msg.contains("too long") || msg.contains("too big") || msg.contains("Space limit") {
-                                metrics::global().errors.get_or_create(&metrics::CodeLabel { code: "too_large" }).inc();
-                                return End::Close(close::TOO_BIG, "frame exceeds the frame size limit");
-                            }
-                            tracing::debug!(error = %msg, "websocket read error");
-                            return End::Broken;
-                        }
+                        Some(Err(e)) => return read_error(e),
                     }
                 }
             }
@@ -242,7 +265,8 @@ impl Conn {
         let rows = self.st.store.my_channels(&ws, &self.p.user, &fresh.read).await.map_err(|e| unavailable(&e))?;
         let mut hello = Vec::with_capacity(rows.len());
         for r in rows {
-            let delivered = r.delivered_seq.max(fresh.delivered.get(&r.id).copied().unwrap_or(0));
+            // Clamped like every cursor: a value past the end must not hide events (issue 7).
+            let delivered = r.delivered_seq.max(fresh.delivered.get(&r.id).copied().unwrap_or(0)).min(r.last_seq);
             self.channels.insert(r.id.clone(), ChannelState { sent: 0, delivered, attached: false });
             hello.push(HelloChannel {
                 id: r.id,
@@ -278,7 +302,7 @@ impl Conn {
             self.sync(HashMap::new()).await?;
         }
         match frame {
-            ClientFrame::Sync { since, .. } => self.sync(since).await,
+            ClientFrame::Sync { since, .. } => self.sync(since.into_iter().map(|(id, seq)| (id.into_string(), seq)).collect()).await,
             ClientFrame::Ping { reference } => self.send_frame(ServerFrame::Pong { reference }).await,
             ClientFrame::Send { reference, channel, cmid, text, thread } => {
                 let started = Instant::now();
@@ -286,7 +310,13 @@ impl Conn {
                     metrics::global().sends.get_or_create(&metrics::ResultLabel { result: e.code.as_str() }).inc();
                     return self.send_error(reference, e).await;
                 }
-                let ev = NewEvent { kind: "message", user: self.p.user.clone(), cmid: Some(cmid), text: Some(text), thread };
+                let ev = NewEvent {
+                    kind: "message",
+                    user: self.p.user.clone(),
+                    cmid: Some(cmid),
+                    text: Some(text),
+                    thread: thread.map(MessageId::into_string),
+                };
                 match super::rest::record_send(self.st.store.send_message(&self.p.workspace, &channel, ev).await) {
                     Ok(appended) => {
                         let e = &appended.event;
@@ -303,13 +333,24 @@ impl Conn {
         }
     }
 
-    async fn cursor(&mut self, reference: Option<Value>, channel: String, seq: i64, delivered: bool) -> Result<(), End> {
+    async fn cursor(&mut self, reference: Option<Value>, channel: ChannelId, seq: i64, delivered: bool) -> Result<(), End> {
         if seq < 0 {
             return self.send_error(reference, ApiError::bad_request("seq must be >= 0")).await;
         }
-        if !self.channels.contains_key(&channel) {
+        let Some(sent) = self.channels.get(channel.as_str()).map(|ch| ch.sent) else {
             return self.send_error(reference, ApiError::not_found(format!("not a member of {channel}"))).await;
-        }
+        };
+        // A seq past the channel's end is clamped to it: stored as it came, it would make every
+        // later session of the user skip the events up to it (issue 7). At or below what this
+        // socket was sent needs no lookup, which is what clients acknowledge.
+        let seq = if seq <= sent {
+            seq
+        } else {
+            match self.st.store.positions(&self.p.workspace, &[channel.to_string()]).await {
+                Ok(p) => p.first().map_or(0, |(_, last)| seq.min(*last)),
+                Err(e) => return self.send_error(reference, e.into()).await,
+            }
+        };
         let (d, r) = if delivered { (seq, 0) } else { (seq, seq) };
         self.st.cursors.update(&self.p.workspace, &self.p.user, &channel, d, r).await;
         Ok(())
@@ -380,7 +421,9 @@ impl Conn {
         })?;
         let limit = self.st.cfg.limits.replay_limit;
         for (id, last) in positions {
-            let mut after = from[&id];
+            // A client position past the channel's end is clamped to it: trusted, it would
+            // swallow the next live events (issue 7).
+            let mut after = from[&id].min(last);
             if last - after > limit {
                 let to = last - limit;
                 self.send_frame(ServerFrame::Gap { channel: &id, from: after + 1, to }).await?;

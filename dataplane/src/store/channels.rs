@@ -80,7 +80,8 @@ impl Store {
     }
 
     /// The user's channels with cursors. `read_overrides` holds fresher read cursors (from
-    /// Redis) that win over Postgres when higher; unread counts use the winner.
+    /// Redis) that win over Postgres when higher, never past the channel's end; unread counts
+    /// use the winner.
     pub async fn my_channels(
         &self,
         ws: &WorkspaceName,
@@ -90,9 +91,9 @@ impl Store {
         let overrides = serde_json::to_value(read_overrides).expect("map serializes");
         let sql = Store::tenant_sql(
             ws,
-            "WITH m AS (SELECT channel_id, user_id, delivered_seq, \
-                          GREATEST(read_seq, COALESCE(($2::jsonb ->> channel_id)::bigint, 0)) AS read_seq \
-                        FROM {s}.members WHERE user_id = $1) \
+            "WITH m AS (SELECT mm.channel_id, mm.user_id, mm.delivered_seq, \
+                          LEAST(GREATEST(mm.read_seq, COALESCE(($2::jsonb ->> mm.channel_id)::bigint, 0)), ch.last_seq) AS read_seq \
+                        FROM {s}.members mm JOIN {s}.channels ch ON ch.id = mm.channel_id WHERE mm.user_id = $1) \
              SELECT c.id, c.name, c.kind, c.last_seq, m.delivered_seq, m.read_seq, \
                (SELECT count(*) FROM (SELECT 1 FROM {s}.events e WHERE e.channel_id = c.id AND e.seq > m.read_seq \
                   AND e.kind = 'message' AND e.user_id <> m.user_id LIMIT $3) x) AS unread, \
@@ -137,9 +138,11 @@ impl Store {
         let Some(locked) = lock_channel(&mut tx, channel, actor).await? else {
             return Err(ApiError::not_found(format!("no channel {channel}")));
         };
+        if locked.hidden() {
+            return Err(ApiError::not_found(format!("no channel {channel}")));
+        }
         match locked.kind {
             ChannelKind::Dm => return Err(ApiError::forbidden("DM membership is fixed")),
-            ChannelKind::Private if !locked.member => return Err(ApiError::not_found(format!("no channel {channel}"))),
             ChannelKind::Public if actor != user && !locked.member => return Err(ApiError::forbidden("only members can add others")),
             _ => {}
         }
@@ -158,6 +161,9 @@ impl Store {
         let Some(locked) = lock_channel(&mut tx, channel, user).await? else {
             return Err(ApiError::not_found(format!("no channel {channel}")));
         };
+        if locked.hidden() {
+            return Err(ApiError::not_found(format!("no channel {channel}")));
+        }
         if locked.kind == ChannelKind::Dm {
             return Err(ApiError::forbidden("cannot leave a DM"));
         }

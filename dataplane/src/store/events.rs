@@ -41,6 +41,14 @@ pub(super) struct LockedChannel {
     pub member: bool,
 }
 
+impl LockedChannel {
+    /// Private channels and DMs are invisible to non-members: every answer about them must be
+    /// the one a channel that does not exist gets (issue 7).
+    pub fn hidden(&self) -> bool {
+        self.kind != ChannelKind::Public && !self.member
+    }
+}
+
 /// Locks the channel row: every append to this channel waits here, which makes seqs gap-free
 /// and commit order equal to seq order.
 pub(super) async fn lock_channel(
@@ -118,11 +126,14 @@ impl Store {
         // event after a single round trip. The UPDATE takes the channel's row lock, so seqs are
         // gap-free and commit order is seq order. The member/duplicate checks run on the
         // statement's snapshot; a same-cmid send that commits while this one waits for the lock
-        // is caught by the unique index instead.
+        // is caught by the unique index instead. A `thread` must name a message of the same
+        // channel (issue 7; threads proper are issue 9).
         let sql = Store::tenant_sql(
             ws,
             "WITH ok AS (SELECT EXISTS (SELECT 1 FROM {s}.members WHERE channel_id = $1 AND user_id = $4) \
-                                AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) AS go), \
+                                AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) \
+                                AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM {s}.events \
+                                     WHERE id = $7 AND channel_id = $1 AND kind = 'message')) AS go), \
                   c AS (UPDATE {s}.channels SET last_seq = last_seq + 1 WHERE id = $1 AND (SELECT go FROM ok) RETURNING last_seq), \
                   e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts) \
                         SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM c RETURNING seq) \
@@ -151,10 +162,20 @@ impl Store {
                 return Ok(Appended { event: orig, outbox_id: None });
             }
         }
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT kind FROM channels WHERE id = $1").bind(channel).fetch_optional(&mut **tx).await?;
-        Err(match row.map(|(k,)| ChannelKind::from_db(&k)) {
-            Some(ChannelKind::Public) => ApiError::forbidden(format!("not a member of {channel}: join it first")),
+        let row: Option<(String, bool)> = sqlx::query_as(
+            "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2) FROM channels c WHERE c.id = $1",
+        )
+        .bind(channel)
+        .bind(&ev.user)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Err(match row.map(|(k, member)| (ChannelKind::from_db(&k), member)) {
+            Some((_, true)) => match &ev.thread {
+                Some(thread) => ApiError::not_found(format!("thread: no message {thread} in channel {channel}")),
+                // Membership changed between the send and this look: nothing was stored.
+                None => ApiError::unavailable(format!("the send to {channel} was not stored; retry with the same cmid")),
+            },
+            Some((ChannelKind::Public, false)) => ApiError::forbidden(format!("not a member of {channel}: join it first")),
             // Private channels and DMs do not reveal that they exist.
             _ => ApiError::not_found(format!("no channel {channel}")),
         })
