@@ -1,4 +1,5 @@
-//! Identifiers that arrive from clients (`ChannelId`, `MessageId`), validated at the edge.
+//! Identifiers that arrive from clients (`ChannelId`, `MessageId`, `Emoji`), validated at the
+//! edge.
 //!
 //! Owns what a well-formed id looks like, so that a malformed one (a NUL byte, a 20 KB string,
 //! bytes Postgres cannot store) is refused as `bad_request` before any query runs (issue 7). It
@@ -68,6 +69,50 @@ macro_rules! id_type {
 id_type!(ChannelId, "channel");
 id_type!(MessageId, "message");
 
+/// Longest short code between the colons (issue 9).
+pub const MAX_SHORT_CODE: usize = 64;
+
+/// A reaction: one Unicode emoji as the Unicode emoji data lists it (skin tones, ZWJ sequences
+/// and the VS16 forms included), or a `:short_code:` of 1 to 64 of `a-z 0-9 _ + -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub fn new(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        let code = s.strip_prefix(':').and_then(|r| r.strip_suffix(':'));
+        let ok = match code {
+            Some(c) => {
+                (1..=MAX_SHORT_CODE).contains(&c.len())
+                    && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_+-".contains(&b))
+            }
+            None => emojis::get(&s).is_some(),
+        };
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(format!("invalid emoji: one Unicode emoji, or :short_code: of 1 to {MAX_SHORT_CODE} of a-z, 0-9, '_', '+', '-'"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Emoji {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Emoji {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +123,16 @@ mod tests {
             assert!(ChannelId::new(ok).is_ok(), "{ok}");
         }
         assert!(MessageId::new("m_00ff").is_ok());
+    }
+
+    #[test]
+    fn emoji_are_unicode_emoji_or_short_codes() {
+        for ok in ["👍", "👍🏽", "❤️", "❤", "👨‍👩‍👧", "🏳️‍🌈", ":thumbsup:", ":+1:", ":party-parrot_2:"] {
+            assert!(Emoji::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "👍👍", "\u{0}", "::", ":Thumbs:", ":a b:", "thumbsup", &format!(":{}:", "a".repeat(65))] {
+            assert!(Emoji::new(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! palaverd: the Palaver data plane (WebSocket/REST gateway and per-pod fan-out).
 //!
-//! Module map — `gateway` (HTTP, auth, limits, protocol handling per connection), `store`
-//! (Postgres: the source of truth), `publish` (after-commit Redis/Kafka hand-off and the outbox
-//! sweeper), `fanout` (Redis subscriptions → ordered per-channel streams → connection queues),
-//! `cursors` (delivered/read positions), `ids` (client-supplied identifiers, validated), `presence` (who is online), `consumer`
-//! (partition-by-channel Kafka consumers: notifications and push), `workspaces` (registry cache), `server` (wiring and
-//! shutdown).
+//! Module map — `gateway` (HTTP, auth, limits, the WebSocket and REST adapters), `domain` (the
+//! rules of each feature, which both adapters call), `store` (Postgres: the source of truth),
+//! `publish` (after-commit Redis/Kafka hand-off and the outbox sweeper), `fanout` (Redis
+//! subscriptions → ordered per-channel streams → connection queues), `cursors` (delivered/read
+//! positions), `ids` (client-supplied identifiers, validated), `presence` (who is online),
+//! `consumer` (partition-by-channel Kafka consumers: notifications and push), `workspaces`
+//! (registry cache), `server` (wiring and shutdown).
 
 pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod cursors;
+pub mod domain;
 pub mod error;
 pub mod fanout;
 pub mod gateway;

@@ -28,6 +28,12 @@ pub struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChangeLabel {
+    pub kind: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
     pub route: String,
     pub status: u16,
@@ -43,6 +49,7 @@ pub struct Metrics {
     pub frames_in: Family<TypeLabel, Counter>,
     pub frames_out: Family<TypeLabel, Counter>,
     pub sends: Family<ResultLabel, Counter>,
+    pub changes: Family<ChangeLabel, Counter>,
     pub ack_latency: Histogram,
     pub delivery_latency: Histogram,
     pub deliveries: Counter,
@@ -80,6 +87,7 @@ impl Metrics {
             frames_in: Family::default(),
             frames_out: Family::default(),
             sends: Family::default(),
+            changes: Family::default(),
             ack_latency: latency_histogram(),
             delivery_latency: latency_histogram(),
             deliveries: Counter::default(),
@@ -108,6 +116,11 @@ impl Metrics {
         r.register("frames_in", "WebSocket frames received, by type", m.frames_in.clone());
         r.register("frames_out", "WebSocket frames sent, by type", m.frames_out.clone());
         r.register("sends", "Send requests (WS and REST), by result", m.sends.clone());
+        r.register(
+            "message_changes",
+            "Edit, delete and reaction requests (WS and REST), by kind and result (ok, noop, or an error code)",
+            m.changes.clone(),
+        );
         r.register("ack_latency_seconds", "Time from receiving a send to acknowledging it (after commit)", m.ack_latency.clone());
         r.register("delivery_latency_seconds", "Time from commit to writing the event to a socket", m.delivery_latency.clone());
         r.register("deliveries", "Events written to sockets", m.deliveries.clone());
@@ -160,6 +173,11 @@ impl Metrics {
             self.push_attempts.get_or_create(&ResultLabel { result }).inc_by(0);
         }
         self.sends.get_or_create(&ResultLabel { result: "ok" }).inc_by(0);
+        for kind in ["edit", "delete", "reaction_add", "reaction_remove"] {
+            for result in ["ok", "noop"] {
+                self.changes.get_or_create(&ChangeLabel { kind, result }).inc_by(0);
+            }
+        }
         for code in crate::error::ErrorCode::ALL {
             self.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc_by(0);
         }

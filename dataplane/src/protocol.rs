@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::ids::{ChannelId, MessageId};
+use crate::ids::{ChannelId, Emoji, MessageId};
 
 /// WebSocket close codes Palaver uses (besides the standard ones).
 pub mod close {
@@ -61,6 +61,33 @@ pub enum ClientFrame {
         #[serde(rename = "ref")]
         reference: Option<Value>,
     },
+    Edit {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        channel: ChannelId,
+        id: MessageId,
+        text: String,
+    },
+    Delete {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        channel: ChannelId,
+        id: MessageId,
+    },
+    React {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        channel: ChannelId,
+        id: MessageId,
+        emoji: Emoji,
+    },
+    Unreact {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        channel: ChannelId,
+        id: MessageId,
+        emoji: Emoji,
+    },
 }
 
 impl ClientFrame {
@@ -71,6 +98,10 @@ impl ClientFrame {
             Self::Recv { .. } => "recv",
             Self::Read { .. } => "read",
             Self::Ping { .. } => "ping",
+            Self::Edit { .. } => "edit",
+            Self::Delete { .. } => "delete",
+            Self::React { .. } => "react",
+            Self::Unreact { .. } => "unreact",
         }
     }
 }
@@ -101,6 +132,43 @@ pub struct Event {
     pub text: Option<String>,
     pub ts: DateTime<Utc>,
     pub thread: Option<String>,
+    /// Change events (`edit`, `delete`, `reaction_add`, `reaction_remove`): the message changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `reaction_add` / `reaction_remove`: the emoji.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    /// `edit`: when; a `message`: when its text last changed (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// A `message`'s current state, in history and replay (absent on live events, which are
+    /// their own state).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[sqlx(skip)]
+    pub state: Option<MessageState>,
+}
+
+/// What changed a message since it was sent, as history and replay render it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageState {
+    /// A tombstone: text, edit history and reactions are gone.
+    pub deleted: bool,
+    /// The seq of the last event that changed this message (its own seq if none did). A client
+    /// applies a change event to this message only if the change's seq is higher: the state
+    /// already includes the others.
+    pub state_seq: i64,
+    pub reactions: Vec<ReactionSummary>,
+}
+
+/// One emoji's reactions on a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReactionSummary {
+    pub emoji: String,
+    pub count: i64,
+    /// Whether the viewer is among them.
+    pub me: bool,
+    /// The first five who reacted, in order.
+    pub users: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -160,6 +228,21 @@ pub enum ServerFrame<'a> {
         id: &'a str,
         ts: DateTime<Utc>,
     },
+    /// The answer to `edit`, `delete`, `react`, `unreact`: also an `ack`, with the seq of the
+    /// change event, or `noop` and no seq when nothing changed. `id` is the message's.
+    #[serde(rename = "ack")]
+    ChangeAck {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        channel: &'a str,
+        id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ts: Option<DateTime<Utc>>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        noop: bool,
+    },
     Pong {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<Value>,
@@ -181,7 +264,7 @@ impl ServerFrame<'_> {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Hello { .. } => "hello",
-            Self::Ack { .. } => "ack",
+            Self::Ack { .. } | Self::ChangeAck { .. } => "ack",
             Self::Pong { .. } => "pong",
             Self::Gap { .. } => "gap",
             Self::Error { .. } => "error",
@@ -223,6 +306,10 @@ mod tests {
             text: Some("hi".into()),
             ts: Utc::now(),
             thread: None,
+            target: None,
+            emoji: None,
+            edited_at: None,
+            state: None,
         };
         let json = e.frame_json();
         let v: Value = serde_json::from_str(&json).unwrap();

@@ -87,7 +87,10 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let flusher = tokio::spawn(cursors.clone().run_flusher(store.clone(), Timing::ms(cfg.timing.cursor_flush_ms), tasks.clone()));
 
     let shutdown = CancellationToken::new();
+    let domain =
+        crate::domain::Domain { store: store.clone(), cursors: cursors.clone(), publisher: publisher.clone(), limits: cfg.limits.clone() };
     let state = Arc::new(AppState {
+        domain,
         rest_limits: gateway::Limiter::new(cfg.limits.send_rate, cfg.limits.send_burst),
         known_users: Default::default(),
         cfg: cfg.clone(),

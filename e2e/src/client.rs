@@ -237,6 +237,12 @@ impl Rest {
         Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
     }
 
+    /// Any method with a JSON body.
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await?;
+        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+
     /// GET with the token in the query string (`?token=`) instead of the header.
     pub async fn get_with_query_token(&self, path: &str) -> anyhow::Result<(u16, Value)> {
         let sep = if path.contains('?') { '&' } else { '?' };

@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod fold;
 pub mod kube_api;
 pub mod operator;
 pub mod procs;

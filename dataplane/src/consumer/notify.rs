@@ -68,12 +68,24 @@ impl Notifier {
                 return Ok("invalid");
             }
         };
-        if ev.kind != "message" {
-            return Ok("skipped");
-        }
+        // An edit can add mentions: they notify as of the original message's seq, so a user
+        // the message already notified is not notified again (the inbox is unique per seq).
+        let seq = match ev.kind.as_str() {
+            "message" => ev.seq,
+            "edit" => {
+                let mentioned = parse_mentions(ev.text.as_deref().unwrap_or_default());
+                let Some(target) = ev.target.as_deref().filter(|_| !mentioned.is_empty()) else { return Ok("ok") };
+                match self.store.event_by_id(ws, target).await? {
+                    Some(orig) => orig.seq,
+                    None => return Ok("skipped"),
+                }
+            }
+            _ => return Ok("skipped"),
+        };
         let mentioned = parse_mentions(ev.text.as_deref().unwrap_or_default());
         let Some(kind) = self.channel_kind(ws, &ev.channel).await? else { return Ok("skipped") };
-        let is_dm = kind == "dm";
+        // In DMs every message notifies; an edit there notifies only whom it mentions.
+        let is_dm = kind == "dm" && ev.kind == "message";
         if !is_dm && mentioned.is_empty() {
             return Ok("ok"); // the common case costs no query at all
         }
@@ -87,7 +99,7 @@ impl Notifier {
             if self.presence.is_online(ws, &user).await {
                 continue; // they see it live
             }
-            if let Some(n) = self.store.notify(ws, &user, &ev.channel, ev.seq, nkind, self.push_enabled).await? {
+            if let Some(n) = self.store.notify(ws, &user, &ev.channel, seq, nkind, self.push_enabled).await? {
                 metrics::global().notifications.get_or_create(&TypeLabel { r#type: nkind }).inc();
                 // Reaches the user only if a connection opened meanwhile; otherwise they get it
                 // after their next hello.

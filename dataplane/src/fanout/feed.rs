@@ -198,6 +198,10 @@ mod tests {
             text: None,
             ts: Utc::now(),
             thread: None,
+            target: None,
+            emoji: None,
+            edited_at: None,
+            state: None,
         }
     }
 

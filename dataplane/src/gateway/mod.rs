@@ -19,7 +19,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post, put};
 use axum::Router;
 use fred::prelude::*;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Principal, Verifier};
 use crate::config::Config;
 use crate::cursors::Cursors;
+use crate::domain::Domain;
 use crate::error::ApiError;
 use crate::fanout::Fanout;
 use crate::metrics::{self, RouteLabel};
@@ -39,6 +40,8 @@ pub use rate::{Limiter, TokenBucket};
 
 pub struct AppState {
     pub cfg: Config,
+    /// The feature rules both transports call.
+    pub domain: Domain,
     pub store: Store,
     pub redis: Client,
     pub producer: FutureProducer,
@@ -66,15 +69,18 @@ pub fn router(state: Shared) -> Router {
     let body_limit = state.cfg.limits.max_frame_bytes;
     Router::new()
         .route("/v1/ws", get(ws::upgrade))
-        .route("/v1/channels", get(rest::list_channels).post(rest::create_channel))
-        .route("/v1/channels/{id}/join", post(rest::join))
-        .route("/v1/channels/{id}/leave", post(rest::leave))
-        .route("/v1/channels/{id}/members", post(rest::add_member))
-        .route("/v1/channels/{id}/events", get(rest::history))
-        .route("/v1/channels/{id}/messages", post(rest::post_message))
-        .route("/v1/dms", post(rest::open_dm))
-        .route("/v1/notifications", get(rest::list_notifications))
-        .route("/v1/notifications/read", post(rest::read_notifications))
+        .route("/v1/channels", get(rest::channels::list).post(rest::channels::create))
+        .route("/v1/channels/{id}/join", post(rest::channels::join))
+        .route("/v1/channels/{id}/leave", post(rest::channels::leave))
+        .route("/v1/channels/{id}/members", post(rest::channels::add_member))
+        .route("/v1/channels/{id}/events", get(rest::channels::history))
+        .route("/v1/channels/{id}/messages", post(rest::messages::post))
+        .route("/v1/channels/{id}/messages/{msg}", patch(rest::messages::edit).delete(rest::messages::delete))
+        .route("/v1/channels/{id}/messages/{msg}/edits", get(rest::messages::edits))
+        .route("/v1/channels/{id}/messages/{msg}/reactions/{emoji}", put(rest::reactions::put).delete(rest::reactions::delete))
+        .route("/v1/dms", post(rest::dms::open))
+        .route("/v1/notifications", get(rest::notifications::list))
+        .route("/v1/notifications/read", post(rest::notifications::read))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route(

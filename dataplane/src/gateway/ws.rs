@@ -22,13 +22,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Auth, Shared, TokenBucket};
 use crate::auth::Principal;
-use crate::config::Limits;
+use crate::domain::messages::{count_send, validate_send, ChangeResult, Send};
 use crate::error::ApiError;
 use crate::fanout::{ConnHandle, Outbound, Target};
 use crate::ids::{ChannelId, MessageId};
 use crate::metrics::{self, TypeLabel};
 use crate::protocol::{close, parse_client_frame, ClientFrame, HelloChannel, ServerFrame};
-use crate::store::NewEvent;
+use crate::store::Change;
 
 /// A socket write that takes longer than this means the peer is gone or stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,7 +36,6 @@ const REPLAY_PAGE: i64 = 500;
 const READ_BUFFER: usize = 4096;
 /// Most queued frames written before one flush.
 const OUT_BATCH: usize = 64;
-const MAX_CMID_LEN: usize = 64;
 /// Unread notifications sent as frames after the first sync (the rest: REST).
 const INBOX_ON_CONNECT: i64 = 50;
 
@@ -58,25 +57,6 @@ pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: Result<WebSock
         conn.finish(reason).await;
         metrics::global().connections.dec();
     })
-}
-
-/// Shared by WS and REST sends.
-pub fn validate_send(limits: &Limits, cmid: &str, text: &str) -> Result<(), ApiError> {
-    if cmid.is_empty() || cmid.len() > MAX_CMID_LEN || cmid.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!("cmid must be 1 to {MAX_CMID_LEN} bytes without control characters")));
-    }
-    if text.trim().is_empty() {
-        return Err(ApiError::bad_request("text must not be empty"));
-    }
-    // Postgres text cannot hold U+0000; no client needs it in a chat message.
-    if text.contains('\0') {
-        return Err(ApiError::bad_request("text must not contain U+0000 (NUL)"));
-    }
-    let chars = text.chars().count();
-    if chars > limits.max_text_chars {
-        return Err(ApiError::too_large(format!("text has {chars} characters; the limit is {}", limits.max_text_chars)));
-    }
-    Ok(())
 }
 
 /// How a failed read ends the connection: oversized frames and invalid UTF-8 get the close
@@ -306,31 +286,56 @@ impl Conn {
             ClientFrame::Ping { reference } => self.send_frame(ServerFrame::Pong { reference }).await,
             ClientFrame::Send { reference, channel, cmid, text, thread } => {
                 let started = Instant::now();
-                if let Err(e) = validate_send(&self.st.cfg.limits, &cmid, &text).and_then(|_| self.bucket.take()) {
-                    metrics::global().sends.get_or_create(&metrics::ResultLabel { result: e.code.as_str() }).inc();
+                let send = Send { cmid, text, thread };
+                if let Err(e) = validate_send(&self.st.cfg.limits, &send).and_then(|_| self.bucket.take()) {
+                    count_send(&Err::<(), _>(e.clone()), false);
                     return self.send_error(reference, e).await;
                 }
-                let ev = NewEvent {
-                    kind: "message",
-                    user: self.p.user.clone(),
-                    cmid: Some(cmid),
-                    text: Some(text),
-                    thread: thread.map(MessageId::into_string),
-                };
-                match super::rest::record_send(self.st.store.send_message(&self.p.workspace, &channel, ev).await) {
-                    Ok(appended) => {
-                        let e = &appended.event;
+                match self.st.domain.send(&self.p, &channel, send).await {
+                    Ok(sent) => {
+                        let e = &sent.value.event;
                         self.send_frame(ServerFrame::Ack { reference, channel: &e.channel, seq: e.seq, id: &e.id, ts: e.ts }).await?;
                         metrics::global().ack_latency.observe(started.elapsed().as_secs_f64());
-                        self.st.publisher.publish(&self.p.workspace, &appended).await;
+                        sent.publish().await;
                         Ok(())
                     }
                     Err(e) => self.send_error(reference, e).await,
                 }
             }
+            ClientFrame::Edit { reference, channel, id, text } => {
+                let r = self.st.domain.edit(&self.p, &channel, &id, &text).await;
+                self.change_ack(reference, &channel, &id, r).await
+            }
+            ClientFrame::Delete { reference, channel, id } => {
+                let r = self.st.domain.delete(&self.p, &channel, &id).await;
+                self.change_ack(reference, &channel, &id, r).await
+            }
+            ClientFrame::React { reference, channel, id, emoji } => {
+                let r = self.st.domain.react(&self.p, &channel, &id, &emoji).await;
+                self.change_ack(reference, &channel, &id, r).await
+            }
+            ClientFrame::Unreact { reference, channel, id, emoji } => {
+                let r = self.st.domain.unreact(&self.p, &channel, &id, &emoji).await;
+                self.change_ack(reference, &channel, &id, r).await
+            }
             ClientFrame::Recv { reference, channel, seq } => self.cursor(reference, channel, seq, true).await,
             ClientFrame::Read { reference, channel, seq } => self.cursor(reference, channel, seq, false).await,
         }
+    }
+
+    /// The answer to a change of a message: `ack` with the change event's seq, or `noop`.
+    async fn change_ack(&mut self, reference: Option<Value>, channel: &ChannelId, id: &MessageId, r: ChangeResult) -> Result<(), End> {
+        let committed = match r {
+            Ok(c) => c,
+            Err(e) => return self.send_error(reference, e).await,
+        };
+        let (seq, ts) = match &committed.value {
+            Change::Applied(a) => (Some(a.event.seq), Some(a.event.ts)),
+            Change::Noop => (None, None),
+        };
+        self.send_frame(ServerFrame::ChangeAck { reference, channel, id, seq, ts, noop: seq.is_none() }).await?;
+        committed.publish().await;
+        Ok(())
     }
 
     async fn cursor(&mut self, reference: Option<Value>, channel: ChannelId, seq: i64, delivered: bool) -> Result<(), End> {
@@ -430,8 +435,14 @@ impl Conn {
                 after = to;
             }
             while after < last {
-                let events = self.st.store.events_range(&ws, &id, after + 1, last, REPLAY_PAGE).await.map_err(|e| {
+                // Replay renders each message as it is now (edits, tombstones, reactions); the
+                // change events follow at their own seqs (docs/protocol.md, state_seq).
+                let mut events = self.st.store.events_range(&ws, &id, after + 1, last, REPLAY_PAGE).await.map_err(|e| {
                     tracing::warn!(error = %e, "replay read failed");
+                    End::Close(close::TRY_AGAIN, "temporarily unavailable; reconnect with backoff")
+                })?;
+                self.st.store.render(&ws, &self.p.user, &mut events).await.map_err(|e| {
+                    tracing::warn!(error = %e, "replay render failed");
                     End::Close(close::TRY_AGAIN, "temporarily unavailable; reconnect with backoff")
                 })?;
                 let Some(max) = events.last().map(|e| e.seq) else { break };

@@ -170,7 +170,7 @@ impl Store {
         if !locked.member {
             return Ok(None);
         }
-        let ev = NewEvent { kind: "member_leave", user: user.into(), cmid: None, text: None, thread: None };
+        let ev = NewEvent { kind: "member_leave", user: user.into(), ..Default::default() };
         let appended = append_locked(&mut tx, channel, ev).await?;
         sqlx::query("DELETE FROM members WHERE channel_id = $1 AND user_id = $2").bind(channel).bind(user).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -226,6 +226,12 @@ impl Store {
         }
     }
 
+    /// The user's workspace role as stored (`users.role`), None for an unknown user.
+    pub async fn user_role(&self, ws: &WorkspaceName, user: &str) -> Result<Option<String>, sqlx::Error> {
+        let sql = Store::tenant_sql(ws, "SELECT role FROM {s}.users WHERE id = $1");
+        sqlx::query_scalar(&sql).bind(user).fetch_optional(self.pool()).await
+    }
+
     /// Members of a channel (consumers: DM recipients).
     pub async fn members(&self, ws: &WorkspaceName, channel: &str) -> Result<Vec<String>, sqlx::Error> {
         let sql = Store::tenant_sql(ws, "SELECT user_id FROM {s}.members WHERE channel_id = $1 ORDER BY user_id");
@@ -265,7 +271,7 @@ async fn join_locked_after_lock(
         user: user.into(),
         cmid: None,
         text: (actor != user).then(|| format!("added by {actor}")),
-        thread: None,
+        ..Default::default()
     };
     let appended = append_locked(tx, channel, ev).await?;
     sqlx::query("UPDATE members SET delivered_seq = $3 - 1, read_seq = $3 - 1 WHERE channel_id = $1 AND user_id = $2")

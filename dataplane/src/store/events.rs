@@ -9,13 +9,16 @@ use crate::error::ApiError;
 use crate::protocol::Event;
 
 /// An event to append; `seq`, `id` and `ts` are assigned by the store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewEvent {
     pub kind: &'static str,
     pub user: String,
     pub cmid: Option<String>,
     pub text: Option<String>,
     pub thread: Option<String>,
+    /// The message a change event changes.
+    pub target: Option<String>,
+    pub emoji: Option<String>,
 }
 
 /// The result of an append: the event, and its outbox row (None when the cmid was seen before
@@ -33,7 +36,9 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
-pub(super) const EVENT_COLUMNS: &str = "channel_id AS channel, seq, kind, id, user_id AS \"user\", cmid, body AS text, ts, thread";
+/// The columns of an [`Event`], from `events e`.
+pub(super) const EVENT_COLUMNS: &str =
+    "e.channel_id AS channel, e.seq, e.kind, e.id, e.user_id AS \"user\", e.cmid, e.body AS text, e.ts, e.thread, e.target, e.emoji, e.edited_at";
 
 /// State of a channel row locked `FOR UPDATE` for the rest of the transaction.
 pub(super) struct LockedChannel {
@@ -74,8 +79,8 @@ pub(super) async fn append_locked(tx: &mut Transaction<'_, Postgres>, channel: &
     let (outbox_id, seq) = bind_append(
         sqlx::query_as(
             "WITH s AS (UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq), \
-              e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts) \
-                    SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM s RETURNING seq) \
+              e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, state_seq) \
+                    SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, s.last_seq FROM s RETURNING seq) \
          INSERT INTO outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
         ),
         channel,
@@ -90,9 +95,19 @@ pub(super) async fn append_locked(tx: &mut Transaction<'_, Postgres>, channel: &
 
 type AppendQuery<'q> = sqlx::query::QueryAs<'q, Postgres, (i64, i64), sqlx::postgres::PgArguments>;
 
-/// Binds $1..$8 of the append statements: channel, id, kind, user, cmid, text, thread, ts.
+/// Binds $1..$10 of the append statements: channel, id, kind, user, cmid, text, thread, ts,
+/// target, emoji.
 fn bind_append<'q>(q: AppendQuery<'q>, channel: &'q str, id: &'q str, ev: &'q NewEvent, ts: DateTime<Utc>) -> AppendQuery<'q> {
-    q.bind(channel).bind(id).bind(ev.kind).bind(&ev.user).bind(&ev.cmid).bind(&ev.text).bind(&ev.thread).bind(ts)
+    q.bind(channel)
+        .bind(id)
+        .bind(ev.kind)
+        .bind(&ev.user)
+        .bind(&ev.cmid)
+        .bind(&ev.text)
+        .bind(&ev.thread)
+        .bind(ts)
+        .bind(&ev.target)
+        .bind(&ev.emoji)
 }
 
 impl NewEvent {
@@ -107,6 +122,10 @@ impl NewEvent {
             text: self.text,
             ts,
             thread: self.thread,
+            target: self.target,
+            emoji: self.emoji,
+            edited_at: None,
+            state: None,
         }
     }
 }
@@ -135,8 +154,8 @@ impl Store {
                                 AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM {s}.events \
                                      WHERE id = $7 AND channel_id = $1 AND kind = 'message')) AS go), \
                   c AS (UPDATE {s}.channels SET last_seq = last_seq + 1 WHERE id = $1 AND (SELECT go FROM ok) RETURNING last_seq), \
-                  e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts) \
-                        SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM c RETURNING seq) \
+                  e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, state_seq) \
+                        SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, c.last_seq FROM c RETURNING seq) \
              INSERT INTO {s}.outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
         );
         let inserted = bind_append(sqlx::query_as(&sql), channel, &id, &ev, ts).fetch_optional(self.pool()).await;
@@ -154,7 +173,7 @@ impl Store {
         let mut tx = self.tenant_tx(ws).await?;
         let tx = &mut tx;
         if let Some(cmid) = &ev.cmid {
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE user_id = $1 AND cmid = $2");
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.user_id = $1 AND e.cmid = $2");
             if let Some(orig) = sqlx::query_as::<_, Event>(&sql).bind(&ev.user).bind(cmid).fetch_optional(&mut **tx).await? {
                 if orig.channel != channel {
                     return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel")));
@@ -198,7 +217,7 @@ impl Store {
         let sql = Store::tenant_sql(
             ws,
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM {{s}}.events WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
+                "SELECT {EVENT_COLUMNS} FROM {{s}}.events e WHERE e.channel_id = $1 AND e.seq > $2 AND e.seq < $3 ORDER BY e.seq {order} LIMIT $4"
             ),
         );
         let mut events: Vec<Event> = sqlx::query_as(&sql).bind(channel).bind(lo).bind(hi).bind(limit + 1).fetch_all(self.pool()).await?;
@@ -214,7 +233,7 @@ impl Store {
     pub async fn events_range(&self, ws: &WorkspaceName, channel: &str, from: i64, to: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
         let sql = Store::tenant_sql(
             ws,
-            &format!("SELECT {EVENT_COLUMNS} FROM {{s}}.events WHERE channel_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4"),
+            &format!("SELECT {EVENT_COLUMNS} FROM {{s}}.events e WHERE e.channel_id = $1 AND e.seq >= $2 AND e.seq <= $3 ORDER BY e.seq LIMIT $4"),
         );
         sqlx::query_as(&sql).bind(channel).bind(from).bind(to).bind(limit).fetch_all(self.pool()).await
     }

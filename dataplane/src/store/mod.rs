@@ -8,6 +8,7 @@
 mod channels;
 mod cursors;
 mod events;
+mod messages;
 mod notifications;
 mod outbox;
 mod registry;
@@ -24,6 +25,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 pub use channels::{ChannelInfo, ChannelKind, MyChannel};
 pub use cursors::CursorUpdate;
 pub use events::{Appended, HistoryPage, NewEvent};
+pub use messages::{Actor, Change, EditRecord, MAX_DISTINCT_REACTIONS};
 pub use notifications::{Notification, PushJob};
 pub use outbox::OutboxRow;
 

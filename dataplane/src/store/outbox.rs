@@ -2,6 +2,7 @@
 
 use palaver_crds::WorkspaceName;
 
+use super::events::EVENT_COLUMNS;
 use super::Store;
 use crate::protocol::Event;
 
@@ -33,11 +34,13 @@ impl Store {
         Fut: std::future::Future<Output = Vec<i64>>,
     {
         let mut tx = self.tenant_tx(ws).await?;
-        let sql = "WITH o AS (SELECT id, channel_id, seq FROM outbox WHERE created_at < now() - make_interval(secs => $1::float8 / 1000) \
+        let sql = format!(
+            "WITH o AS (SELECT id, channel_id, seq FROM outbox WHERE created_at < now() - make_interval(secs => $1::float8 / 1000) \
                                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                   SELECT o.id AS outbox_id, e.channel_id AS channel, e.seq, e.kind, e.id, e.user_id AS \"user\", e.cmid, e.body AS text, e.ts, e.thread \
-                   FROM o JOIN events e ON e.channel_id = o.channel_id AND e.seq = o.seq ORDER BY o.id";
-        let claimed: Vec<OutboxRowDb> = sqlx::query_as(sql).bind(min_age_ms as f64).bind(limit).fetch_all(&mut *tx).await?;
+                   SELECT o.id AS outbox_id, {EVENT_COLUMNS} \
+                   FROM o JOIN events e ON e.channel_id = o.channel_id AND e.seq = o.seq ORDER BY o.id"
+        );
+        let claimed: Vec<OutboxRowDb> = sqlx::query_as(&sql).bind(min_age_ms as f64).bind(limit).fetch_all(&mut *tx).await?;
         let n = claimed.len();
         if n == 0 {
             tx.commit().await?;

@@ -1,0 +1,140 @@
+//! Messages: send, edit, delete, their history and edit history.
+//!
+//! Owns the text rules (length, NUL, cmid) shared by every transport, the send metrics, and
+//! rendering history as current state. It must not rate-limit (the transports' buckets are per
+//! connection or per pod) nor decide delivery.
+
+use palaver_crds::WorkspaceName;
+
+use super::{authz, Committed, Domain};
+use crate::auth::Principal;
+use crate::config::Limits;
+use crate::error::ApiError;
+use crate::ids::{ChannelId, MessageId};
+use crate::metrics::{self, ResultLabel};
+use crate::store::{Actor, Appended, Change, EditRecord, HistoryPage, NewEvent};
+
+const MAX_CMID_LEN: usize = 64;
+
+/// A message to send.
+pub struct Send {
+    pub cmid: String,
+    pub text: String,
+    pub thread: Option<MessageId>,
+}
+
+fn validate_cmid(cmid: &str) -> Result<(), ApiError> {
+    if cmid.is_empty() || cmid.len() > MAX_CMID_LEN || cmid.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!("cmid must be 1 to {MAX_CMID_LEN} bytes without control characters")));
+    }
+    Ok(())
+}
+
+/// The text rules of send and edit.
+pub fn validate_text(limits: &Limits, text: &str) -> Result<(), ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("text must not be empty"));
+    }
+    // Postgres text cannot hold U+0000; no client needs it in a chat message.
+    if text.contains('\0') {
+        return Err(ApiError::bad_request("text must not contain U+0000 (NUL)"));
+    }
+    let chars = text.chars().count();
+    if chars > limits.max_text_chars {
+        return Err(ApiError::too_large(format!("text has {chars} characters; the limit is {}", limits.max_text_chars)));
+    }
+    Ok(())
+}
+
+/// Validates a send before the transport spends a rate-limit token on it.
+pub fn validate_send(limits: &Limits, req: &Send) -> Result<(), ApiError> {
+    validate_cmid(&req.cmid)?;
+    validate_text(limits, &req.text)
+}
+
+/// Counts a send by outcome (ok, duplicate, or the error code).
+pub fn count_send<T>(r: &Result<T, ApiError>, duplicate: bool) {
+    let result = match r {
+        Ok(_) if duplicate => "duplicate",
+        Ok(_) => "ok",
+        Err(e) => e.code.as_str(),
+    };
+    metrics::global().sends.get_or_create(&ResultLabel { result }).inc();
+}
+
+/// The outcome of a change request: the event appended, or nothing because it was already so.
+pub type ChangeResult = Result<Committed<Change>, ApiError>;
+
+impl Domain {
+    /// Sends a message (already validated with [`validate_send`]). A repeated cmid returns the
+    /// original (its `outbox_id` is None).
+    pub async fn send(&self, p: &Principal, channel: &ChannelId, req: Send) -> Result<Committed<Appended>, ApiError> {
+        let ev = NewEvent {
+            kind: "message",
+            user: p.user.clone(),
+            cmid: Some(req.cmid),
+            text: Some(req.text),
+            thread: req.thread.map(MessageId::into_string),
+            ..Default::default()
+        };
+        let r = self.store.send_message(&p.workspace, channel, ev).await;
+        count_send(&r, r.as_ref().is_ok_and(|a| a.outbox_id.is_none()));
+        let appended = r?;
+        Ok(Committed::new(self, &p.workspace, appended.clone(), vec![appended]))
+    }
+
+    pub async fn edit(&self, p: &Principal, channel: &ChannelId, message: &MessageId, text: &str) -> ChangeResult {
+        let r = async {
+            validate_text(&self.limits, text)?;
+            let actor = Actor { user: &p.user, moderator: false };
+            self.store.edit_message(&p.workspace, channel, message, actor, text).await
+        };
+        self.committed(&p.workspace, "edit", r.await)
+    }
+
+    pub async fn delete(&self, p: &Principal, channel: &ChannelId, message: &MessageId) -> ChangeResult {
+        let r = async {
+            let moderator = authz::role(&self.store, &p.workspace, &p.user).await?.moderates();
+            let actor = Actor { user: &p.user, moderator };
+            self.store.delete_message(&p.workspace, channel, message, actor).await
+        };
+        self.committed(&p.workspace, "delete", r.await)
+    }
+
+    /// A message's earlier texts (whoever may read the channel).
+    pub async fn edits(&self, p: &Principal, channel: &ChannelId, message: &MessageId) -> Result<Vec<EditRecord>, ApiError> {
+        self.store.can_read(&p.workspace, channel, &p.user).await?;
+        self.store.message_edits(&p.workspace, channel, message).await
+    }
+
+    /// A history page with every message rendered as it is now, for this viewer.
+    pub async fn history(
+        &self,
+        p: &Principal,
+        channel: &ChannelId,
+        after: Option<i64>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<HistoryPage, ApiError> {
+        self.store.can_read(&p.workspace, channel, &p.user).await?;
+        let mut page = self.store.history(&p.workspace, channel, after, before, limit).await?;
+        self.store.render(&p.workspace, &p.user, &mut page.events).await?;
+        Ok(page)
+    }
+
+    /// Counts a change request by kind and outcome, and hands an applied one on for publishing.
+    pub(super) fn committed(&self, ws: &WorkspaceName, kind: &'static str, r: Result<Change, ApiError>) -> ChangeResult {
+        let result = match &r {
+            Ok(Change::Applied(_)) => "ok",
+            Ok(Change::Noop) => "noop",
+            Err(e) => e.code.as_str(),
+        };
+        metrics::global().changes.get_or_create(&metrics::ChangeLabel { kind, result }).inc();
+        let change = r?;
+        let events = match &change {
+            Change::Applied(a) => vec![(**a).clone()],
+            Change::Noop => Vec::new(),
+        };
+        Ok(Committed::new(self, ws, change, events))
+    }
+}

@@ -1,0 +1,292 @@
+//! The message lifecycle (issue 9): edits, deletes and reactions are events of the channel's
+//! sequence, over WebSocket and REST on two pods; history renders each message's current state,
+//! and a client folding what it received (live or replayed) converges to exactly that.
+
+use std::time::Duration;
+
+use palaver_e2e::fold::{shown_from_rendered, Fold};
+use palaver_e2e::{new_workspace, token, Client, Pod, PodOptions, Rest, Services};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(15);
+
+fn msg_path(channel: &str, msg: &str) -> String {
+    format!("/v1/channels/{channel}/messages/{msg}")
+}
+
+fn reaction_path(channel: &str, msg: &str, emoji: &str) -> String {
+    let enc: String = form_urlencoded::byte_serialize(emoji.as_bytes()).collect();
+    format!("{}/reactions/{}", msg_path(channel, msg), enc.replace('+', "%20"))
+}
+
+/// The whole channel as history renders it for `rest`'s user, oldest first.
+async fn history(rest: &Rest, channel: &str) -> Vec<Value> {
+    let (s, page) = rest.get(&format!("/v1/channels/{channel}/events?after=0&limit=200")).await.unwrap();
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["has_more"], false);
+    page["events"].as_array().unwrap().clone()
+}
+
+fn find<'a>(events: &'a [Value], id: &str) -> &'a Value {
+    events.iter().find(|e| e["id"] == id).unwrap_or_else(|| panic!("{id} not in history"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_react_delete_across_pods_over_ws_and_rest() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "life").await.unwrap();
+    let pod_a = Pod::start("pod-a", &svc, PodOptions::default()).await.unwrap();
+    let pod_b = Pod::start("pod-b", &svc, PodOptions::default()).await.unwrap();
+    let mut alice = Client::connect(&pod_a.ws_url(), &token(&ws, "alice")).await.unwrap();
+    let mut bob = Client::connect(&pod_b.ws_url(), &token(&ws, "bob")).await.unwrap();
+    let bob_rest = Rest::new(&pod_b.http_url(), &token(&ws, "bob"));
+    let alice_rest = Rest::new(&pod_a.http_url(), &token(&ws, "alice"));
+    let general = alice.channel_id("general").unwrap();
+    // Both are members before the first message (bob's hello joined him).
+    let ack = alice.send_message(&general, "m1", "helo").await.unwrap();
+    let (m1, m1_seq) = (ack["id"].as_str().unwrap().to_string(), ack["seq"].as_i64().unwrap());
+    bob.wait_seq(&general, m1_seq, T).await.unwrap();
+
+    // Edit over WS: only the author; the same text is a no-op; bob sees the edit event.
+    let e = bob.request(json!({"t": "edit", "channel": general, "id": m1, "text": "mine now"})).await.unwrap();
+    assert_eq!(e["code"], "forbidden", "{e}");
+    let ack = alice.request(json!({"t": "edit", "channel": general, "id": m1, "text": "hello"})).await.unwrap();
+    assert_eq!((ack["t"].as_str(), ack["id"].as_str()), (Some("ack"), Some(m1.as_str())), "{ack}");
+    let edit_seq = ack["seq"].as_i64().unwrap();
+    let noop = alice.request(json!({"t": "edit", "channel": general, "id": m1, "text": "hello"})).await.unwrap();
+    assert_eq!((noop["noop"].as_bool(), noop.get("seq")), (Some(true), None), "{noop}");
+    bob.wait_seq(&general, edit_seq, T).await.unwrap();
+    let ev = bob.events(&general).into_iter().find(|e| e["seq"] == edit_seq).unwrap();
+    assert_eq!((ev["kind"].as_str(), ev["target"].as_str(), ev["text"].as_str()), (Some("edit"), Some(m1.as_str()), Some("hello")));
+    assert!(ev["edited_at"].is_string(), "{ev}");
+
+    // Reactions over REST on pod B and WS on pod A; repeating one is a no-op.
+    let (s, r) = bob_rest.send_json(Method::PUT, &reaction_path(&general, &m1, "👍"), json!({})).await.unwrap();
+    assert_eq!(s, 200, "{r}");
+    let thumbs_seq = r["seq"].as_i64().unwrap();
+    let (_, again) = bob_rest.send_json(Method::PUT, &reaction_path(&general, &m1, "👍"), json!({})).await.unwrap();
+    assert_eq!(again["noop"], true, "{again}");
+    let ack = alice.request(json!({"t": "react", "channel": general, "id": m1, "emoji": "👍🏽"})).await.unwrap();
+    let tone_seq = ack["seq"].as_i64().unwrap();
+    let ack = alice.request(json!({"t": "react", "channel": general, "id": m1, "emoji": ":tada:"})).await.unwrap();
+    let tada_seq = ack["seq"].as_i64().unwrap();
+    let ack = alice.request(json!({"t": "unreact", "channel": general, "id": m1, "emoji": ":tada:"})).await.unwrap();
+    let untada_seq = ack["seq"].as_i64().unwrap();
+    assert!(thumbs_seq < tone_seq && tone_seq < tada_seq && tada_seq < untada_seq);
+    alice.wait_seq(&general, untada_seq, T).await.unwrap();
+    let kinds: Vec<String> =
+        alice.events(&general).iter().filter(|e| e["seq"].as_i64() > Some(edit_seq)).map(|e| e["kind"].as_str().unwrap().into()).collect();
+    assert_eq!(kinds, ["reaction_add", "reaction_add", "reaction_add", "reaction_remove"]);
+
+    // History renders the current state, as each viewer sees it.
+    let h = history(&alice_rest, &general).await;
+    let m = find(&h, &m1);
+    assert_eq!(
+        (m["text"].as_str(), m["deleted"].as_bool(), m["state_seq"].as_i64()),
+        (Some("hello"), Some(false), Some(untada_seq)),
+        "{m}"
+    );
+    assert!(m["edited_at"].is_string());
+    assert_eq!(
+        m["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": false, "users": ["bob"]}, {"emoji": "👍🏽", "count": 1, "me": true, "users": ["alice"]}])
+    );
+    let h_bob = history(&bob_rest, &general).await;
+    assert_eq!(find(&h_bob, &m1)["reactions"][0]["me"], true, "me is the viewer's");
+    let (_, edits) = bob_rest.get(&format!("{}/edits", msg_path(&general, &m1))).await.unwrap();
+    assert_eq!(edits["edits"].as_array().unwrap().len(), 1, "{edits}");
+    assert_eq!(edits["edits"][0]["old_text"], "helo");
+
+    // Delete: not bob's to delete; alice's tombstone purges text, edit text and reactions.
+    let (s, e) = bob_rest.call(Method::DELETE, &msg_path(&general, &m1)).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "{e}");
+    let ack = alice.request(json!({"t": "delete", "channel": general, "id": m1})).await.unwrap();
+    let del_seq = ack["seq"].as_i64().unwrap();
+    let (s, again) = alice_rest.call(Method::DELETE, &msg_path(&general, &m1)).await.unwrap();
+    assert_eq!((s, again["noop"].as_bool()), (200, Some(true)), "deleting again is a no-op success: {again}");
+    bob.wait_seq(&general, del_seq, T).await.unwrap();
+    let h = history(&bob_rest, &general).await;
+    let m = find(&h, &m1);
+    assert_eq!((m["text"].is_null(), m["deleted"].as_bool(), m["reactions"].clone()), (true, Some(true), json!([])), "{m}");
+    let edit_ev = h.iter().find(|e| e["seq"] == edit_seq).unwrap();
+    assert!(edit_ev["text"].is_null(), "the edit event's text is purged too: {edit_ev}");
+    let (_, edits) = bob_rest.get(&format!("{}/edits", msg_path(&general, &m1))).await.unwrap();
+    assert_eq!(edits["edits"], json!([]));
+    for f in [
+        json!({"t": "edit", "channel": general, "id": m1, "text": "zombie"}),
+        json!({"t": "react", "channel": general, "id": m1, "emoji": "👍"}),
+    ] {
+        assert_eq!(alice.request(f.clone()).await.unwrap()["code"], "not_found", "{f}");
+    }
+
+    // What both clients folded from the live events equals history.
+    for (c, rest) in [(&alice, &alice_rest), (&bob, &bob_rest)] {
+        let mut fold = Fold::default();
+        for e in c.events(&general) {
+            fold.apply(&e);
+        }
+        for e in history(rest, &general).await.iter().filter(|e| e["kind"] == "message") {
+            assert_eq!(fold.messages.get(e["id"].as_str().unwrap()), Some(&shown_from_rendered(e)), "{e}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_changes_get_documented_errors_and_store_nothing() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "badc").await.unwrap();
+    let pod = Pod::start("pod-badc", &svc, PodOptions::default()).await.unwrap();
+    let mut alice = Client::connect(&pod.ws_url(), &token(&ws, "alice")).await.unwrap();
+    let alice_rest = Rest::new(&pod.http_url(), &token(&ws, "alice"));
+    let carol = Rest::new(&pod.http_url(), &token(&ws, "carol"));
+    carol.get("/v1/channels").await.unwrap(); // her first request joins #general
+    let general = alice.channel_id("general").unwrap();
+    let m1 = alice.send_message(&general, "m1", "hi").await.unwrap()["id"].as_str().unwrap().to_string();
+    let (_, ops) = alice_rest.post("/v1/channels", json!({"name": "ops"})).await.unwrap();
+    let ops = ops["id"].as_str().unwrap().to_string();
+    let (_, secret) = alice_rest.post("/v1/channels", json!({"name": "secret", "kind": "private"})).await.unwrap();
+    let secret = secret["id"].as_str().unwrap().to_string();
+    let ops_msg = alice_rest.post(&format!("/v1/channels/{ops}/messages"), json!({"cmid": "o1", "text": "ops"})).await.unwrap().1;
+    let secret_msg = alice_rest.post(&format!("/v1/channels/{secret}/messages"), json!({"cmid": "s1", "text": "psst"})).await.unwrap().1;
+    let h = history(&alice_rest, &general).await;
+    let join_id = h.iter().find(|e| e["kind"] == "member_join").unwrap()["id"].as_str().unwrap().to_string();
+    let before = h.last().unwrap()["seq"].as_i64().unwrap();
+
+    let frames = [
+        (json!({"t": "react", "channel": general, "id": m1, "emoji": "x"}), "bad_request"),
+        (json!({"t": "react", "channel": general, "id": m1, "emoji": ":Bad Code:"}), "bad_request"),
+        (json!({"t": "edit", "channel": general, "id": m1, "text": "  "}), "bad_request"),
+        (json!({"t": "edit", "channel": general, "id": m1, "text": "a\u{0}"}), "bad_request"),
+        (json!({"t": "edit", "channel": general, "id": m1, "text": "a".repeat(40_001)}), "too_large"),
+        (json!({"t": "edit", "channel": general, "id": "m_0000000000000000", "text": "x"}), "not_found"),
+        (json!({"t": "react", "channel": general, "id": join_id, "emoji": "👍"}), "not_found"),
+        (json!({"t": "delete", "channel": general, "id": ops_msg["id"]}), "not_found"),
+        (json!({"t": "delete", "channel": general, "id": "../x"}), "bad_request"),
+        (json!({"t": "edit", "channel": general, "id": m1}), "bad_request"),
+    ];
+    for (f, code) in &frames {
+        let e = alice.request(f.clone()).await.unwrap();
+        assert_eq!(e["code"], *code, "{f:.100} → {e}");
+    }
+    // Carol is in neither ops (public) nor secret (private): forbidden, and not_found.
+    let (s, e) = carol.send_json(Method::PUT, &reaction_path(&ops, ops_msg["id"].as_str().unwrap(), "👍"), json!({})).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "{e}");
+    let (s, e) = carol.send_json(Method::PUT, &reaction_path(&secret, secret_msg["id"].as_str().unwrap(), "👍"), json!({})).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (404, Some("not_found")), "{e}");
+    let (s, e) = carol.get(&format!("{}/edits", msg_path(&secret, secret_msg["id"].as_str().unwrap()))).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (404, Some("not_found")), "{e}");
+    let (s, e) = alice_rest.send_json(Method::PATCH, &msg_path(&general, &m1), json!({"text": "x", "extra": 1})).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (400, Some("bad_request")), "{e}");
+    assert_eq!(history(&alice_rest, &general).await.last().unwrap()["seq"].as_i64().unwrap(), before, "nothing stored");
+
+    // At most 50 distinct emoji per message; more users on a known emoji are fine.
+    let codes: Vec<String> = (0..50).map(|i| format!(":e{i}:")).collect();
+    for c in &codes {
+        let ack = alice.request(json!({"t": "react", "channel": general, "id": m1, "emoji": c})).await.unwrap();
+        assert_eq!(ack["t"], "ack", "{ack}");
+    }
+    let e = alice.request(json!({"t": "react", "channel": general, "id": m1, "emoji": ":one-too-many:"})).await.unwrap();
+    assert_eq!(e["code"], "conflict", "{e}");
+    let (s, r) = carol.send_json(Method::PUT, &reaction_path(&general, &m1, ":e0:"), json!({})).await.unwrap();
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(alice.request(json!({"t": "ping"})).await.unwrap()["t"], "pong", "the connection stayed up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_and_admins_delete_any_message() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "mod").await.unwrap();
+    let pod = Pod::start("pod-mod", &svc, PodOptions::default()).await.unwrap();
+    let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
+    let admin = Rest::new(&pod.http_url(), &token(&ws, "mia"));
+    admin.get("/v1/channels").await.unwrap();
+    let (_, ops) = alice.post("/v1/channels", json!({"name": "ops"})).await.unwrap();
+    let ops = ops["id"].as_str().unwrap();
+    let (_, m) = alice.post(&format!("/v1/channels/{ops}/messages"), json!({"cmid": "a1", "text": "oops"})).await.unwrap();
+    let m = m["id"].as_str().unwrap();
+    let (s, e) = admin.call(Method::DELETE, &msg_path(ops, m)).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "a member may not: {e}");
+    let db = sqlx::PgPool::connect(&svc.database_url).await.unwrap();
+    sqlx::query(&format!("UPDATE {}.users SET role = 'admin' WHERE id = 'mia'", ws.schema())).execute(&db).await.unwrap();
+    // An admin moderates public channels they have not joined.
+    let (s, r) = admin.call(Method::DELETE, &msg_path(ops, m)).await.unwrap();
+    assert_eq!((s, r["seq"].is_i64()), (200, true), "{r}");
+    let h = history(&alice, ops).await;
+    assert_eq!(find(&h, m)["deleted"], true);
+    assert_eq!(h.last().unwrap()["user"], "mia", "the delete event names who deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_was_away_converges_by_replay() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "conv").await.unwrap();
+    let pod_a = Pod::start("pod-a", &svc, PodOptions::default()).await.unwrap();
+    let pod_b = Pod::start("pod-b", &svc, PodOptions::default()).await.unwrap();
+    let users = ["ann", "ben", "cat"];
+    let pods = [&pod_a, &pod_b, &pod_b];
+    let mut clients = Vec::new();
+    for (u, pod) in users.iter().zip(pods) {
+        clients.push(Some(Client::connect(&pod.ws_url(), &token(&ws, u)).await.unwrap()));
+    }
+    let general = clients[0].as_ref().unwrap().channel_id("general").unwrap();
+    let mut folds: Vec<Fold> = vec![Fold::default(); users.len()];
+    let mut messages: Vec<String> = Vec::new();
+    // A fixed pseudo-random mix (an LCG), so a failure replays the same way.
+    let mut x: u64 = 0x5eed;
+    let mut next = |n: usize| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((x >> 33) % n as u64) as usize
+    };
+    let emoji = ["👍", "🎉", ":ship-it:"];
+    for step in 0..150 {
+        if step == 50 {
+            // Cat goes away (her folded state is what she received), and comes back at 100
+            // on the other pod with `sync` from the last seq she holds.
+            let cat = clients[2].take().unwrap();
+            cat.events(&general).iter().for_each(|e| folds[2].apply(e));
+            cat.close().await.unwrap();
+        }
+        if step == 100 {
+            let held = folds[2].last_seq();
+            let mut cat = Client::connect(&pod_a.ws_url(), &token(&ws, "cat")).await.unwrap();
+            cat.send(json!({"t": "sync", "since": {general.clone(): held}})).await.unwrap();
+            clients[2] = Some(cat);
+        }
+        let who = next(3);
+        let Some(c) = clients[who].as_mut() else { continue };
+        let op = if messages.is_empty() { 0 } else { next(10) };
+        let target = if messages.is_empty() { String::new() } else { messages[next(messages.len())].clone() };
+        let frame = match op {
+            0..=3 => json!({"t": "send", "channel": general, "cmid": format!("s{step}"), "text": format!("msg {step}")}),
+            4 | 5 => json!({"t": "edit", "channel": general, "id": target, "text": format!("edit {step}")}),
+            6 => json!({"t": "delete", "channel": general, "id": target}),
+            n => json!({"t": if n % 2 == 0 { "react" } else { "unreact" }, "channel": general, "id": target, "emoji": emoji[next(3)]}),
+        };
+        let reply = c.request(frame.clone()).await.unwrap();
+        match (reply["t"].as_str(), reply["code"].as_str()) {
+            (Some("ack"), _) if op <= 3 => messages.push(reply["id"].as_str().unwrap().to_string()),
+            (Some("ack"), _) => {}
+            // Not the author, or the message was deleted meanwhile.
+            (Some("error"), Some("forbidden" | "not_found")) if op > 3 => {}
+            _ => panic!("{frame} → {reply}"),
+        }
+    }
+    let rest = Rest::new(&pod_b.http_url(), &token(&ws, "ann"));
+    let end = history(&rest, &general).await.last().unwrap()["seq"].as_i64().unwrap();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let c = c.as_mut().unwrap();
+        c.wait_seq(&general, end, T).await.unwrap();
+        c.events(&general).iter().for_each(|e| folds[i].apply(e));
+    }
+    for (i, u) in users.iter().enumerate() {
+        let rest = Rest::new(&pod_a.http_url(), &token(&ws, u));
+        let want: std::collections::BTreeMap<String, _> = history(&rest, &general)
+            .await
+            .iter()
+            .filter(|e| e["kind"] == "message")
+            .map(|e| (e["id"].as_str().unwrap().to_string(), shown_from_rendered(e)))
+            .collect();
+        assert_eq!(folds[i].messages, want, "{u}'s folded state differs from history");
+    }
+}
