@@ -290,3 +290,33 @@ async fn a_client_that_was_away_converges_by_replay() {
         assert_eq!(folds[i].messages, want, "{u}'s folded state differs from history");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_added_by_an_edit_notifies_once() {
+    // Consumers subscribe to every registered workspace: a database and a group of its own.
+    let svc = Services::from_env().private_database().await.unwrap();
+    let ws = new_workspace(&svc, "edmen").await.unwrap();
+    let group = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let opts = PodOptions { consumers: true, env: vec![("PALAVER_CONSUMER_GROUP".into(), group)], ..Default::default() };
+    let pod = Pod::start("pod-edmen", &svc, opts).await.unwrap();
+    let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
+    bob.get("/v1/channels").await.unwrap(); // bob exists and has no connection: offline
+    let mut alice = Client::connect(&pod.ws_url(), &token(&ws, "alice")).await.unwrap();
+    let general = alice.channel_id("general").unwrap();
+    let first = alice.send_message(&general, "e1", "hi").await.unwrap();
+    for text in ["hi @bob", "hi @bob, again"] {
+        let ack = alice.request(json!({"t": "edit", "channel": general, "id": first["id"], "text": text})).await.unwrap();
+        assert_eq!(ack["t"], "ack", "{ack}");
+    }
+    // Events of a channel are processed in order: once the sentinel notified, both edits were.
+    let sentinel = alice.send_message(&general, "e2", "@bob sentinel").await.unwrap();
+    let seqs = palaver_e2e::eventually(Duration::from_secs(90), "the sentinel in bob's inbox", || async {
+        let (_, body) = bob.get("/v1/notifications").await.unwrap();
+        let seqs: Vec<i64> = body["notifications"].as_array().unwrap().iter().map(|n| n["seq"].as_i64().unwrap()).collect();
+        seqs.contains(&sentinel["seq"].as_i64().unwrap()).then_some(seqs)
+    })
+    .await
+    .unwrap();
+    assert_eq!(seqs, [sentinel["seq"].as_i64().unwrap(), first["seq"].as_i64().unwrap()], "one entry per message, as of its own seq");
+    svc.drop_database().await.unwrap();
+}
