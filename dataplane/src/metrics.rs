@@ -166,7 +166,7 @@ impl Metrics {
         for result in ["ok", "skipped", "invalid", "error"] {
             self.consumed.get_or_create(&ResultLabel { result }).inc_by(0);
         }
-        for t in ["mention", "dm"] {
+        for t in ["mention", "dm", "thread"] {
             self.notifications.get_or_create(&TypeLabel { r#type: t }).inc_by(0);
         }
         for result in ["ok", "error"] {

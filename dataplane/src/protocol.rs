@@ -44,6 +44,8 @@ pub enum ClientFrame {
         text: String,
         #[serde(default)]
         thread: Option<MessageId>,
+        #[serde(default)]
+        also_channel: bool,
     },
     Recv {
         #[serde(rename = "ref")]
@@ -56,6 +58,9 @@ pub enum ClientFrame {
         reference: Option<Value>,
         channel: ChannelId,
         seq: i64,
+        /// A thread's root: moves that thread's read cursor instead of the channel's.
+        #[serde(default)]
+        thread: Option<MessageId>,
     },
     Ping {
         #[serde(rename = "ref")]
@@ -132,6 +137,9 @@ pub struct Event {
     pub text: Option<String>,
     pub ts: DateTime<Utc>,
     pub thread: Option<String>,
+    /// A reply also shown in the channel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub also_channel: bool,
     /// Change events (`edit`, `delete`, `reaction_add`, `reaction_remove`): the message changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -158,6 +166,11 @@ pub struct MessageState {
     /// already includes the others.
     pub state_seq: i64,
     pub reactions: Vec<ReactionSummary>,
+    /// Thread roots: replies, the last one's time, the first ten repliers and how many.
+    pub reply_count: i32,
+    pub last_reply_ts: Option<DateTime<Utc>>,
+    pub reply_users: Vec<String>,
+    pub reply_users_count: i32,
 }
 
 /// One emoji's reactions on a message.
@@ -306,6 +319,7 @@ mod tests {
             text: Some("hi".into()),
             ts: Utc::now(),
             thread: None,
+            also_channel: false,
             target: None,
             emoji: None,
             edited_at: None,

@@ -210,6 +210,7 @@ pub fn check_in_order(events: &[Value], first: i64, last: i64) -> Result<usize, 
 }
 
 /// REST calls with one user's token.
+#[derive(Clone)]
 pub struct Rest {
     http: reqwest::Client,
     base: String,

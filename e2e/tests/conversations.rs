@@ -292,7 +292,7 @@ async fn a_client_that_was_away_converges_by_replay() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mention_added_by_an_edit_notifies_once() {
+async fn edits_that_add_mentions_and_thread_replies_notify_once() {
     // Consumers subscribe to every registered workspace: a database and a group of its own.
     let svc = Services::from_env().private_database().await.unwrap();
     let ws = new_workspace(&svc, "edmen").await.unwrap();
@@ -308,15 +308,135 @@ async fn a_mention_added_by_an_edit_notifies_once() {
         let ack = alice.request(json!({"t": "edit", "channel": general, "id": first["id"], "text": text})).await.unwrap();
         assert_eq!(ack["t"], "ack", "{ack}");
     }
-    // Events of a channel are processed in order: once the sentinel notified, both edits were.
+    // A reply notifies the thread's followers who are offline: bob follows his own root.
+    let (_, root) = bob.post(&format!("/v1/channels/{general}/messages"), json!({"cmid": "b1", "text": "a thread"})).await.unwrap();
+    let reply =
+        alice.request(json!({"t": "send", "channel": general, "cmid": "e3", "text": "a reply", "thread": root["id"]})).await.unwrap();
+    // Events of a channel are processed in order: once the sentinel notified, the rest were.
     let sentinel = alice.send_message(&general, "e2", "@bob sentinel").await.unwrap();
-    let seqs = palaver_e2e::eventually(Duration::from_secs(90), "the sentinel in bob's inbox", || async {
+    let inbox = palaver_e2e::eventually(Duration::from_secs(90), "the sentinel in bob's inbox", || async {
         let (_, body) = bob.get("/v1/notifications").await.unwrap();
-        let seqs: Vec<i64> = body["notifications"].as_array().unwrap().iter().map(|n| n["seq"].as_i64().unwrap()).collect();
-        seqs.contains(&sentinel["seq"].as_i64().unwrap()).then_some(seqs)
+        let items: Vec<(i64, String)> = body["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["seq"].as_i64().unwrap(), n["kind"].as_str().unwrap().to_string()))
+            .collect();
+        items.iter().any(|(s, _)| Some(*s) == sentinel["seq"].as_i64()).then_some(items)
     })
     .await
     .unwrap();
-    assert_eq!(seqs, [sentinel["seq"].as_i64().unwrap(), first["seq"].as_i64().unwrap()], "one entry per message, as of its own seq");
+    let want = [
+        (sentinel["seq"].as_i64().unwrap(), "mention"),
+        (reply["seq"].as_i64().unwrap(), "thread"),
+        (first["seq"].as_i64().unwrap(), "mention"),
+    ];
+    let want: Vec<(i64, String)> = want.iter().map(|(s, k)| (*s, k.to_string())).collect();
+    assert_eq!(inbox, want, "one entry per message (edits as of the message's own seq), newest first");
     svc.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_summaries_pages_following_and_read_cursors() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "thrd").await.unwrap();
+    let pod_a = Pod::start("pod-a", &svc, PodOptions::default()).await.unwrap();
+    let pod_b = Pod::start("pod-b", &svc, PodOptions::default()).await.unwrap();
+    let rest = |pod: &Pod, u: &str| Rest::new(&pod.http_url(), &token(&ws, u));
+    let (alice, carol, dave) = (rest(&pod_a, "alice"), rest(&pod_b, "carol"), rest(&pod_b, "dave"));
+    for r in [&alice, &carol, &dave] {
+        r.get("/v1/channels").await.unwrap();
+    }
+    let mut bob = Client::connect(&pod_b.ws_url(), &token(&ws, "bob")).await.unwrap();
+    let general = bob.channel_id("general").unwrap();
+    let random = bob.channel_id("random").unwrap();
+    let post = |r: &Rest, body: Value| {
+        let path = format!("/v1/channels/{general}/messages");
+        let r = r.clone();
+        async move { r.post(&path, body).await.unwrap() }
+    };
+    let (_, root) = post(&alice, json!({"cmid": "root", "text": "a question"})).await;
+    let root_id = root["id"].as_str().unwrap().to_string();
+    let r1 = bob.request(json!({"t": "send", "channel": general, "cmid": "r1", "text": "answer", "thread": root_id})).await.unwrap();
+    assert_eq!(r1["t"], "ack", "{r1}");
+    let (s, r2) = post(&carol, json!({"cmid": "r2", "text": "also", "thread": root_id, "also_channel": true})).await;
+    assert_eq!(s, 201, "{r2}");
+    // A reply to a reply attaches to the root.
+    let r3 = bob.request(json!({"t": "send", "channel": general, "cmid": "r3", "text": "re", "thread": r2["id"]})).await.unwrap();
+    bob.wait_seq(&general, r3["seq"].as_i64().unwrap(), T).await.unwrap();
+    let ev = bob.events(&general).into_iter().find(|e| e["seq"] == r3["seq"]).unwrap();
+    assert_eq!(ev["thread"], root_id.as_str(), "{ev}");
+    let ev = bob.events(&general).into_iter().find(|e| e["seq"] == r2["seq"]).unwrap();
+    assert_eq!(ev["also_channel"], true, "{ev}");
+
+    // Bad replies: not a message of this channel, also_channel alone.
+    let (_, page) = alice.get(&format!("/v1/channels/{random}/events?after=0")).await.unwrap();
+    let elsewhere = page["events"][0]["id"].as_str().unwrap().to_string();
+    let (_, other) = alice.post(&format!("/v1/channels/{random}/messages"), json!({"cmid": "o", "text": "x"})).await.unwrap();
+    for (body, code) in [
+        (json!({"cmid": "b1", "text": "x", "thread": other["id"]}), "not_found"),
+        (json!({"cmid": "b2", "text": "x", "thread": elsewhere}), "not_found"),
+        (json!({"cmid": "b3", "text": "x", "also_channel": true}), "bad_request"),
+    ] {
+        let (_, e) = post(&alice, body.clone()).await;
+        assert_eq!(e["code"], code, "{body} → {e}");
+    }
+
+    // The thread page: the root rendered with its summary, replies in order, cursor paging.
+    let path = format!("/v1/channels/{general}/threads/{root_id}");
+    let (s, p1) = dave.get(&format!("{path}?limit=2")).await.unwrap();
+    assert_eq!(s, 200, "{p1}");
+    let r = &p1["root"];
+    assert_eq!((r["reply_count"].as_i64(), r["reply_users_count"].as_i64()), (Some(3), Some(2)), "{r}");
+    assert_eq!(r["reply_users"], json!(["bob", "carol"]));
+    assert_eq!(r["state_seq"], r3["seq"], "a reply changes its root");
+    let seqs = |p: &Value| p["replies"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(seqs(&p1), [r1["seq"].as_i64().unwrap(), r2["seq"].as_i64().unwrap()]);
+    let cursor = p1["next_cursor"].as_str().unwrap();
+    let (_, p2) = dave.get(&format!("{path}?limit=2&cursor={cursor}")).await.unwrap();
+    assert_eq!((seqs(&p2), p2["next_cursor"].is_null(), p2["root"].is_null()), (vec![r3["seq"].as_i64().unwrap()], true, true));
+    let (s, e) = dave.get(&format!("{path}?cursor=nope")).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (400, Some("bad_request")));
+
+    // Following: the root's author and the repliers; unread replies by others.
+    let threads = |r: &Rest| {
+        let r = r.clone();
+        async move {
+            let (s, b) = r.get("/v1/threads").await.unwrap();
+            assert_eq!(s, 200, "{b}");
+            b["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (t["root"].as_str().unwrap().to_string(), t["unread"].as_i64().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(threads(&alice).await, [(root_id.clone(), 3)]);
+    assert_eq!(threads(&carol).await, [(root_id.clone(), 1)], "bob's reply after hers");
+    assert!(threads(&dave).await.is_empty(), "dave only read it");
+    bob.send(json!({"t": "read", "channel": general, "thread": root_id, "seq": r3["seq"]})).await.unwrap();
+    let (s, _) = alice.post(&format!("{path}/read"), json!({"seq": r3["seq"]})).await.unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(threads(&alice).await, [(root_id.clone(), 0)]);
+    let (s, _) = carol.call(Method::DELETE, &format!("{path}/follow")).await.unwrap();
+    assert_eq!(s, 200);
+    assert!(threads(&carol).await.is_empty());
+    let (s, _) = dave.send_json(Method::PUT, &format!("{path}/follow"), json!({})).await.unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(threads(&dave).await, [(root_id.clone(), 3)]);
+
+    // A deleted root keeps its replies and takes no more.
+    let (s, _) = alice.call(Method::DELETE, &msg_path(&general, &root_id)).await.unwrap();
+    assert_eq!(s, 200);
+    let (_, e) = post(&carol, json!({"cmid": "late", "text": "x", "thread": root_id})).await;
+    assert_eq!(e["code"], "not_found", "{e}");
+    let (_, p) = dave.get(&path).await.unwrap();
+    assert_eq!((p["root"]["deleted"].as_bool(), seqs(&p).len()), (Some(true), 3));
+    // Someone outside a private channel sees no thread in it.
+    let (_, secret) = alice.post("/v1/channels", json!({"name": "secret", "kind": "private"})).await.unwrap();
+    let (_, m) =
+        alice.post(&format!("/v1/channels/{}/messages", secret["id"].as_str().unwrap()), json!({"cmid": "s", "text": "s"})).await.unwrap();
+    let (s, _) = dave.get(&format!("/v1/channels/{}/threads/{}", secret["id"].as_str().unwrap(), m["id"].as_str().unwrap())).await.unwrap();
+    assert_eq!(s, 404);
 }

@@ -86,15 +86,24 @@ impl Notifier {
         let Some(kind) = self.channel_kind(ws, &ev.channel).await? else { return Ok("skipped") };
         // In DMs every message notifies; an edit there notifies only whom it mentions.
         let is_dm = kind == "dm" && ev.kind == "message";
-        if !is_dm && mentioned.is_empty() {
+        if !is_dm && mentioned.is_empty() && ev.thread.is_none() {
             return Ok("ok"); // the common case costs no query at all
         }
         let members = self.store.members(ws, &ev.channel).await?;
-        let targets: Vec<(String, &'static str)> = if is_dm {
+        let mut targets: Vec<(String, &'static str)> = if is_dm {
             members.iter().filter(|m| **m != ev.user).map(|m| (m.clone(), "dm")).collect()
         } else {
             mentioned.into_iter().filter(|u| *u != ev.user && members.contains(u)).map(|u| (u, "mention")).collect()
         };
+        // A reply notifies its thread's followers too (a mention or DM entry wins: one entry
+        // per (user, channel, seq)).
+        if let Some(root) = ev.thread.as_deref().filter(|_| ev.kind == "message") {
+            for f in self.store.thread_followers(ws, root, &ev.user).await? {
+                if members.contains(&f) && !targets.iter().any(|(u, _)| *u == f) {
+                    targets.push((f, "thread"));
+                }
+            }
+        }
         for (user, nkind) in targets {
             if self.presence.is_online(ws, &user).await {
                 continue; // they see it live

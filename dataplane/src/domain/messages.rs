@@ -20,7 +20,10 @@ const MAX_CMID_LEN: usize = 64;
 pub struct Send {
     pub cmid: String,
     pub text: String,
+    /// A reply: the root (or any reply) of a thread in the same channel.
     pub thread: Option<MessageId>,
+    /// A reply also shown in the channel; only with `thread`.
+    pub also_channel: bool,
 }
 
 fn validate_cmid(cmid: &str) -> Result<(), ApiError> {
@@ -49,6 +52,9 @@ pub fn validate_text(limits: &Limits, text: &str) -> Result<(), ApiError> {
 /// Validates a send before the transport spends a rate-limit token on it.
 pub fn validate_send(limits: &Limits, req: &Send) -> Result<(), ApiError> {
     validate_cmid(&req.cmid)?;
+    if req.also_channel && req.thread.is_none() {
+        return Err(ApiError::bad_request("also_channel needs a thread"));
+    }
     validate_text(limits, &req.text)
 }
 
@@ -69,6 +75,7 @@ impl Domain {
     /// Sends a message (already validated with [`validate_send`]). A repeated cmid returns the
     /// original (its `outbox_id` is None).
     pub async fn send(&self, p: &Principal, channel: &ChannelId, req: Send) -> Result<Committed<Appended>, ApiError> {
+        let reply = req.thread.is_some();
         let ev = NewEvent {
             kind: "message",
             user: p.user.clone(),
@@ -77,7 +84,11 @@ impl Domain {
             thread: req.thread.map(MessageId::into_string),
             ..Default::default()
         };
-        let r = self.store.send_message(&p.workspace, channel, ev).await;
+        let r = if reply {
+            self.store.send_reply(&p.workspace, channel, ev, req.also_channel).await
+        } else {
+            self.store.send_message(&p.workspace, channel, ev).await
+        };
         count_send(&r, r.as_ref().is_ok_and(|a| a.outbox_id.is_none()));
         let appended = r?;
         Ok(Committed::new(self, &p.workspace, appended.clone(), vec![appended]))

@@ -11,6 +11,7 @@ pub mod channels;
 pub mod messages;
 pub mod notifications;
 pub mod reactions;
+pub mod threads;
 
 use palaver_crds::WorkspaceName;
 

@@ -198,6 +198,7 @@ mod tests {
             text: None,
             ts: Utc::now(),
             thread: None,
+            also_channel: false,
             target: None,
             emoji: None,
             edited_at: None,

@@ -284,9 +284,9 @@ impl Conn {
         match frame {
             ClientFrame::Sync { since, .. } => self.sync(since.into_iter().map(|(id, seq)| (id.into_string(), seq)).collect()).await,
             ClientFrame::Ping { reference } => self.send_frame(ServerFrame::Pong { reference }).await,
-            ClientFrame::Send { reference, channel, cmid, text, thread } => {
+            ClientFrame::Send { reference, channel, cmid, text, thread, also_channel } => {
                 let started = Instant::now();
-                let send = Send { cmid, text, thread };
+                let send = Send { cmid, text, thread, also_channel };
                 if let Err(e) = validate_send(&self.st.cfg.limits, &send).and_then(|_| self.bucket.take()) {
                     count_send(&Err::<(), _>(e.clone()), false);
                     return self.send_error(reference, e).await;
@@ -319,7 +319,13 @@ impl Conn {
                 self.change_ack(reference, &channel, &id, r).await
             }
             ClientFrame::Recv { reference, channel, seq } => self.cursor(reference, channel, seq, true).await,
-            ClientFrame::Read { reference, channel, seq } => self.cursor(reference, channel, seq, false).await,
+            ClientFrame::Read { reference, channel, seq, thread: Some(root) } => {
+                match self.st.domain.read_thread(&self.p, &channel, &root, seq).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => self.send_error(reference, e).await,
+                }
+            }
+            ClientFrame::Read { reference, channel, seq, thread: None } => self.cursor(reference, channel, seq, false).await,
         }
     }
 

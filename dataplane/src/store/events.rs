@@ -38,7 +38,8 @@ pub struct HistoryPage {
 
 /// The columns of an [`Event`], from `events e`.
 pub(super) const EVENT_COLUMNS: &str =
-    "e.channel_id AS channel, e.seq, e.kind, e.id, e.user_id AS \"user\", e.cmid, e.body AS text, e.ts, e.thread, e.target, e.emoji, e.edited_at";
+    "e.channel_id AS channel, e.seq, e.kind, e.id, e.user_id AS \"user\", e.cmid, e.body AS text, e.ts, \
+     e.thread, e.also_channel, e.target, e.emoji, e.edited_at";
 
 /// State of a channel row locked `FOR UPDATE` for the rest of the transaction.
 pub(super) struct LockedChannel {
@@ -122,6 +123,7 @@ impl NewEvent {
             text: self.text,
             ts,
             thread: self.thread,
+            also_channel: false,
             target: self.target,
             emoji: self.emoji,
             edited_at: None,
@@ -145,14 +147,11 @@ impl Store {
         // event after a single round trip. The UPDATE takes the channel's row lock, so seqs are
         // gap-free and commit order is seq order. The member/duplicate checks run on the
         // statement's snapshot; a same-cmid send that commits while this one waits for the lock
-        // is caught by the unique index instead. A `thread` must name a message of the same
-        // channel (issue 7; threads proper are issue 9).
+        // is caught by the unique index instead. Replies take [`Store::send_reply`].
         let sql = Store::tenant_sql(
             ws,
             "WITH ok AS (SELECT EXISTS (SELECT 1 FROM {s}.members WHERE channel_id = $1 AND user_id = $4) \
-                                AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) \
-                                AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM {s}.events \
-                                     WHERE id = $7 AND channel_id = $1 AND kind = 'message')) AS go), \
+                                AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) AS go), \
                   c AS (UPDATE {s}.channels SET last_seq = last_seq + 1 WHERE id = $1 AND (SELECT go FROM ok) RETURNING last_seq), \
                   e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, state_seq) \
                         SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, c.last_seq FROM c RETURNING seq) \
@@ -189,11 +188,8 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?;
         Err(match row.map(|(k, member)| (ChannelKind::from_db(&k), member)) {
-            Some((_, true)) => match &ev.thread {
-                Some(thread) => ApiError::not_found(format!("thread: no message {thread} in channel {channel}")),
-                // Membership changed between the send and this look: nothing was stored.
-                None => ApiError::unavailable(format!("the send to {channel} was not stored; retry with the same cmid")),
-            },
+            // Membership changed between the send and this look: nothing was stored.
+            Some((_, true)) => ApiError::unavailable(format!("the send to {channel} was not stored; retry with the same cmid")),
             Some((ChannelKind::Public, false)) => ApiError::forbidden(format!("not a member of {channel}: join it first")),
             // Private channels and DMs do not reveal that they exist.
             _ => ApiError::not_found(format!("no channel {channel}")),

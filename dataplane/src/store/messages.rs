@@ -246,18 +246,22 @@ impl Store {
         }
         let sql = Store::tenant_sql(
             ws,
-            "SELECT e.id, e.deleted, COALESCE(e.state_seq, e.seq), \
+            "SELECT e.id, e.deleted, COALESCE(e.state_seq, e.seq), e.reply_count, e.last_reply_ts, e.reply_users, e.reply_users_count, \
                COALESCE((SELECT json_agg(json_build_object('emoji', r.emoji, 'count', r.n, 'me', r.me, 'users', r.users) ORDER BY r.first, r.emoji) \
                  FROM (SELECT emoji, count(*) AS n, bool_or(user_id = $2) AS me, \
                          (array_agg(user_id ORDER BY created_at, user_id))[1:5] AS users, min(created_at) AS first \
                        FROM {s}.reactions WHERE message_id = e.id GROUP BY emoji) r), '[]'::json) \
              FROM {s}.events e WHERE e.id = ANY($1)",
         );
-        let rows: Vec<(String, bool, i64, sqlx::types::Json<Vec<ReactionSummary>>)> =
-            sqlx::query_as(&sql).bind(&ids).bind(viewer).fetch_all(self.pool()).await?;
+        let rows: Vec<StateRow> = sqlx::query_as(&sql).bind(&ids).bind(viewer).fetch_all(self.pool()).await?;
         let mut by_id: std::collections::HashMap<String, MessageState> = rows
             .into_iter()
-            .map(|(id, deleted, state_seq, reactions)| (id, MessageState { deleted, state_seq, reactions: reactions.0 }))
+            .map(|(id, deleted, state_seq, reply_count, last_reply_ts, reply_users, reply_users_count, reactions)| {
+                (
+                    id,
+                    MessageState { deleted, state_seq, reactions: reactions.0, reply_count, last_reply_ts, reply_users, reply_users_count },
+                )
+            })
             .collect();
         for e in events.iter_mut().filter(|e| e.kind == "message") {
             e.state = by_id.remove(&e.id);
@@ -271,6 +275,8 @@ impl Store {
         sqlx::query_as(&sql).bind(id).fetch_optional(self.pool()).await
     }
 }
+
+type StateRow = (String, bool, i64, i32, Option<DateTime<Utc>>, Vec<String>, i32, sqlx::types::Json<Vec<ReactionSummary>>);
 
 /// The tombstone: a `delete` event; text, edit history, edit events' text and reactions gone.
 async fn purge(tx: &mut Transaction<'_, Postgres>, channel: &str, message: &str, actor: &str) -> Result<Appended, sqlx::Error> {

@@ -12,6 +12,7 @@ mod messages;
 mod notifications;
 mod outbox;
 mod registry;
+mod threads;
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub use events::{Appended, HistoryPage, NewEvent};
 pub use messages::{Actor, Change, EditRecord, MAX_DISTINCT_REACTIONS};
 pub use notifications::{Notification, PushJob};
 pub use outbox::OutboxRow;
+pub use threads::{FollowedThread, ThreadPage};
 
 #[derive(Clone)]
 pub struct Store {

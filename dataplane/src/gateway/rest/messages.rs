@@ -24,6 +24,8 @@ pub struct PostMessage {
     text: String,
     #[serde(default)]
     thread: Option<MessageId>,
+    #[serde(default)]
+    also_channel: bool,
 }
 
 pub async fn post(
@@ -34,7 +36,7 @@ pub async fn post(
 ) -> ApiResult<impl IntoResponse> {
     let req = body(req)?;
     let started = Instant::now();
-    let send = Send { cmid: req.cmid, text: req.text, thread: req.thread };
+    let send = Send { cmid: req.cmid, text: req.text, thread: req.thread, also_channel: req.also_channel };
     validate_send(&st.cfg.limits, &send)?;
     st.rest_limits.take(&format!("{}/{}", p.workspace, p.user))?;
     let sent = st.domain.send(&p, &id, send).await?;

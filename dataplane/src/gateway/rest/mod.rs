@@ -7,6 +7,7 @@ pub mod dms;
 pub mod messages;
 pub mod notifications;
 pub mod reactions;
+pub mod threads;
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;

@@ -1,0 +1,220 @@
+//! Threads: replies (`message` events whose `thread` is the root's id), the root's summary
+//! columns, and `thread_followers` (who follows a thread and how far they have read it).
+//!
+//! Owns resolving a reply's root (a reply to a reply attaches to its root), updating the
+//! summary in the reply's transaction, and the followed-threads list. It must not notify anyone:
+//! the consumers do, from the log.
+
+use chrono::{DateTime, Utc};
+use palaver_crds::WorkspaceName;
+use serde::Serialize;
+
+use super::events::{append_locked, lock_channel, EVENT_COLUMNS};
+use super::{Appended, NewEvent, Store};
+use crate::error::ApiError;
+use crate::protocol::Event;
+
+/// Repliers named in a root's summary (issue 9); `reply_users_count` counts all of them.
+pub const REPLY_USERS_SHOWN: i32 = 10;
+
+/// Most unread replies counted per thread (like channels' unread counts).
+pub const THREAD_UNREAD_CAP: i64 = 1000;
+
+/// A page of a thread: the root (first page only) and replies in seq order.
+#[derive(Debug, Serialize)]
+pub struct ThreadPage {
+    pub root: Option<Event>,
+    pub replies: Vec<Event>,
+    /// Pass as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A thread the user follows.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct FollowedThread {
+    pub channel: String,
+    pub root: String,
+    pub reply_count: i32,
+    pub last_reply_ts: Option<DateTime<Utc>>,
+    pub read_seq: i64,
+    /// Replies by others after `read_seq` (at most 1000).
+    pub unread: i64,
+}
+
+impl Store {
+    /// A reply: like [`Store::send_message`] (membership, cmid idempotency, the channel's row
+    /// lock), plus the root's summary and followers, in one transaction.
+    pub async fn send_reply(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent, also_channel: bool) -> Result<Appended, ApiError> {
+        let mut tx = self.tenant_tx(ws).await?;
+        if let Some(cmid) = &ev.cmid {
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.user_id = $1 AND e.cmid = $2");
+            if let Some(orig) = sqlx::query_as::<_, Event>(&sql).bind(&ev.user).bind(cmid).fetch_optional(&mut *tx).await? {
+                if orig.channel != channel {
+                    return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel")));
+                }
+                return Ok(Appended { event: orig, outbox_id: None });
+            }
+        }
+        let locked = lock_channel(&mut tx, channel, &ev.user).await?.ok_or_else(|| ApiError::not_found(format!("no channel {channel}")))?;
+        if locked.hidden() {
+            return Err(ApiError::not_found(format!("no channel {channel}")));
+        }
+        if !locked.member {
+            return Err(ApiError::forbidden(format!("not a member of {channel}: join it first")));
+        }
+        let asked = ev.thread.clone().unwrap_or_default();
+        let not_found = || ApiError::not_found(format!("thread: no message {asked} in channel {channel}"));
+        // A reply to a reply attaches to its root.
+        let parent: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, thread FROM events WHERE id = $1 AND channel_id = $2 AND kind = 'message'")
+                .bind(&asked)
+                .bind(channel)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (parent_id, parent_thread) = parent.ok_or_else(not_found)?;
+        let root_id = parent_thread.unwrap_or(parent_id);
+        let root: Option<(String, bool)> =
+            sqlx::query_as("SELECT user_id, deleted FROM events WHERE id = $1 FOR UPDATE").bind(&root_id).fetch_optional(&mut *tx).await?;
+        let (root_author, root_deleted) = root.ok_or_else(not_found)?;
+        if root_deleted {
+            return Err(not_found());
+        }
+        let user = ev.user.clone();
+        let appended = append_locked(&mut tx, channel, NewEvent { thread: Some(root_id.clone()), ..ev }).await?;
+        let (seq, ts) = (appended.event.seq, appended.event.ts);
+        if also_channel {
+            sqlx::query("UPDATE events SET also_channel = true WHERE id = $1").bind(&appended.event.id).execute(&mut *tx).await?;
+        }
+        let first_reply: bool =
+            sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM thread_followers WHERE root_id = $1 AND user_id = $2 AND replied)")
+                .bind(&root_id)
+                .bind(&user)
+                .fetch_one(&mut *tx)
+                .await?;
+        // The replier follows (again, if they had unfollowed) and has read up to their reply;
+        // the root's author follows from the first reply on.
+        sqlx::query(
+            "INSERT INTO thread_followers (root_id, user_id, following, replied, read_seq) VALUES ($1, $2, true, true, $3) \
+             ON CONFLICT (root_id, user_id) DO UPDATE SET following = true, replied = true, \
+               read_seq = GREATEST(thread_followers.read_seq, EXCLUDED.read_seq)",
+        )
+        .bind(&root_id)
+        .bind(&user)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO thread_followers (root_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&root_id)
+            .bind(&root_author)
+            .execute(&mut *tx)
+            .await?;
+        // The reply changes its root: the root's state_seq moves to it (docs/protocol.md).
+        sqlx::query(
+            "UPDATE events SET reply_count = reply_count + 1, last_reply_ts = $2, state_seq = $3, \
+               reply_users = CASE WHEN $4 AND cardinality(reply_users) < $6 THEN reply_users || $5::text ELSE reply_users END, \
+               reply_users_count = reply_users_count + CASE WHEN $4 THEN 1 ELSE 0 END \
+             WHERE id = $1",
+        )
+        .bind(&root_id)
+        .bind(ts)
+        .bind(seq)
+        .bind(first_reply)
+        .bind(&user)
+        .bind(REPLY_USERS_SHOWN)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut appended = appended;
+        appended.event.also_channel = also_channel;
+        Ok(appended)
+    }
+
+    /// A thread page: replies after `after` (exclusive), the root with the first page.
+    pub async fn thread_page(
+        &self,
+        ws: &WorkspaceName,
+        channel: &str,
+        root: &str,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<ThreadPage, ApiError> {
+        let sql = Store::tenant_sql(
+            ws,
+            &format!("SELECT {EVENT_COLUMNS} FROM {{s}}.events e WHERE e.id = $1 AND e.channel_id = $2 AND e.kind = 'message' AND e.thread IS NULL"),
+        );
+        let root_ev: Option<Event> = sqlx::query_as(&sql).bind(root).bind(channel).fetch_optional(self.pool()).await?;
+        let root_ev = root_ev.ok_or_else(|| ApiError::not_found(format!("no thread {root} in channel {channel}")))?;
+        let sql = Store::tenant_sql(
+            ws,
+            &format!("SELECT {EVENT_COLUMNS} FROM {{s}}.events e WHERE e.thread = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"),
+        );
+        let mut replies: Vec<Event> =
+            sqlx::query_as(&sql).bind(root).bind(after.unwrap_or(0)).bind(limit + 1).fetch_all(self.pool()).await?;
+        let more = replies.len() as i64 > limit;
+        replies.truncate(limit as usize);
+        let next_cursor = if more { replies.last().map(|r| r.seq.to_string()) } else { None };
+        Ok(ThreadPage { root: after.is_none().then_some(root_ev), replies, next_cursor })
+    }
+
+    /// Follows or unfollows a thread (anyone who can read the channel).
+    pub async fn follow_thread(&self, ws: &WorkspaceName, channel: &str, root: &str, user: &str, follow: bool) -> Result<(), ApiError> {
+        let exists =
+            Store::tenant_sql(ws, "SELECT 1 FROM {s}.events WHERE id = $1 AND channel_id = $2 AND kind = 'message' AND thread IS NULL");
+        if sqlx::query(&exists).bind(root).bind(channel).fetch_optional(self.pool()).await?.is_none() {
+            return Err(ApiError::not_found(format!("no thread {root} in channel {channel}")));
+        }
+        let sql = Store::tenant_sql(
+            ws,
+            "INSERT INTO {s}.thread_followers (root_id, user_id, following) VALUES ($1, $2, $3) \
+             ON CONFLICT (root_id, user_id) DO UPDATE SET following = EXCLUDED.following",
+        );
+        sqlx::query(&sql).bind(root).bind(user).bind(follow).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Moves the user's read cursor of a thread forward (never past its last reply).
+    pub async fn read_thread(&self, ws: &WorkspaceName, channel: &str, root: &str, user: &str, seq: i64) -> Result<(), ApiError> {
+        let sql = Store::tenant_sql(
+            ws,
+            "INSERT INTO {s}.thread_followers (root_id, user_id, following, read_seq) \
+               SELECT r.id, $3, false, LEAST($4, GREATEST(COALESCE((SELECT max(seq) FROM {s}.events WHERE thread = r.id), 0), r.seq)) \
+               FROM {s}.events r WHERE r.id = $1 AND r.channel_id = $2 AND r.kind = 'message' AND r.thread IS NULL \
+             ON CONFLICT (root_id, user_id) DO UPDATE SET read_seq = GREATEST(thread_followers.read_seq, EXCLUDED.read_seq) \
+             RETURNING 1",
+        );
+        let done = sqlx::query(&sql).bind(root).bind(channel).bind(user).bind(seq).fetch_optional(self.pool()).await?;
+        done.map(|_| ()).ok_or_else(|| ApiError::not_found(format!("no thread {root} in channel {channel}")))
+    }
+
+    /// The threads the user follows in channels they are in, most recent reply first, with
+    /// unread reply counts. `before` pages: (last_reply_ts, root id) of the previous page's end.
+    pub async fn followed_threads(
+        &self,
+        ws: &WorkspaceName,
+        user: &str,
+        before: Option<(DateTime<Utc>, String)>,
+        limit: i64,
+    ) -> Result<Vec<FollowedThread>, sqlx::Error> {
+        let (ts, id) = before.map_or((None, None), |(t, i)| (Some(t), Some(i)));
+        let sql = Store::tenant_sql(
+            ws,
+            "SELECT e.channel_id AS channel, e.id AS root, e.reply_count, e.last_reply_ts, f.read_seq, \
+               (SELECT count(*) FROM (SELECT 1 FROM {s}.events r WHERE r.thread = e.id AND r.seq > f.read_seq AND r.user_id <> $1 LIMIT $5) x) AS unread \
+             FROM {s}.thread_followers f JOIN {s}.events e ON e.id = f.root_id \
+             JOIN {s}.members m ON m.channel_id = e.channel_id AND m.user_id = f.user_id \
+             WHERE f.user_id = $1 AND f.following AND e.reply_count > 0 \
+               AND ($2::timestamptz IS NULL OR (e.last_reply_ts, e.id) < ($2, $3)) \
+             ORDER BY e.last_reply_ts DESC, e.id DESC LIMIT $4",
+        );
+        sqlx::query_as(&sql).bind(user).bind(ts).bind(id).bind(limit).bind(THREAD_UNREAD_CAP).fetch_all(self.pool()).await
+    }
+
+    /// Followers of a thread other than `except` (consumers: offline followers are notified).
+    pub async fn thread_followers(&self, ws: &WorkspaceName, root: &str, except: &str) -> Result<Vec<String>, sqlx::Error> {
+        let sql = Store::tenant_sql(
+            ws,
+            "SELECT user_id FROM {s}.thread_followers WHERE root_id = $1 AND following AND user_id <> $2 ORDER BY user_id",
+        );
+        sqlx::query_scalar(&sql).bind(root).bind(except).fetch_all(self.pool()).await
+    }
+}
