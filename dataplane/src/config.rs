@@ -101,6 +101,9 @@ pub struct Limits {
     /// Largest `limit` of a history page.
     #[arg(long, env = "PALAVER_HISTORY_MAX", default_value_t = 200)]
     pub history_max: i64,
+    /// Channels with more members than this get no typing indicators (issue 9).
+    #[arg(long, env = "PALAVER_TYPING_MAX_MEMBERS", default_value_t = 1000)]
+    pub typing_max_members: i64,
     /// Open sockets per pod (HTTP and WebSocket); one more is answered 503 `unavailable`.
     #[arg(long, env = "PALAVER_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
@@ -133,6 +136,13 @@ pub struct Timing {
     /// requests of a keep-alive one; then the connection is closed.
     #[arg(long, env = "PALAVER_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub http_header_timeout_ms: u64,
+    /// A connection without client activity (frames other than `ping`) this long is `away`.
+    #[arg(long, env = "PALAVER_AWAY_AFTER_MS", default_value_t = 600_000)]
+    pub away_after_ms: u64,
+    /// A user whose last connection closed goes `offline` only after this (a reconnect within
+    /// it does not flap).
+    #[arg(long, env = "PALAVER_OFFLINE_GRACE_MS", default_value_t = 30_000)]
+    pub offline_grace_ms: u64,
     /// Longest a graceful shutdown may take before the process exits anyway.
     #[arg(long, env = "PALAVER_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,

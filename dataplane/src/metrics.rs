@@ -50,6 +50,9 @@ pub struct Metrics {
     pub frames_out: Family<TypeLabel, Counter>,
     pub sends: Family<ResultLabel, Counter>,
     pub changes: Family<ChangeLabel, Counter>,
+    pub typing: Family<ResultLabel, Counter>,
+    pub presence_transitions: Family<ResultLabel, Counter>,
+    pub ephemeral_dropped: Counter,
     pub ack_latency: Histogram,
     pub delivery_latency: Histogram,
     pub deliveries: Counter,
@@ -88,6 +91,9 @@ impl Metrics {
             frames_out: Family::default(),
             sends: Family::default(),
             changes: Family::default(),
+            typing: Family::default(),
+            presence_transitions: Family::default(),
+            ephemeral_dropped: Counter::default(),
             ack_latency: latency_histogram(),
             delivery_latency: latency_histogram(),
             deliveries: Counter::default(),
@@ -121,6 +127,13 @@ impl Metrics {
             "Edit, delete and reaction requests (WS and REST), by kind and result (ok, noop, or an error code)",
             m.changes.clone(),
         );
+        r.register("typing", "Typing frames, by result (forwarded, throttled, too_many_members, unavailable)", m.typing.clone());
+        r.register(
+            "presence_transitions",
+            "Presence transitions published, by the new status (result: online, away, offline)",
+            m.presence_transitions.clone(),
+        );
+        r.register("ephemeral_dropped", "Typing frames not written to a connection whose queue was full", m.ephemeral_dropped.clone());
         r.register("ack_latency_seconds", "Time from receiving a send to acknowledging it (after commit)", m.ack_latency.clone());
         r.register("delivery_latency_seconds", "Time from commit to writing the event to a socket", m.delivery_latency.clone());
         r.register("deliveries", "Events written to sockets", m.deliveries.clone());
@@ -173,6 +186,12 @@ impl Metrics {
             self.push_attempts.get_or_create(&ResultLabel { result }).inc_by(0);
         }
         self.sends.get_or_create(&ResultLabel { result: "ok" }).inc_by(0);
+        for result in ["online", "away", "offline"] {
+            self.presence_transitions.get_or_create(&ResultLabel { result }).inc_by(0);
+        }
+        for result in ["forwarded", "throttled", "too_many_members", "unavailable"] {
+            self.typing.get_or_create(&ResultLabel { result }).inc_by(0);
+        }
         for kind in ["edit", "delete", "reaction_add", "reaction_remove"] {
             for result in ["ok", "noop"] {
                 self.changes.get_or_create(&ChangeLabel { kind, result }).inc_by(0);

@@ -93,6 +93,33 @@ pub enum ClientFrame {
         id: MessageId,
         emoji: Emoji,
     },
+    Typing {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        channel: ChannelId,
+        #[serde(default)]
+        thread: Option<MessageId>,
+    },
+    /// The client says the user is away (or back).
+    Presence {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        status: ClientStatus,
+    },
+    /// Replaces the set of users whose presence this connection follows.
+    PresenceSub {
+        #[serde(rename = "ref")]
+        reference: Option<Value>,
+        users: Vec<String>,
+    },
+}
+
+/// What a client may say of its user's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientStatus {
+    Online,
+    Away,
 }
 
 impl ClientFrame {
@@ -107,6 +134,9 @@ impl ClientFrame {
             Self::Delete { .. } => "delete",
             Self::React { .. } => "react",
             Self::Unreact { .. } => "unreact",
+            Self::Typing { .. } => "typing",
+            Self::Presence { .. } => "presence",
+            Self::PresenceSub { .. } => "presence_sub",
         }
     }
 }
@@ -265,6 +295,14 @@ pub enum ServerFrame<'a> {
         from: i64,
         to: i64,
     },
+    /// Someone is typing; show it for `ttl_ms` unless renewed. Never persisted.
+    Typing {
+        channel: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thread: Option<&'a str>,
+        user: &'a str,
+        ttl_ms: u64,
+    },
     Error {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<Value>,
@@ -280,6 +318,7 @@ impl ServerFrame<'_> {
             Self::Ack { .. } | Self::ChangeAck { .. } => "ack",
             Self::Pong { .. } => "pong",
             Self::Gap { .. } => "gap",
+            Self::Typing { .. } => "typing",
             Self::Error { .. } => "error",
         }
     }

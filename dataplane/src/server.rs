@@ -68,7 +68,7 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
         tasks.clone(),
     );
     let cursors = Cursors::new(redis.clone());
-    let presence = Presence::new(redis.clone(), pod_id.clone());
+    let presence = Presence::new(redis.clone(), pod_id.clone(), Timing::ms(cfg.timing.offline_grace_ms));
     let consumer = if cfg.consumers {
         Some(start_consumers(&cfg, &kafka_properties, &store, &presence, &publisher, &producer, &workspaces, &tasks)?)
     } else {
@@ -87,8 +87,14 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let flusher = tokio::spawn(cursors.clone().run_flusher(store.clone(), Timing::ms(cfg.timing.cursor_flush_ms), tasks.clone()));
 
     let shutdown = CancellationToken::new();
-    let domain =
-        crate::domain::Domain { store: store.clone(), cursors: cursors.clone(), publisher: publisher.clone(), limits: cfg.limits.clone() };
+    let domain = crate::domain::Domain {
+        store: store.clone(),
+        cursors: cursors.clone(),
+        publisher: publisher.clone(),
+        redis: redis.clone(),
+        presence: presence.clone(),
+        limits: cfg.limits.clone(),
+    };
     let state = Arc::new(AppState {
         domain,
         rest_limits: gateway::Limiter::new(cfg.limits.send_rate, cfg.limits.send_burst),

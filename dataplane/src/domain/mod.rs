@@ -10,8 +10,10 @@ pub mod authz;
 pub mod channels;
 pub mod messages;
 pub mod notifications;
+pub mod presence;
 pub mod reactions;
 pub mod threads;
+pub mod typing;
 
 use palaver_crds::WorkspaceName;
 
@@ -20,12 +22,15 @@ use crate::cursors::Cursors;
 use crate::publish::Publisher;
 use crate::store::{Appended, Store};
 
-/// What the features share: storage, cursors, the after-commit publisher and the limits.
+/// What the features share: storage, cursors, the after-commit publisher, Redis and the limits.
 #[derive(Clone)]
 pub struct Domain {
     pub store: Store,
     pub cursors: Cursors,
     pub publisher: Publisher,
+    /// Ephemeral signals (typing) go through Redis only.
+    pub redis: fred::prelude::Client,
+    pub presence: crate::presence::Presence,
     pub limits: Limits,
 }
 

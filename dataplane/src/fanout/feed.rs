@@ -166,6 +166,19 @@ impl Feed {
     pub fn deliver_user(&mut self, payload: Utf8Bytes) {
         self.conns.retain(|c| keep_or_flag(c, c.tx.try_send(Outbound::User(payload.clone()))));
     }
+
+    /// Best effort: a connection whose queue is full misses the frame (it is not flagged slow
+    /// for it: nothing durable was lost).
+    pub fn deliver_ephemeral(&mut self, payload: Utf8Bytes) {
+        self.conns.retain(|c| match c.tx.try_send(Outbound::Ephemeral(payload.clone())) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                metrics::global().ephemeral_dropped.inc();
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        });
+    }
 }
 
 /// A full queue marks the connection slow (it closes and resumes); a closed one is gone.

@@ -34,7 +34,14 @@ pub enum Outbound {
     Event { channel: String, seq: i64, ts: DateTime<Utc>, json: Utf8Bytes },
     /// A message on the user's own key (`us:{ws}:{user}`): membership changes.
     User(Utf8Bytes),
+    /// An ephemeral frame of a channel (`typing`): unordered, never persisted, dropped rather
+    /// than queued when the connection is behind.
+    Ephemeral(Utf8Bytes),
 }
+
+/// Ephemeral frames share a channel's pub/sub key with its events and are told apart by this
+/// prefix, which no `event` frame has.
+pub const EPHEMERAL_PREFIX: &str = r#"{"t":"typing""#;
 
 /// A connection as the fan-out sees it: its bounded queue, and the token to cancel when the
 /// queue is full (the connection then closes with the slow-consumer code).
@@ -50,6 +57,8 @@ pub struct ConnHandle {
 pub enum Target {
     Channel(String),
     User(String),
+    /// A user's presence transitions (`pr:{ws}:{user}`), delivered like user messages.
+    Presence(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +98,7 @@ pub fn key_for(ws: &WorkspaceName, target: &Target) -> String {
     match target {
         Target::Channel(c) => crate::publish::event_channel(ws, c),
         Target::User(u) => user_key(ws, u),
+        Target::Presence(u) => crate::presence::presence_key(ws, u),
     }
 }
 
@@ -209,7 +219,7 @@ impl Actor {
         tokio::spawn(async move {
             let subscribed = subscribed.await.unwrap_or(false);
             let last_seq = match &target {
-                Target::User(_) => Ok(0),
+                Target::User(_) | Target::Presence(_) => Ok(0),
                 Target::Channel(c) => match store.positions(&ws, std::slice::from_ref(c)).await {
                     Ok(rows) => rows.first().map(|r| r.1).ok_or_else(|| format!("no channel {c}")),
                     Err(e) => Err(e.to_string()),
@@ -242,9 +252,15 @@ impl Actor {
 
     fn message(&mut self, key: &str, payload: Utf8Bytes) {
         let Some(feed) = self.feeds.get_mut(key) else { return };
-        if let Target::User(_) = feed.target {
+        if let Target::User(_) | Target::Presence(_) = feed.target {
             if let FeedState::Live { .. } = feed.state {
                 feed.deliver_user(payload);
+            }
+            return;
+        }
+        if payload.as_str().starts_with(EPHEMERAL_PREFIX) {
+            if let FeedState::Live { .. } = feed.state {
+                feed.deliver_ephemeral(payload);
             }
             return;
         }

@@ -82,6 +82,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/channels/{id}/threads/{root}/follow", put(rest::threads::follow).delete(rest::threads::unfollow))
         .route("/v1/channels/{id}/threads/{root}/read", post(rest::threads::read))
         .route("/v1/threads", get(rest::threads::followed))
+        .route("/v1/presence", get(rest::presence::get))
         .route("/v1/dms", post(rest::dms::open))
         .route("/v1/notifications", get(rest::notifications::list))
         .route("/v1/notifications/read", post(rest::notifications::read))

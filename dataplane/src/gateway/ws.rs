@@ -6,7 +6,7 @@
 //! the two overlap and never leave a hole. Events at or below `sent` are dropped here, which
 //! makes the overlap invisible to the client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,11 +23,12 @@ use tokio_util::sync::CancellationToken;
 use super::{Auth, Shared, TokenBucket};
 use crate::auth::Principal;
 use crate::domain::messages::{count_send, validate_send, ChangeResult, Send};
+use crate::domain::presence::validate_users;
 use crate::error::ApiError;
 use crate::fanout::{ConnHandle, Outbound, Target};
 use crate::ids::{ChannelId, MessageId};
 use crate::metrics::{self, TypeLabel};
-use crate::protocol::{close, parse_client_frame, ClientFrame, HelloChannel, ServerFrame};
+use crate::protocol::{close, parse_client_frame, ClientFrame, ClientStatus, HelloChannel, ServerFrame};
 use crate::store::Change;
 
 /// A socket write that takes longer than this means the peer is gone or stuck.
@@ -36,6 +37,8 @@ const REPLAY_PAGE: i64 = 500;
 const READ_BUFFER: usize = 4096;
 /// Most queued frames written before one flush.
 const OUT_BATCH: usize = 64;
+/// How long a connection trusts the member count it read for typing's size cut-off.
+const MEMBER_COUNT_TTL: Duration = Duration::from_secs(60);
 /// Unread notifications sent as frames after the first sync (the rest: REST).
 const INBOX_ON_CONNECT: i64 = 50;
 
@@ -100,6 +103,8 @@ struct ChannelState {
     /// Delivered cursor known at hello (implicit sync starts here).
     delivered: i64,
     attached: bool,
+    /// The channel's member count and when it was read (typing's size cut-off).
+    members: Option<(i64, Instant)>,
 }
 
 struct Conn {
@@ -115,6 +120,12 @@ struct Conn {
     batching: bool,
     bucket: TokenBucket,
     session: String,
+    /// Presence: the client said it is away; the last frame other than `ping`; whether the
+    /// connection counts as away now; whose presence it follows.
+    client_away: bool,
+    last_activity: Instant,
+    away: bool,
+    presence_subs: HashSet<String>,
 }
 
 impl Conn {
@@ -136,6 +147,10 @@ impl Conn {
             batching: false,
             bucket,
             session,
+            client_away: false,
+            last_activity: Instant::now(),
+            away: false,
+            presence_subs: HashSet::new(),
         }
     }
 
@@ -148,14 +163,19 @@ impl Conn {
         let mut last_heard = tokio::time::Instant::now();
         let shutdown = self.st.shutdown.clone();
         let slow = self.handle.slow.clone();
-        let mut presence = tokio::time::interval(crate::presence::REFRESH);
+        let away_after = Duration::from_millis(self.st.cfg.timing.away_after_ms);
+        // Often enough to notice inactivity within half the away time.
+        let mut presence = tokio::time::interval(crate::presence::REFRESH.min((away_after / 2).max(Duration::from_millis(100))));
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down; reconnect and resume"),
                 _ = slow.cancelled() => return slow_close(),
                 _ = tokio::time::sleep_until(last_heard + idle) => return End::Close(1000, "idle: no frame within two heartbeats"),
-                _ = presence.tick() => self.st.presence.touch(&self.p.workspace, &self.p.user, self.handle.id).await,
+                _ = presence.tick() => {
+                    self.away = self.client_away || self.last_activity.elapsed() >= away_after;
+                    self.st.presence.touch(&self.p.workspace, &self.p.user, self.handle.id, self.away).await;
+                }
                 _ = tokio::time::sleep_until(sync_deadline), if !self.synced => {
                     if let Err(end) = self.sync(HashMap::new()).await { return end; }
                 }
@@ -185,7 +205,10 @@ impl Conn {
     }
 
     async fn finish(&mut self, end: End) {
-        self.st.presence.gone(&self.p.workspace, &self.p.user, self.handle.id).await;
+        self.st.presence.gone(&self.p.workspace, &self.p.user, self.handle.id, self.away).await;
+        for user in &self.presence_subs {
+            self.st.fanout.detach(&self.p.workspace, &Target::Presence(user.clone()), self.handle.id);
+        }
         for (id, ch) in &self.channels {
             if ch.attached {
                 self.st.fanout.detach(&self.p.workspace, &Target::Channel(id.clone()), self.handle.id);
@@ -247,7 +270,7 @@ impl Conn {
         for r in rows {
             // Clamped like every cursor: a value past the end must not hide events (issue 7).
             let delivered = r.delivered_seq.max(fresh.delivered.get(&r.id).copied().unwrap_or(0)).min(r.last_seq);
-            self.channels.insert(r.id.clone(), ChannelState { sent: 0, delivered, attached: false });
+            self.channels.insert(r.id.clone(), ChannelState { sent: 0, delivered, attached: false, members: None });
             hello.push(HelloChannel {
                 id: r.id,
                 name: r.name,
@@ -278,6 +301,14 @@ impl Conn {
             }
         };
         metrics::global().frames_in.get_or_create(&TypeLabel { r#type: frame.kind() }).inc();
+        if !matches!(frame, ClientFrame::Ping { .. }) {
+            self.last_activity = Instant::now();
+            if self.away && !self.client_away {
+                // Back from inactivity: online now, not at the next refresh.
+                self.away = false;
+                self.st.presence.touch(&self.p.workspace, &self.p.user, self.handle.id, false).await;
+            }
+        }
         if !self.synced && !matches!(frame, ClientFrame::Sync { .. }) {
             self.sync(HashMap::new()).await?;
         }
@@ -319,6 +350,14 @@ impl Conn {
                 self.change_ack(reference, &channel, &id, r).await
             }
             ClientFrame::Recv { reference, channel, seq } => self.cursor(reference, channel, seq, true).await,
+            ClientFrame::Typing { reference, channel, thread } => self.typing(reference, channel, thread).await,
+            ClientFrame::Presence { status, .. } => {
+                self.client_away = status == ClientStatus::Away;
+                self.away = self.client_away;
+                self.st.presence.touch(&self.p.workspace, &self.p.user, self.handle.id, self.away).await;
+                Ok(())
+            }
+            ClientFrame::PresenceSub { reference, users } => self.presence_sub(reference, users).await,
             ClientFrame::Read { reference, channel, seq, thread: Some(root) } => {
                 match self.st.domain.read_thread(&self.p, &channel, &root, seq).await {
                     Ok(()) => Ok(()),
@@ -327,6 +366,57 @@ impl Conn {
             }
             ClientFrame::Read { reference, channel, seq, thread: None } => self.cursor(reference, channel, seq, false).await,
         }
+    }
+
+    /// Replaces the users whose presence this connection follows, and sends each one's status.
+    async fn presence_sub(&mut self, reference: Option<Value>, users: Vec<String>) -> Result<(), End> {
+        if let Err(e) = validate_users(&users) {
+            return self.send_error(reference, ApiError::new(e.code, format!("presence_sub: {}", e.message))).await;
+        }
+        let wanted: HashSet<String> = users.into_iter().collect();
+        let ws = self.p.workspace.clone();
+        for gone in self.presence_subs.difference(&wanted) {
+            self.st.fanout.detach(&ws, &Target::Presence(gone.clone()), self.handle.id);
+        }
+        let new: Vec<String> = wanted.difference(&self.presence_subs).cloned().collect();
+        let attaches = new.iter().map(|u| self.st.fanout.attach(&ws, Target::Presence(u.clone()), self.handle.clone()));
+        for (u, r) in new.iter().zip(futures::future::join_all(attaches).await) {
+            if let Err(e) = r {
+                tracing::debug!(user = %u, error = %e, "presence subscription failed");
+            }
+        }
+        self.presence_subs = wanted;
+        let mut users: Vec<&String> = self.presence_subs.iter().collect();
+        users.sort();
+        let statuses = futures::future::join_all(users.iter().map(|u| self.st.presence.status(&ws, u))).await;
+        for p in statuses {
+            self.write("presence", Utf8Bytes::from(p.frame())).await?;
+        }
+        Ok(())
+    }
+
+    /// A typing signal: members only; never answered unless refused (it is best effort).
+    async fn typing(&mut self, reference: Option<Value>, channel: ChannelId, thread: Option<MessageId>) -> Result<(), End> {
+        let Some(cached) = self.channels.get(channel.as_str()).map(|ch| ch.members) else {
+            return self.send_error(reference, ApiError::not_found(format!("not a member of {channel}"))).await;
+        };
+        let members = match cached {
+            Some((n, at)) if at.elapsed() < MEMBER_COUNT_TTL => n,
+            _ => match self.st.store.member_count(&self.p.workspace, &channel).await {
+                Ok(n) => {
+                    if let Some(ch) = self.channels.get_mut(channel.as_str()) {
+                        ch.members = Some((n, Instant::now()));
+                    }
+                    n
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "member count unavailable; typing dropped");
+                    return Ok(());
+                }
+            },
+        };
+        self.st.domain.typing(&self.p, &channel, thread.as_ref(), members).await;
+        Ok(())
     }
 
     /// The answer to a change of a message: `ack` with the change event's seq, or `noop`.
@@ -500,7 +590,22 @@ impl Conn {
                 Ok(())
             }
             Outbound::User(payload) => self.on_user_message(&payload).await,
+            Outbound::Ephemeral(payload) => self.on_ephemeral(payload).await,
         }
+    }
+
+    /// A typing frame of a channel: not to the typist's own connections, nor after leaving.
+    async fn on_ephemeral(&mut self, payload: Utf8Bytes) -> Result<(), End> {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            channel: String,
+            user: String,
+        }
+        let Ok(h) = serde_json::from_str::<Head>(payload.as_str()) else { return Ok(()) };
+        if h.user == self.p.user || !self.channels.contains_key(&h.channel) {
+            return Ok(());
+        }
+        self.write("typing", payload).await
     }
 
     /// Messages published to `us:{ws}:{user}` by whichever pod made them: membership changes,
@@ -509,15 +614,21 @@ impl Conn {
         #[derive(serde::Deserialize)]
         struct UserMessage {
             t: String,
+            #[serde(default)]
             channel: String,
+            #[serde(default)]
             seq: i64,
+            #[serde(default)]
+            user: String,
         }
         let Ok(m) = serde_json::from_str::<UserMessage>(payload) else { return Ok(()) };
         match m.t.as_str() {
+            // A followed user's transition (the set may have changed since it was sent).
+            "presence" if self.presence_subs.contains(&m.user) => self.write("presence", Utf8Bytes::from(payload.to_string())).await?,
             // Already a complete `notification` frame: forward as is.
             "notification" => self.write("notification", Utf8Bytes::from(payload.to_string())).await?,
             "joined" if !self.channels.contains_key(&m.channel) => {
-                self.channels.insert(m.channel.clone(), ChannelState { sent: 0, delivered: 0, attached: false });
+                self.channels.insert(m.channel.clone(), ChannelState { sent: 0, delivered: 0, attached: false, members: None });
                 if self.synced {
                     // Replay from just before the join so the client sees its member_join.
                     self.replay(HashMap::from([(m.channel, m.seq - 1)])).await?;

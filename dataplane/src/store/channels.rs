@@ -226,6 +226,12 @@ impl Store {
         }
     }
 
+    /// How many members a channel has.
+    pub async fn member_count(&self, ws: &WorkspaceName, channel: &str) -> Result<i64, sqlx::Error> {
+        let sql = Store::tenant_sql(ws, "SELECT count(*) FROM {s}.members WHERE channel_id = $1");
+        sqlx::query_scalar(&sql).bind(channel).fetch_one(self.pool()).await
+    }
+
     /// The user's workspace role as stored (`users.role`), None for an unknown user.
     pub async fn user_role(&self, ws: &WorkspaceName, user: &str) -> Result<Option<String>, sqlx::Error> {
         let sql = Store::tenant_sql(ws, "SELECT role FROM {s}.users WHERE id = $1");

@@ -6,6 +6,7 @@ pub mod channels;
 pub mod dms;
 pub mod messages;
 pub mod notifications;
+pub mod presence;
 pub mod reactions;
 pub mod threads;
 
