@@ -132,7 +132,19 @@ impl NewEvent {
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+/// The event a repeated cmid already created (the idempotent answer to a send), or `conflict`
+/// if that cmid was used for another channel.
+pub(super) async fn sent_before(tx: &mut Transaction<'_, Postgres>, channel: &str, ev: &NewEvent) -> Result<Option<Appended>, ApiError> {
+    let Some(cmid) = &ev.cmid else { return Ok(None) };
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.user_id = $1 AND e.cmid = $2");
+    match sqlx::query_as::<_, Event>(&sql).bind(&ev.user).bind(cmid).fetch_optional(&mut **tx).await? {
+        Some(orig) if orig.channel != channel => Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel"))),
+        Some(orig) => Ok(Some(Appended { event: orig, outbox_id: None })),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
 
@@ -171,14 +183,8 @@ impl Store {
     async fn explain_refused_send(&self, ws: &WorkspaceName, channel: &str, ev: &NewEvent) -> Result<Appended, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
         let tx = &mut tx;
-        if let Some(cmid) = &ev.cmid {
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.user_id = $1 AND e.cmid = $2");
-            if let Some(orig) = sqlx::query_as::<_, Event>(&sql).bind(&ev.user).bind(cmid).fetch_optional(&mut **tx).await? {
-                if orig.channel != channel {
-                    return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel")));
-                }
-                return Ok(Appended { event: orig, outbox_id: None });
-            }
+        if let Some(orig) = sent_before(tx, channel, ev).await? {
+            return Ok(orig);
         }
         let row: Option<(String, bool)> = sqlx::query_as(
             "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2) FROM channels c WHERE c.id = $1",

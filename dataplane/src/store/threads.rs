@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use palaver_crds::WorkspaceName;
 use serde::Serialize;
 
-use super::events::{append_locked, lock_channel, EVENT_COLUMNS};
+use super::events::{append_locked, is_unique_violation, lock_channel, sent_before, EVENT_COLUMNS};
 use super::{Appended, NewEvent, Store};
 use crate::error::ApiError;
 use crate::protocol::Event;
@@ -46,16 +46,11 @@ impl Store {
     /// lock), plus the root's summary and followers, in one transaction.
     pub async fn send_reply(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent, also_channel: bool) -> Result<Appended, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        if let Some(cmid) = &ev.cmid {
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.user_id = $1 AND e.cmid = $2");
-            if let Some(orig) = sqlx::query_as::<_, Event>(&sql).bind(&ev.user).bind(cmid).fetch_optional(&mut *tx).await? {
-                if orig.channel != channel {
-                    return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel")));
-                }
-                return Ok(Appended { event: orig, outbox_id: None });
-            }
-        }
         let locked = lock_channel(&mut tx, channel, &ev.user).await?.ok_or_else(|| ApiError::not_found(format!("no channel {channel}")))?;
+        // Under the channel's lock, so a same-cmid reply racing this one has committed.
+        if let Some(orig) = sent_before(&mut tx, channel, &ev).await? {
+            return Ok(orig);
+        }
         if locked.hidden() {
             return Err(ApiError::not_found(format!("no channel {channel}")));
         }
@@ -80,7 +75,12 @@ impl Store {
             return Err(not_found());
         }
         let user = ev.user.clone();
-        let appended = append_locked(&mut tx, channel, NewEvent { thread: Some(root_id.clone()), ..ev }).await?;
+        let cmid = ev.cmid.clone().unwrap_or_default();
+        let appended = match append_locked(&mut tx, channel, NewEvent { thread: Some(root_id.clone()), ..ev }).await {
+            // The same cmid, committed meanwhile for another channel (this one's lock is held).
+            Err(e) if is_unique_violation(&e) => return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel"))),
+            r => r?,
+        };
         let (seq, ts) = (appended.event.seq, appended.event.ts);
         if also_channel {
             sqlx::query("UPDATE events SET also_channel = true WHERE id = $1").bind(&appended.event.id).execute(&mut *tx).await?;
