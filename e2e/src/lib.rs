@@ -115,7 +115,6 @@ pub fn topic_reader(brokers: &str, topic: &str, partitions: i32) -> anyhow::Resu
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("check-{}", uuid::Uuid::new_v4().simple()))
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
         .create()?;
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {
