@@ -1,5 +1,5 @@
 //! End-to-end harness: real palaverd processes against the real Postgres, Redis and
-//! Kafka-protocol broker, driven over the wire protocol like any client.
+//! Apache Kafka, driven over the wire protocol like any client.
 //!
 //! Owns spawning and killing processes (pods, private Redis and broker instances for fault
 //! tests), provisioning throwaway workspaces, and a small WebSocket/REST client. It deliberately
