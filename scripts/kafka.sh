@@ -61,7 +61,12 @@ java_cmd=(java "${heap[@]}" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
 
 if [[ ! -e $dir/data/meta.properties ]]; then
     rm -rf "$dir/data"
-    cluster_id=$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid)
+    # A cluster id as kafka-storage random-uuid makes one (16 random bytes, URL-safe base64
+    # without padding, not starting with '-'), without a JVM start of its own.
+    cluster_id=-
+    while [[ $cluster_id == -* ]]; do
+        cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    done
     printf '=== %s: formatting %s/data (cluster %s)\n' "$(date -Is)" "$dir" "$cluster_id"
     "${java_cmd[@]}" kafka.tools.StorageTool format --standalone --ignore-formatted \
         --cluster-id "$cluster_id" --config "$dir/server.properties" >/dev/null
