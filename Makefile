@@ -11,20 +11,21 @@
 #                              Database of the test suite. `make up` creates it if missing.
 #   PALAVER_REDIS_URL          redis://127.0.0.1:6379
 #   PALAVER_KAFKA_BROKERS      127.0.0.1:9092
-#                              Kafka-protocol bootstrap list (tansu locally); `make up` checks and,
-#                              if needed, starts a broker on its first entry.
-#   TANSU_VERSION              0.6.0 — the pinned tansu release `make deps` installs.
-#   TANSU_ROOT                 $(HOME)/.local/share/palaver/tansu-$(TANSU_VERSION)
-#                              cargo install root, outside the repository: every clone on the
-#                              machine (CI too) shares the one build, which takes up to an hour.
-#   PALAVER_TANSU_BIN          $(TANSU_ROOT)/bin/tansu — the broker binary; tests use it to start
-#                              private brokers.
+#                              Kafka bootstrap list; `make up` checks and, if needed, starts a
+#                              local Apache Kafka broker on its first entry.
+#   KAFKA_VERSION              4.4.0 — the pinned Apache Kafka release `make deps` installs (its
+#                              jars from Maven Central, scripts/kafka/pom.xml).
+#   KAFKA_ROOT                 $(HOME)/.local/share/palaver/kafka-$(KAFKA_VERSION)
+#                              the install (lib/ of jars), outside the repository: every clone on
+#                              the machine (CI too) shares it. scripts/kafka.sh runs a broker from
+#                              it; tests use that script to start private brokers.
+#   KAFKA_CONTROLLER_PORT      9093 — KRaft controller listener of the `make up` broker (loopback).
+#   KAFKA_HEAP_OPTS            -Xms256m -Xmx512m — JVM heap of every local broker.
 #   CHART_TOOLS_ROOT           $(HOME)/.local/share/palaver/chart-tools-<hash of the pins> — the
 #                              Python venv of the chart check (scripts/chart-tools.txt), outside
 #                              the repository; scripts/lib.sh computes the default.
-#   TANSU_LOG                  warn — RUST_LOG of the broker `make up` starts.
-#   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid, tansu's sqlite
-#                              file, data of a project-local Postgres/Redis.
+#   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid, data of the
+#                              project-local Postgres, Redis and Kafka (kafka/data).
 #   UP_TIMEOUT                 30 — seconds `make up` waits for each service to answer.
 #   PALAVER_DEV_JWT_SECRET     palaver-dev-secret-change-me — token secret of the dev and bench pods
 #                              and of `palaverd token`.
@@ -53,10 +54,10 @@ PALAVER_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/palaver
 PALAVER_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/palaver_test
 PALAVER_REDIS_URL ?= redis://127.0.0.1:6379
 PALAVER_KAFKA_BROKERS ?= 127.0.0.1:9092
-TANSU_VERSION ?= 0.6.0
-TANSU_ROOT ?= $(HOME)/.local/share/palaver/tansu-$(TANSU_VERSION)
-PALAVER_TANSU_BIN ?= $(TANSU_ROOT)/bin/tansu
-TANSU_LOG ?= warn
+KAFKA_VERSION ?= 4.4.0
+KAFKA_ROOT ?= $(HOME)/.local/share/palaver/kafka-$(KAFKA_VERSION)
+KAFKA_CONTROLLER_PORT ?= 9093
+KAFKA_HEAP_OPTS ?= -Xms256m -Xmx512m
 DEV_DIR ?= $(CURDIR)/.dev
 UP_TIMEOUT ?= 30
 PALAVER_DEV_JWT_SECRET ?= palaver-dev-secret-change-me
@@ -73,7 +74,7 @@ NEXTEST_PROFILE ?= $(if $(filter true 1 yes,$(CI)),ci,default)
 CARGO ?= cargo
 
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
-	TANSU_VERSION TANSU_ROOT PALAVER_TANSU_BIN TANSU_LOG DEV_DIR UP_TIMEOUT \
+	KAFKA_VERSION KAFKA_ROOT KAFKA_CONTROLLER_PORT KAFKA_HEAP_OPTS DEV_DIR UP_TIMEOUT \
 	PALAVER_DEV_JWT_SECRET DEV_WORKSPACE DEV_LISTEN_A DEV_LISTEN_B \
 	BENCH_WORKSPACE BENCH_PARTITIONS BENCH_LISTEN_A BENCH_LISTEN_B BENCH_ARGS \
 	NEXTEST_PROFILE CARGO
@@ -82,7 +83,7 @@ export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_
 
 help:
 	@printf '%s\n' \
-	  'make deps   install PostgreSQL, Redis (apt-get), tansu $(TANSU_VERSION) (cargo, up to an hour once), cargo-nextest' \
+	  'make deps   install PostgreSQL, Redis, Java, Maven (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central), cargo-nextest, chart tools' \
 	  'make up     start the missing services on loopback, create the databases (idempotent)' \
 	  'make down   stop what make up started, nothing else' \
 	  'make build  cargo build --workspace --bins' \

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install what the local stack and the tests need, skipping what is present:
-# PostgreSQL and Redis (Debian packages), tansu $TANSU_VERSION (cargo install, into
-# TANSU_ROOT outside the repo so every clone on the machine shares one build),
-# cargo-nextest, and the chart-check tools (a Python venv in CHART_TOOLS_ROOT, also
-# outside the repo).
+# PostgreSQL, Redis, Java >= 17 and Maven (Debian packages), Apache Kafka $KAFKA_VERSION
+# (its jars from Maven Central, into KAFKA_ROOT outside the repo so every clone on the
+# machine shares one install), cargo-nextest, and the chart-check tools (a Python venv in
+# CHART_TOOLS_ROOT, also outside the repo).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,7 +23,18 @@ if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
 else
     pkgs+=(redis-server)
 fi
-# Building tansu (and the project's -sys crates) compiles C.
+# The Kafka broker runs on Java 17 or newer; Maven fetches its jars.
+if java_ok; then
+    info "deps: java $(java_major) present"
+else
+    pkgs+=(default-jre-headless)
+fi
+if command -v mvn >/dev/null; then
+    info "deps: maven present"
+else
+    pkgs+=(maven)
+fi
+# The project's -sys crates (librdkafka) compile C.
 if command -v cc >/dev/null && command -v make >/dev/null; then
     info "deps: C toolchain present"
 else
@@ -67,58 +78,41 @@ if ((${#pkgs[@]})); then
     fi
 fi
 
-# --- tansu --------------------------------------------------------------------
+# --- Apache Kafka ----------------------------------------------------------------
 
-# PIDs of a `cargo install tansu ... --root $TANSU_ROOT` started outside this script
-# (e.g. by hand): building a second copy next to it would only halve the speed of both.
-foreign_tansu_builds() {
-    local dir pid cmd
-    for dir in /proc/[0-9]*; do
-        pid=${dir#/proc/}
-        [[ $pid != "$$" ]] || continue
-        cmd=$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null) || continue
-        [[ $cmd == *" install "* && $cmd == *" tansu "* && $cmd == *"$TANSU_ROOT"* && $cmd != *deps.sh* ]] || continue
-        [[ $cmd == *cargo* ]] && printf '%s\n' "$pid"
-    done
-}
-
-if tansu_ok; then
-    info "deps: tansu $TANSU_VERSION present ($PALAVER_TANSU_BIN)"
+# The broker as a classpath: the jars of org.apache.kafka:kafka_2.13 (broker, controller,
+# storage formatter) and a log4j 2 binding, resolved by Maven from scripts/kafka/pom.xml.
+# Assembled in a temporary directory beside KAFKA_ROOT and moved into place only when
+# complete, so an interrupted install is never taken for a finished one.
+if kafka_ok; then
+    info "deps: Apache Kafka $KAFKA_VERSION present ($KAFKA_ROOT)"
 else
-    mkdir -p "$(dirname "$TANSU_ROOT")"
-    # One build per machine at a time, even from several clones.
-    exec 9>"$TANSU_ROOT.lock"
+    java_ok || die "java >= 17 is needed for Kafka $KAFKA_VERSION (found: '$(java_major)')"
+    command -v mvn >/dev/null || die "mvn not found (Debian package maven)"
+    mkdir -p "$(dirname "$KAFKA_ROOT")"
+    # One install per machine at a time, even from several clones.
+    exec 9>"$KAFKA_ROOT.lock"
     if ! flock -n 9; then
-        info "deps: another make deps is building tansu; waiting for it"
+        info "deps: another make deps is installing Kafka; waiting for it"
         flock 9
     fi
-    while read -r pid; do
-        [[ -n $pid ]] || continue
-        info "deps: a tansu build is already running (pid $pid): waiting for it, this can take up to an hour"
-        start=$SECONDS
-        while pid_alive "$pid"; do
-            sleep 30
-            if (((SECONDS - start) % 300 < 30)); then
-                info "deps: still waiting for tansu build pid $pid ($(((SECONDS - start) / 60)) min)"
-            fi
-        done
-    done < <(foreign_tansu_builds)
-
-    if tansu_ok; then
-        info "deps: tansu $TANSU_VERSION present ($PALAVER_TANSU_BIN)"
+    if kafka_ok; then
+        info "deps: Apache Kafka $KAFKA_VERSION present ($KAFKA_ROOT)"
     else
-        force=()
-        if [[ -x $PALAVER_TANSU_BIN ]]; then
-            warn "$PALAVER_TANSU_BIN does not report version $TANSU_VERSION: rebuilding it"
-            force=(--force)
-        fi
-        info "deps: building tansu $TANSU_VERSION into $TANSU_ROOT — this takes up to an hour on 2 cores"
-        # A target dir that survives an interrupted build, so a retry resumes it.
-        "$CARGO" install tansu --version "$TANSU_VERSION" --locked --features libsql \
-            --root "$TANSU_ROOT" --target-dir "$TANSU_ROOT.build" "${force[@]}"
-        tansu_ok || die "tansu was built but $PALAVER_TANSU_BIN --version does not report $TANSU_VERSION"
-        rm -rf "$TANSU_ROOT.build"
-        info "deps: tansu $TANSU_VERSION installed ($PALAVER_TANSU_BIN)"
+        info "deps: installing Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_ROOT"
+        tmp="$KAFKA_ROOT.tmp"
+        rm -rf "$tmp"
+        mkdir -p "$tmp/lib"
+        cp "$REPO_ROOT/scripts/kafka/pom.xml" "$tmp/pom.xml"
+        mvn -B -q -f "$tmp/pom.xml" "-Dkafka.version=$KAFKA_VERSION" \
+            dependency:copy-dependencies -DincludeScope=runtime "-DoutputDirectory=$tmp/lib" ||
+            die "mvn could not fetch Apache Kafka $KAFKA_VERSION (see its output above)"
+        [[ -r $tmp/lib/kafka_2.13-$KAFKA_VERSION.jar ]] || die "mvn ran but $tmp/lib has no kafka_2.13-$KAFKA_VERSION.jar"
+        printf '%s\n' "$KAFKA_VERSION" >"$tmp/palaver-complete"
+        rm -rf "$KAFKA_ROOT"
+        mv "$tmp" "$KAFKA_ROOT"
+        kafka_ok || die "Apache Kafka was installed but $KAFKA_ROOT does not check out"
+        info "deps: Apache Kafka $KAFKA_VERSION installed ($(find "$KAFKA_ROOT/lib" -name '*.jar' | wc -l) jars in $KAFKA_ROOT/lib)"
     fi
     exec 9>&-
 fi

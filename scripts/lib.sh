@@ -10,10 +10,10 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${PALAVER_TEST_DATABASE_URL:=postgres://postgres@127.0.0.1:5432/palaver_test}"
 : "${PALAVER_REDIS_URL:=redis://127.0.0.1:6379}"
 : "${PALAVER_KAFKA_BROKERS:=127.0.0.1:9092}"
-: "${TANSU_VERSION:=0.6.0}"
-: "${TANSU_ROOT:=$HOME/.local/share/palaver/tansu-$TANSU_VERSION}"
-: "${PALAVER_TANSU_BIN:=$TANSU_ROOT/bin/tansu}"
-: "${TANSU_LOG:=warn}"
+: "${KAFKA_VERSION:=4.4.0}"
+: "${KAFKA_ROOT:=$HOME/.local/share/palaver/kafka-$KAFKA_VERSION}"
+: "${KAFKA_HEAP_OPTS:=-Xms256m -Xmx512m}"
+: "${KAFKA_CONTROLLER_PORT:=9093}"
 : "${DEV_DIR:=$REPO_ROOT/.dev}"
 : "${UP_TIMEOUT:=30}"
 # The package pins of scripts/chart-tools.txt, without its comments; the venv is named after them.
@@ -21,9 +21,9 @@ chart_tools_pins() { grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt"; }
 : "${CHART_TOOLS_ROOT:=$HOME/.local/share/palaver/chart-tools-$(chart_tools_pins | sha256sum | cut -c1-12)}"
 : "${CARGO:=cargo}"
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
-    TANSU_VERSION TANSU_ROOT PALAVER_TANSU_BIN TANSU_LOG DEV_DIR UP_TIMEOUT CHART_TOOLS_ROOT CARGO
+    KAFKA_VERSION KAFKA_ROOT KAFKA_HEAP_OPTS KAFKA_CONTROLLER_PORT DEV_DIR UP_TIMEOUT CHART_TOOLS_ROOT CARGO
 
-# DEV_DIR must be absolute: tansu is started with its working directory inside it.
+# DEV_DIR must be absolute: the broker's config names its data directory inside it.
 case "$DEV_DIR" in
     /*) ;;
     *) DEV_DIR="$REPO_ROOT/$DEV_DIR" ;;
@@ -150,7 +150,7 @@ service_program() {
     case $1 in
         postgres) echo postgres ;;
         redis) echo redis-server ;;
-        tansu) echo tansu ;;
+        kafka) echo kafka.Kafka ;;
         *) echo "$1" ;;
     esac
 }
@@ -191,14 +191,25 @@ pg_bin_dir() {
     fi
 }
 
-# True when the tansu binary exists and `tansu --version` (clap: "tansu 0.6.0")
-# names the pinned version.
-tansu_ok() {
-    local out
-    [[ -x $PALAVER_TANSU_BIN ]] || return 1
-    local re="(^|[^0-9.])${TANSU_VERSION//./\\.}([[:space:]]|\$)"
-    out=$(timeout 20 "$PALAVER_TANSU_BIN" --version 2>/dev/null | head -n 1) || return 1
-    [[ $out =~ $re ]]
+# Major version of the java on PATH (17 for 'openjdk version "17.0.x"'), or nothing.
+java_major() {
+    command -v java >/dev/null || return 0
+    java -version 2>&1 | sed -n 's/.* version "\([0-9][0-9]*\).*/\1/p' | head -n 1
+}
+
+# True when java 17 or newer is on PATH (Kafka 4.x brokers need 17).
+java_ok() {
+    local v
+    v=$(java_major)
+    [[ -n $v ]] && ((v >= 17))
+}
+
+# True when KAFKA_ROOT holds a complete install of KAFKA_VERSION: deps.sh writes
+# palaver-complete (the version) as the last step, after every jar is in lib/.
+kafka_ok() {
+    java_ok &&
+        [[ -r $KAFKA_ROOT/lib/kafka_2.13-$KAFKA_VERSION.jar ]] &&
+        [[ $(cat "$KAFKA_ROOT/palaver-complete" 2>/dev/null) == "$KAFKA_VERSION" ]]
 }
 
 # True when the chart-check venv holds exactly those pins (deps.sh records them in it as the

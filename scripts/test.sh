@@ -29,7 +29,7 @@ info "test: cargo build --workspace --bins"
 info "test: Helm chart (scripts/chart-check.sh)"
 bash "$REPO_ROOT/scripts/chart-check.sh"
 info "test: cargo nextest run --workspace --no-fail-fast --profile $NEXTEST_PROFILE"
-info "test: PALAVER_TEST_DATABASE_URL=$PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL=$PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS=$PALAVER_KAFKA_BROKERS PALAVER_TANSU_BIN=$PALAVER_TANSU_BIN"
+info "test: PALAVER_TEST_DATABASE_URL=$PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL=$PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS=$PALAVER_KAFKA_BROKERS KAFKA_ROOT=$KAFKA_ROOT"
 # Tests get the test database only: without PALAVER_DATABASE_URL a test cannot
 # reach the dev database by accident.
 env -u PALAVER_DATABASE_URL \

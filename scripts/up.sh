@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the local stack — PostgreSQL, Redis, tansu — on loopback, reusing whatever
+# Start the local stack — PostgreSQL, Redis, Apache Kafka — on loopback, reusing whatever
 # already answers, and create the dev and test databases. Idempotent.
 #
 # What this run starts is recorded in $DEV_DIR/pids/<name>.pid (for `make down`)
@@ -38,11 +38,11 @@ done
 
 # A service that `make up` started earlier but that does not answer yet may just be
 # starting: give it the usual deadline rather than starting a second copy.
-for svc in postgres redis tansu; do
+for svc in postgres redis kafka; do
     case $svc in
         postgres) check=pg_up log="$DEV_DIR/postgres.log" ;;
         redis) check=redis_up log="$DEV_DIR/redis.log" ;;
-        tansu) check=kafka_up log="$DEV_DIR/tansu.log" ;;
+        kafka) check=kafka_up log="$DEV_DIR/kafka.log" ;;
     esac
     if ours_running "$svc" && ! "$check"; then
         info "$svc (pid $(read_pid "$svc"), started by make up) is not answering yet: waiting"
@@ -50,10 +50,10 @@ for svc in postgres redis tansu; do
     fi
 done
 
-need_pg=false need_redis=false need_tansu=false
+need_pg=false need_redis=false need_kafka=false
 pg_up || need_pg=true
 redis_up || need_redis=true
-kafka_up || need_tansu=true
+kafka_up || need_kafka=true
 
 if $need_pg; then
     is_loopback "$PG_HOST" ||
@@ -69,21 +69,15 @@ if $need_redis; then
         die "Redis at $REDIS_HOST:$REDIS_PORT (PALAVER_REDIS_URL) does not answer, and make up only starts local servers"
     command -v redis-server >/dev/null || missing+=("redis-server")
 fi
-if $need_tansu; then
+if $need_kafka; then
     is_loopback "$KAFKA_HOST" ||
         die "no broker answers at $KAFKA_HOST:$KAFKA_PORT (PALAVER_KAFKA_BROKERS), and make up only starts local ones"
-    if ! tansu_ok; then
-        if [[ -x $PALAVER_TANSU_BIN ]]; then
-            missing+=("tansu $TANSU_VERSION ($PALAVER_TANSU_BIN reports: $("$PALAVER_TANSU_BIN" --version 2>&1 | head -n 1))")
-        else
-            missing+=("tansu $TANSU_VERSION (no binary at $PALAVER_TANSU_BIN)")
-        fi
-    fi
+    kafka_ok || missing+=("Apache Kafka $KAFKA_VERSION in $KAFKA_ROOT, with java >= 17 (found java: '$(java_major)')")
 fi
 if ((${#missing[@]})); then
     printf 'error: cannot start the local stack, missing:\n' >&2
     printf '  - %s\n' "${missing[@]}" >&2
-    printf "Run 'make deps' first (the first tansu build takes up to an hour).\n" >&2
+    printf "Run 'make deps' first.\n" >&2
     exit 1
 fi
 
@@ -190,39 +184,41 @@ else
     info "redis: reusing the server answering on $REDIS_HOST:$REDIS_PORT"
 fi
 
-# --- tansu (Kafka protocol) -----------------------------------------------
+# --- Apache Kafka ---------------------------------------------------------
 
-start_tansu() {
-    local log="$DEV_DIR/tansu.log" url="tcp://$KAFKA_HOST:$KAFKA_PORT" pid
-    mkdir -p "$DEV_DIR/tansu"
-    printf '=== %s: scripts/up.sh starts tansu on %s\n' "$(date -Is)" "$url" >>"$log"
-    info "tansu: starting $PALAVER_TANSU_BIN on $url (data $DEV_DIR/tansu/tansu.db, log $log)"
-    # tansu resolves a sqlite:// path against its working directory (even an
-    # absolute one) and reads a .env file from there: run it inside DEV_DIR.
-    # setsid: its own session, so a Ctrl-C meant for `make dev` does not reach it
-    # before the cleanup trap stops it in order.
-    (
-        cd "$DEV_DIR"
-        RUST_LOG="$TANSU_LOG" exec setsid "$PALAVER_TANSU_BIN" broker \
-            --listener-url "$url" --advertised-listener-url "$url" \
-            --storage-engine sqlite://tansu/tansu.db
-    ) >>"$log" 2>&1 </dev/null &
-    pid=$!
-    started tansu "$pid"
-    wait_for "tansu on $KAFKA_HOST:$KAFKA_PORT" "$log" "$pid" kafka_up
-    pid_is "$pid" tansu || {
-        log_tail "$log"
-        die "tansu answers but pid $pid is not tansu"
-    }
-    info "tansu: started (pid $pid)"
+# The broker logs "Kafka Server started" once it serves clients (scripts/kafka/log4j2.yaml);
+# the port alone answers a little earlier.
+kafka_started_since() {
+    local log=$1 offset=$2
+    tail -c "+$((offset + 1))" "$log" 2>/dev/null | grep -q 'Kafka Server started'
 }
 
-if $need_tansu; then
-    start_tansu
-elif ours_running tansu; then
-    info "tansu: already running (pid $(read_pid tansu), started by make up)"
+start_kafka() {
+    local dir="$DEV_DIR/kafka" log="$DEV_DIR/kafka.log" offset pid t0=$SECONDS
+    mkdir -p "$dir"
+    touch "$log"
+    offset=$(stat -c %s "$log")
+    info "kafka: starting Apache Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, data $dir/data, log $log)"
+    # setsid: its own session, so a Ctrl-C meant for `make dev` does not reach it before
+    # the cleanup trap stops it in order. kafka.sh execs the JVM: $! is the broker.
+    setsid bash "$REPO_ROOT/scripts/kafka.sh" "$dir" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" >>"$log" 2>&1 </dev/null &
+    pid=$!
+    started kafka "$pid"
+    wait_for "Kafka on $KAFKA_HOST:$KAFKA_PORT" "$log" "$pid" kafka_up
+    wait_for "Kafka on $KAFKA_HOST:$KAFKA_PORT to finish starting" "$log" "$pid" kafka_started_since "$log" "$offset"
+    pid_is "$pid" kafka.Kafka || {
+        log_tail "$log"
+        die "Kafka answers but pid $pid is not the broker"
+    }
+    info "kafka: started (pid $pid, $((SECONDS - t0)) s)"
+}
+
+if $need_kafka; then
+    start_kafka
+elif ours_running kafka; then
+    info "kafka: already running (pid $(read_pid kafka), started by make up)"
 else
-    info "tansu: reusing the broker answering on $KAFKA_HOST:$KAFKA_PORT"
+    info "kafka: reusing the broker answering on $KAFKA_HOST:$KAFKA_PORT"
 fi
 
 info "stack ready: postgres $PG_HOST:$PG_PORT, redis $REDIS_HOST:$REDIS_PORT, kafka $KAFKA_HOST:$KAFKA_PORT"

@@ -1,5 +1,5 @@
 //! End-to-end harness: real palaverd processes against the real Postgres, Redis and
-//! Kafka-protocol broker, driven over the wire protocol like any client.
+//! Apache Kafka, driven over the wire protocol like any client.
 //!
 //! Owns spawning and killing processes (pods, private Redis and broker instances for fault
 //! tests), provisioning throwaway workspaces, and a small WebSocket/REST client. It deliberately
@@ -116,7 +116,6 @@ pub fn topic_reader(brokers: &str, topic: &str, partitions: i32) -> anyhow::Resu
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("check-{}", uuid::Uuid::new_v4().simple()))
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
         .create()?;
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {

@@ -147,22 +147,44 @@ struct Service {
     port: u16,
     what: &'static str,
     command: Box<dyn Fn(u16) -> Command + Send + Sync>,
+    /// Where the child's stdout and stderr go (appended); discarded when `None`.
+    log: Option<PathBuf>,
+    /// How long a start may take until the port answers.
+    start_timeout: Duration,
     child: Option<Child>,
 }
 
 impl Service {
     async fn start(what: &'static str, command: impl Fn(u16) -> Command + Send + Sync + 'static) -> anyhow::Result<Self> {
-        let mut s = Self { port: free_port(), what, command: Box::new(command), child: None };
+        let mut s =
+            Self { port: free_port(), what, command: Box::new(command), log: None, start_timeout: Duration::from_secs(20), child: None };
         s.spawn().await?;
         Ok(s)
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let mut cmd = (self.command)(self.port);
-        cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+        match &self.log {
+            Some(path) => {
+                let out = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+                cmd.stdout(out.try_clone()?).stderr(out);
+            }
+            None => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        cmd.kill_on_drop(true);
         self.child = Some(cmd.spawn().with_context(|| format!("spawning {} (is it installed? `make deps`)", self.what))?);
         let port = self.port;
-        eventually(Duration::from_secs(20), self.what, || async move { port_open(port).await.then_some(()) }).await
+        eventually(self.start_timeout, self.what, || async move { port_open(port).await.then_some(()) }).await.map_err(|e| self.with_log(e))
+    }
+
+    /// `e` with the last lines of the child's log, if it has one.
+    fn with_log(&self, e: anyhow::Error) -> anyhow::Error {
+        let Some(path) = &self.log else { return e };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+        e.context(format!("last lines of {}:\n{}", path.display(), tail.join("\n")))
     }
 
     async fn stop(&mut self) {
@@ -205,47 +227,91 @@ impl PrivateRedis {
     }
 }
 
-/// A tansu broker of the test's own (own port, own sqlite file): topic deletion and broker
-/// restarts must never touch the shared broker.
+/// An Apache Kafka broker of the test's own: own ports, own data directory, started by
+/// `scripts/kafka.sh` exactly as `make up` starts the shared one (KRaft, broker and controller in
+/// one JVM, the storage formatted on the first start). Broker outages and restarts must never
+/// touch the shared broker. `stop` kills the JVM (a crash); `restart` starts it again on the same
+/// ports and data, so the topics survive.
 pub struct PrivateBroker {
     service: Service,
     dir: PathBuf,
 }
 
+/// A JVM start, and formatting the storage on the first one, take seconds (more on a loaded
+/// machine).
+const BROKER_START: Duration = Duration::from_secs(90);
+
 impl PrivateBroker {
     pub async fn start() -> anyhow::Result<Self> {
-        let bin = std::env::var("PALAVER_TANSU_BIN").context("PALAVER_TANSU_BIN is not set (run via `make test`)")?;
-        let dir = std::env::temp_dir().join(format!("palaver-tansu-{}", uuid::Uuid::new_v4().simple()));
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
+        let dir = std::env::temp_dir().join(format!("palaver-kafka-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
-        let cwd = dir.clone();
-        let service = Service::start("private tansu broker", move |port| {
-            let url = format!("tcp://127.0.0.1:{port}");
-            let mut c = Command::new(&bin);
-            c.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-                // tansu resolves the sqlite path under its working directory: run it in its own.
-                .args(["--storage-engine", "sqlite://tansu.db"])
-                .current_dir(&cwd);
+        // The controller's address is recorded when the storage is formatted: it keeps its
+        // port across restarts, like the client listener does.
+        let controller_port = free_port();
+        let data = dir.clone();
+        let command = move |port: u16| {
+            let mut c = Command::new("bash");
+            c.arg(&script).arg(&data).arg(port.to_string()).arg(controller_port.to_string());
             c
+        };
+        let mut service = Service {
+            port: free_port(),
+            what: "private Kafka broker",
+            command: Box::new(command),
+            log: Some(dir.join("broker.log")),
+            start_timeout: BROKER_START,
+            child: None,
+        };
+        service.spawn().await?;
+        let mut broker = Self { service, dir };
+        broker.wait_ready().await?;
+        Ok(broker)
+    }
+
+    /// Waits until the broker answers a metadata request naming itself: its port opens a
+    /// little before it serves.
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let brokers = self.brokers();
+        eventually(BROKER_START, "private Kafka broker to serve metadata", || {
+            let brokers = brokers.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    use rdkafka::consumer::{BaseConsumer, Consumer};
+                    let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().ok()?;
+                    let m = c.fetch_metadata(None, Duration::from_secs(2)).ok()?;
+                    (!m.brokers().is_empty()).then_some(())
+                })
+                .await
+                .ok()
+                .flatten()
+            }
         })
-        .await?;
-        Ok(Self { service, dir })
+        .await
+        .map_err(|e| self.service.with_log(e))
     }
 
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.service.port)
     }
 
+    /// SIGKILL: the broker is gone at once, as in a crash.
     pub async fn stop(&mut self) {
         self.service.stop().await
     }
 
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.service.restart().await
+        self.service.restart().await?;
+        self.wait_ready().await
     }
 }
 
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
+        // Kill the JVM before its files go (the child handle would kill it only after this).
+        if let Some(c) = self.service.child.as_mut() {
+            let _ = c.start_kill();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

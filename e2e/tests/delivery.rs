@@ -271,7 +271,9 @@ async fn lost_publish_is_delivered_by_the_position_check() {
 /// pod B's sweeper republishes them (and B's readers get everything).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stranded_outbox_rows_are_swept_by_another_pod() {
-    let svc = Services::from_env();
+    // A database of its own: every pod sweeps every registered workspace, so on the shared
+    // registry the pods of concurrent tests would republish (and count) these rows first.
+    let svc = Services::from_env().private_database().await.unwrap();
     let ws = new_workspace(&svc, "sweep").await.unwrap();
     let mut a_opts = fast_sends();
     a_opts.redis_url = Some(format!("redis://127.0.0.1:{}", palaver_e2e::free_port()));
@@ -305,6 +307,8 @@ async fn stranded_outbox_rows_are_swept_by_another_pod() {
     palaver_e2e::eventually(T, "the outbox to drain", || async { (b.metric("palaver_outbox_backlog").await.ok()? == 0.0).then_some(()) })
         .await
         .unwrap();
+    drop((a, b));
+    svc.drop_database().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,7 +1,8 @@
 //! The Workspace controller end to end: the real kube-runtime Controller against the in-memory
-//! Kubernetes API, provisioning in the real Postgres and the real Kafka-protocol broker.
-//! Topic deletion runs on a private broker (tansu's delete_topics wipes every topic); the
-//! Postgres outage is a proxy cut, so the shared server keeps running for the other tests.
+//! Kubernetes API, provisioning in the real Postgres and the shared Apache Kafka broker
+//! (partition growth and retention changes are read back from it; a Delete removes exactly
+//! that workspace's topics). The Postgres outage is a proxy cut, so the shared server keeps
+//! running for the other tests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +15,10 @@ use palaver_crds::WorkspaceName;
 use palaver_e2e::kube_api::ApiServer;
 use palaver_e2e::operator::{cond, create_cluster_secrets, example_cluster, fast_settings, registered, schema_exists, wait_for};
 use palaver_e2e::proxy::TcpProxy;
-use palaver_e2e::{eventually, unique_workspace, PrivateBroker, Services};
+use palaver_e2e::{eventually, unique_workspace, Services};
 use palaver_operator::controller::{workspace, Context};
 use palaver_operator::metrics::Metrics;
-use palaver_operator::provision::TopicAdmin;
+use palaver_operator::provision::{Provisioner, TopicAdmin, WorkspacePlan};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -76,11 +77,10 @@ async fn reasons(client: &Client) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workspace_waits_for_its_cluster_provisions_refuses_shrink_and_deletes_its_data() {
+async fn workspace_waits_for_its_cluster_provisions_grows_refuses_shrink_and_deletes_its_data() {
     let svc = Services::from_env().private_database().await.unwrap();
-    let mut broker = PrivateBroker::start().await.unwrap();
     let db = PgPool::connect(&svc.database_url).await.unwrap();
-    let admin = TopicAdmin::new(&broker.brokers(), &[]).unwrap();
+    let admin = TopicAdmin::new(&svc.kafka_brokers, &[]).unwrap();
     let server = ApiServer::new();
     let h = Harness::start(&server);
     let name = unique_workspace("ctl");
@@ -102,7 +102,7 @@ async fn workspace_waits_for_its_cluster_provisions_refuses_shrink_and_deletes_i
     // The ChatCluster appears: its watch wakes the Workspace, which gets provisioned.
     create_cluster_secrets(&h.client, NS, &svc.database_url).await.unwrap();
     Api::<ChatCluster>::namespaced(h.client.clone(), NS)
-        .create(&PostParams::default(), &example_cluster(NS, "main", &broker.brokers()))
+        .create(&PostParams::default(), &example_cluster(NS, "main", &svc.kafka_brokers))
         .await
         .unwrap();
     let ws = wait_for(&h.workspaces(), name.as_str(), "Ready", T, |w| has(w, "Ready", "True", "Provisioned")).await.unwrap();
@@ -133,26 +133,37 @@ async fn workspace_waits_for_its_cluster_provisions_refuses_shrink_and_deletes_i
     assert_eq!(ws.status.unwrap().observed_generation, Some(2));
     assert_eq!(admin.partitions(&name.events_topic()).await.unwrap(), 2);
 
-    // More partitions: grown where the broker supports CreatePartitions; tansu refuses it, and
-    // the Workspace says so precisely instead of pretending.
+    // More partitions: the live topic grows (CreatePartitions), read back from the broker.
     h.workspaces().patch(name.as_str(), &PatchParams::default(), &Patch::Merge(json!({ "spec": { "partitions": 3 } }))).await.unwrap();
-    let ws = wait_for(&h.workspaces(), name.as_str(), "growth handled", T, |w| {
+    let ws = wait_for(&h.workspaces(), name.as_str(), "grown", T, |w| {
         has(w, "Ready", "True", "Provisioned") && w.status.as_ref().is_some_and(|s| s.observed_generation == Some(3))
-            || has(w, "Degraded", "True", "KafkaRequestRefused")
     })
     .await
     .unwrap();
-    if has(&ws, "Degraded", "True", "KafkaRequestRefused") {
-        let status = ws.status.unwrap();
-        let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded").unwrap();
-        assert!(degraded.message.contains("grow topic") && degraded.message.contains("UnsupportedFeature"), "{degraded:?}");
-        assert_eq!(admin.partitions(&name.events_topic()).await.unwrap(), 2);
-    } else {
-        assert_eq!(admin.partitions(&name.events_topic()).await.unwrap(), 3);
-    }
+    assert!(has(&ws, "Degraded", "False", "AsExpected"), "{:?}", ws.status);
+    assert_eq!(ws.status.unwrap().partitions, Some(3));
+    assert_eq!(admin.partitions(&name.events_topic()).await.unwrap(), 3, "the broker has the new partition");
 
-    // Delete with deletionPolicy Delete: topics and schema gone, registry row gone, finalizer
-    // released, object gone.
+    // A retention change on the live Workspace: applied to the topic, read back from the broker.
+    assert_eq!(admin.topic_overrides(&name.events_topic()).await.unwrap().get("retention.ms"), None, "broker default at first");
+    h.workspaces().patch(name.as_str(), &PatchParams::default(), &Patch::Merge(json!({ "spec": { "retentionHours": 12 } }))).await.unwrap();
+    wait_for(&h.workspaces(), name.as_str(), "retention applied", T, |w| {
+        has(w, "Ready", "True", "Provisioned") && w.status.as_ref().is_some_and(|s| s.observed_generation == Some(4))
+    })
+    .await
+    .unwrap();
+    let overrides = admin.topic_overrides(&name.events_topic()).await.unwrap();
+    assert_eq!(overrides.get("retention.ms").map(String::as_str), Some("43200000"), "12 h: {overrides:?}");
+
+    // Another workspace on the same broker, to show the Delete below takes only this one's topics.
+    let other = unique_workspace("bystander");
+    let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await.unwrap();
+    let plan =
+        WorkspacePlan { name: other.clone(), display_name: "Other".into(), partitions: 2, default_channels: vec![], retention_hours: None };
+    p.provision(&plan).await.unwrap();
+
+    // Delete with deletionPolicy Delete: its topics and schema gone, registry row gone,
+    // finalizer released, object gone; the other topic is still there.
     h.workspaces().delete(name.as_str(), &DeleteParams::default()).await.unwrap();
     eventually(T, "the Workspace to be gone", || async { h.workspaces().get_opt(name.as_str()).await.unwrap().is_none().then_some(()) })
         .await
@@ -162,12 +173,18 @@ async fn workspace_waits_for_its_cluster_provisions_refuses_shrink_and_deletes_i
     eventually(T, "the topics to be deleted", || async { admin.partitions(&name.events_topic()).await.is_err().then_some(()) })
         .await
         .unwrap();
-    assert!(admin.partitions(&name.dlq_topic()).await.is_err());
+    eventually(T, "the DLQ topic to be deleted", || async { admin.partitions(&name.dlq_topic()).await.is_err().then_some(()) })
+        .await
+        .unwrap();
+    assert_eq!(admin.partitions(&other.events_topic()).await.unwrap(), 2, "another workspace's topics survive");
+    assert_eq!(admin.partitions(&other.dlq_topic()).await.unwrap(), 1);
+    assert!(registered(&db, &other).await && schema_exists(&db, &other).await, "and its data");
     assert!(reasons(&h.client).await.contains(&"Deprovisioned".to_string()));
 
     h.shutdown().await;
+    p.deprovision(&other, palaver_crds::resources::DeletionPolicy::Delete).await.unwrap();
+    drop(p);
     drop(admin);
-    broker.stop().await;
     db.close().await;
     svc.drop_database().await.unwrap();
 }

@@ -1,13 +1,13 @@
-//! The provisioning library against the real Postgres and broker: partition growth (never
-//! shrink), deprovision with Retain and Delete, and `palaver-operator provision -f`.
-//! Topic deletion runs on a private broker (tansu's delete_topics wipes every topic).
+//! The provisioning library against the real Postgres and Kafka: partition growth (never
+//! shrink) and retention changes read back from the broker, deprovision with Retain and Delete
+//! (which deletes exactly that workspace's topics), and `palaver-operator provision -f`.
 
 use std::time::Duration;
 
 use palaver_crds::resources::DeletionPolicy;
 use palaver_crds::WorkspaceName;
 use palaver_e2e::operator::{registered, schema_exists};
-use palaver_e2e::{unique_workspace, PrivateBroker, Services};
+use palaver_e2e::{unique_workspace, Services};
 use palaver_operator::provision::{Provisioner, WorkspacePlan};
 
 fn plan(name: &WorkspaceName, partitions: i32) -> WorkspacePlan {
@@ -25,33 +25,47 @@ async fn partitions_grow_but_never_shrink() -> anyhow::Result<()> {
     let svc = Services::from_env();
     let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
     let name = unique_workspace("grow");
+    let events = name.events_topic();
     assert_eq!(p.provision(&plan(&name, 2)).await?.partitions, 2);
-    match p.provision(&plan(&name, 4)).await {
-        Ok(report) => {
-            assert_eq!(report.partitions, 4, "growing adds partitions");
-            assert_eq!(p.topics().partitions(&name.events_topic()).await?, 4);
-        }
-        // tansu 0.6.0 has no CreatePartitions: the error must say what failed, and nothing changes.
-        Err(e) => {
-            let msg = e.to_string();
-            assert!(msg.contains("grow topic") && msg.contains("UnsupportedFeature"), "{msg}");
-            assert_eq!(p.topics().partitions(&name.events_topic()).await?, 2);
-        }
-    }
-    let have = p.topics().partitions(&name.events_topic()).await?;
-    assert_eq!(p.provision(&plan(&name, 1)).await?.partitions, have, "a smaller plan keeps the partitions the topic has");
+    assert_eq!(p.topics().partitions(&events).await?, 2);
+    assert_eq!(p.provision(&plan(&name, 4)).await?.partitions, 4, "growing adds partitions");
+    assert_eq!(p.topics().partitions(&events).await?, 4, "the broker has the new partitions");
+    assert_eq!(p.provision(&plan(&name, 1)).await?.partitions, 4, "a smaller plan keeps the partitions the topic has");
+    assert_eq!(p.topics().partitions(&events).await?, 4, "never shrunk");
     let recorded: i32 = sqlx::query_scalar("SELECT partitions FROM palaver_control.workspaces WHERE name = $1")
         .bind(name.as_str())
         .fetch_one(p.pool())
         .await?;
-    assert_eq!(recorded, have, "the registry records what the topic really has");
+    assert_eq!(recorded, 4, "the registry records what the topic really has");
 
-    // The retention applied at creation is not re-applied; a changed one is applied or, on a
-    // broker without AlterConfigs (tansu), refused with an error that says what failed.
-    let mut longer = plan(&name, have);
+    // The retention is set at creation; a changed one is applied to the live topic, and the
+    // topic's other overrides survive the change.
+    let retention = |t: std::collections::BTreeMap<String, String>| t.get("retention.ms").cloned();
+    assert_eq!(retention(p.topics().topic_overrides(&events).await?).as_deref(), Some("86400000"), "24 h at creation");
+    set_topic_config(&svc.kafka_brokers, &events, &[("retention.ms", "86400000"), ("max.message.bytes", "2000000")]).await?;
+    let mut longer = plan(&name, 4);
     longer.retention_hours = Some(48);
-    if let Err(e) = p.provision(&longer).await {
-        assert!(e.to_string().contains("set retention of"), "{e}");
+    p.provision(&longer).await?;
+    let overrides = p.topics().topic_overrides(&events).await?;
+    assert_eq!(retention(overrides.clone()).as_deref(), Some("172800000"), "48 h after the change: {overrides:?}");
+    assert_eq!(overrides.get("max.message.bytes").map(String::as_str), Some("2000000"), "other overrides kept: {overrides:?}");
+    let again = p.provision(&longer).await?;
+    assert_eq!(again.partitions, 4);
+    assert_eq!(retention(p.topics().topic_overrides(&events).await?).as_deref(), Some("172800000"));
+    Ok(())
+}
+
+/// Sets topic configs behind the provisioner's back, as an administrator would.
+async fn set_topic_config(brokers: &str, topic: &str, configs: &[(&str, &str)]) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+    for (k, v) in configs {
+        alter = alter.set(k, v);
+    }
+    for r in admin.alter_configs([&alter], &AdminOptions::new().request_timeout(Some(Duration::from_secs(15)))).await? {
+        r.map_err(|(_, code)| anyhow::anyhow!("alter configs of {topic}: {code}"))?;
     }
     Ok(())
 }
@@ -74,8 +88,7 @@ async fn invalid_plans_are_refused_before_anything_is_created() -> anyhow::Resul
 async fn deprovision_retain_keeps_data_and_delete_removes_it() -> anyhow::Result<()> {
     let shared = Services::from_env();
     let svc = shared.private_database().await?;
-    let mut broker = PrivateBroker::start().await?;
-    let p = Provisioner::connect(&svc.database_url, &broker.brokers()).await?;
+    let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
 
     let kept = unique_workspace("kept");
     p.provision(&plan(&kept, 2)).await?;
@@ -97,14 +110,20 @@ async fn deprovision_retain_keeps_data_and_delete_removes_it() -> anyhow::Result
     assert!(!registered(p.pool(), &gone).await);
     assert!(!schema_exists(p.pool(), &gone).await, "Delete drops the schema");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while p.topics().partitions(&gone.events_topic()).await.is_ok() {
-        assert!(tokio::time::Instant::now() < deadline, "topic {} still exists", gone.events_topic());
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    for topic in [gone.events_topic(), gone.dlq_topic()] {
+        while p.topics().partitions(&topic).await.is_ok() {
+            assert!(tokio::time::Instant::now() < deadline, "topic {topic} still exists");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
+    // Exactly that workspace's topics: the other workspace's (and every other test's on the
+    // shared broker) are still there.
+    assert_eq!(p.topics().partitions(&kept.events_topic()).await?, 2, "another workspace's topics survive a Delete");
+    assert_eq!(p.topics().partitions(&kept.dlq_topic()).await?, 1);
     p.deprovision(&gone, DeletionPolicy::Delete).await.expect("deprovisioning twice is fine");
 
+    p.deprovision(&kept, DeletionPolicy::Delete).await?;
     drop(p);
-    broker.stop().await;
     svc.drop_database().await
 }
 

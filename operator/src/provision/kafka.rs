@@ -1,9 +1,10 @@
-//! Kafka side of provisioning: topics through the admin API (create, grow, delete).
+//! Kafka side of provisioning: topics through the admin API (create, grow, reconfigure, delete).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
@@ -73,7 +74,7 @@ impl TopicAdmin {
             }
         }
         if created {
-            return self.partitions(topic).await;
+            return self.settled_partitions(topic, spec.partitions).await;
         }
         if let (true, Some(ms)) = (spec.retention_changed, &retention) {
             self.set_retention(topic, ms).await?;
@@ -93,16 +94,58 @@ impl TopicAdmin {
                 return Err(ProvisionError::KafkaRefused(format!("grow topic {t} from {have} to {} partitions: {code}", spec.partitions)));
             }
         }
-        self.partitions(topic).await
+        self.settled_partitions(topic, spec.partitions).await
     }
 
+    /// The partition count once broker metadata shows `topic` with at least `want` partitions
+    /// (waiting up to the admin timeout): Kafka answers CreateTopics and CreatePartitions when
+    /// its controller has committed the change, and the metadata brokers serve catches up a
+    /// moment later.
+    async fn settled_partitions(&self, topic: &str, want: i32) -> Result<i32, ProvisionError> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let seen = self.partitions(topic).await;
+            match seen {
+                Ok(n) if n >= want => return Ok(n),
+                _ if tokio::time::Instant::now() >= deadline => {
+                    return Err(ProvisionError::Kafka(match seen {
+                        Ok(n) => format!("topic {topic}: metadata shows {n} partitions {TIMEOUT:?} after the change to {want}"),
+                        Err(e) => format!("topic {topic} not in metadata {TIMEOUT:?} after its creation: {e}"),
+                    }));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Sets `retention.ms` of an existing topic. rdkafka has no IncrementalAlterConfigs, and
+    /// AlterConfigs replaces the topic's whole set of overrides: the overrides the topic has are
+    /// read first and written back with the new retention, so none is lost.
     async fn set_retention(&self, topic: &str, ms: &str) -> Result<(), ProvisionError> {
-        let alter = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("retention.ms", ms);
-        let results =
-            self.admin.alter_configs([&alter], &Self::options()).await.map_err(|e| admin_error(format!("set retention of {topic}"), e))?;
+        let what = format!("set retention of {topic}");
+        let resource = ResourceSpecifier::Topic(topic);
+        let described = self.admin.describe_configs([&resource], &Self::options()).await.map_err(|e| admin_error(what.clone(), e))?;
+        let mut overrides = BTreeMap::new();
+        for r in described {
+            let r = r.map_err(|code| ProvisionError::KafkaRefused(format!("{what}: describe configs: {code}")))?;
+            for e in r.entries.into_iter().filter(|e| e.source == ConfigSource::DynamicTopic) {
+                // A secret override cannot be read back, so it could not be written back either.
+                let value = e
+                    .value
+                    .filter(|_| !e.is_sensitive)
+                    .ok_or_else(|| ProvisionError::KafkaRefused(format!("{what}: the topic has a sensitive override {}", e.name)))?;
+                overrides.insert(e.name, value);
+            }
+        }
+        overrides.insert("retention.ms".to_string(), ms.to_string());
+        let mut alter = AlterConfig::new(resource);
+        for (k, v) in &overrides {
+            alter = alter.set(k, v);
+        }
+        let results = self.admin.alter_configs([&alter], &Self::options()).await.map_err(|e| admin_error(what.clone(), e))?;
         for r in results {
             if let Err((_, code)) = r {
-                return Err(ProvisionError::KafkaRefused(format!("set retention of {topic}: {code}")));
+                return Err(ProvisionError::KafkaRefused(format!("{what}: {code}")));
             }
         }
         Ok(())
@@ -119,6 +162,26 @@ impl TopicAdmin {
             }
         }
         Ok(())
+    }
+
+    /// The configs set on the topic itself (its overrides of the broker defaults), by name.
+    pub async fn topic_overrides(&self, topic: &str) -> Result<BTreeMap<String, String>, ProvisionError> {
+        let what = format!("describe configs of {topic}");
+        let described = self
+            .admin
+            .describe_configs([&ResourceSpecifier::Topic(topic)], &Self::options())
+            .await
+            .map_err(|e| admin_error(what.clone(), e))?;
+        let mut overrides = BTreeMap::new();
+        for r in described {
+            let r = r.map_err(|code| ProvisionError::KafkaRefused(format!("{what}: {code}")))?;
+            for e in r.entries.into_iter().filter(|e| e.source == ConfigSource::DynamicTopic) {
+                if let Some(v) = e.value {
+                    overrides.insert(e.name, v);
+                }
+            }
+        }
+        Ok(overrides)
     }
 
     /// Partition count of an existing topic, from broker metadata.

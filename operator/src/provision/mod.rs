@@ -140,8 +140,8 @@ impl Provisioner {
         let dlq = plan.name.dlq_topic();
         let retention_ms = plan.retention_hours.map(|h| h * 3_600_000);
         // A topic's retention is set when it is created, and changed only when the Workspace
-        // asks for a value other than the one last applied (brokers without AlterConfigs,
-        // like the local tansu, then fail with a clear error instead of on every reconcile).
+        // asks for a value other than the one last applied: a reconcile does not rewrite the
+        // topic's configs every time, and a broker that refuses the change fails it once.
         let previous = postgres::recorded_retention(&self.pool, &plan.name).await?;
         let retention_changed = matches!(previous, Some(before) if before != plan.retention_hours) && plan.retention_hours.is_some();
         let events_spec = TopicSpec { name: &events, partitions: plan.partitions, retention_ms, retention_changed };
