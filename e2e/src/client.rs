@@ -222,45 +222,51 @@ impl Rest {
         Self { http: reqwest::Client::new(), base: base.into(), token: token.into() }
     }
 
+    /// Sends the request; returns the status and JSON body (Null if it is not JSON), after
+    /// checking both against docs/openapi.yaml.
+    async fn exchange(&self, method: reqwest::Method, path: &str, req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
+        let r = req.send().await?;
+        let status = r.status().as_u16();
+        let body = r.json().await.unwrap_or(Value::Null);
+        crate::openapi::check(method.as_str(), path, status, &body).map_err(anyhow::Error::msg)?;
+        Ok((status, body))
+    }
+
+    fn request(&self, method: &reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.token)
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
-        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+        self.call(reqwest::Method::GET, path).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await?;
-        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+        self.send_json(reqwest::Method::POST, path, body).await
     }
 
-    /// Any method, no body; the response's status and JSON body (Null if it is not JSON).
+    /// Any method, no body.
     pub async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<(u16, Value)> {
-        let r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
-        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+        let req = self.request(&method, path);
+        self.exchange(method, path, req).await
     }
 
     /// Any method with a JSON body.
     pub async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-        let r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await?;
-        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+        let req = self.request(&method, path).json(&body);
+        self.exchange(method, path, req).await
     }
 
     /// GET with the token in the query string (`?token=`) instead of the header.
     pub async fn get_with_query_token(&self, path: &str) -> anyhow::Result<(u16, Value)> {
         let sep = if path.contains('?') { '&' } else { '?' };
-        let r = self.http.get(format!("{}{path}{sep}token={}", self.base, self.token)).send().await?;
-        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+        let req = self.http.get(format!("{}{path}{sep}token={}", self.base, self.token));
+        self.exchange(reqwest::Method::GET, path, req).await
     }
 
+    /// POST of a body as it is (malformed or oversized JSON).
     pub async fn post_raw(&self, path: &str, body: String) -> anyhow::Result<(u16, Value)> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await?;
-        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+        let req = self.request(&reqwest::Method::POST, path).header("content-type", "application/json").body(body);
+        self.exchange(reqwest::Method::POST, path, req).await
     }
 }
 

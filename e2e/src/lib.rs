@@ -11,6 +11,7 @@ pub mod bench;
 pub mod client;
 pub mod fold;
 pub mod kube_api;
+pub mod openapi;
 pub mod operator;
 pub mod procs;
 pub mod proxy;

@@ -117,6 +117,8 @@ impl Store {
             .bind(ts)
             .execute(&mut *tx)
             .await?;
+        // The edit event carries its time too, also when read back (replay, fills, the sweeper).
+        sqlx::query("UPDATE events SET edited_at = $2 WHERE id = $1").bind(&appended.event.id).bind(ts).execute(&mut *tx).await?;
         tx.commit().await?;
         appended.event.edited_at = Some(ts);
         Ok(Change::Applied(Box::new(appended)))

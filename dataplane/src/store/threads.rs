@@ -78,7 +78,9 @@ impl Store {
         let cmid = ev.cmid.clone().unwrap_or_default();
         let appended = match append_locked(&mut tx, channel, NewEvent { thread: Some(root_id.clone()), ..ev }).await {
             // The same cmid, committed meanwhile for another channel (this one's lock is held).
-            Err(e) if is_unique_violation(&e) => return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel"))),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel")))
+            }
             r => r?,
         };
         let (seq, ts) = (appended.event.seq, appended.event.ts);
