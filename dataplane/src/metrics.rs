@@ -123,8 +123,8 @@ impl Metrics {
         r.register("frames_out", "WebSocket frames sent, by type", m.frames_out.clone());
         r.register("sends", "Send requests (WS and REST), by result", m.sends.clone());
         r.register(
-            "message_changes",
-            "Edit, delete and reaction requests (WS and REST), by kind and result (ok, noop, or an error code)",
+            "changes",
+            "Edit, delete, reaction and channel-settings requests (WS and REST), by kind and result (ok, noop, or an error code)",
             m.changes.clone(),
         );
         r.register("typing", "Typing frames, by result (forwarded, throttled, too_many_members, unavailable)", m.typing.clone());
@@ -192,7 +192,7 @@ impl Metrics {
         for result in ["forwarded", "throttled", "too_many_members", "unavailable"] {
             self.typing.get_or_create(&ResultLabel { result }).inc_by(0);
         }
-        for kind in ["edit", "delete", "reaction_add", "reaction_remove"] {
+        for kind in ["edit", "delete", "reaction_add", "reaction_remove", "channel_update"] {
             for result in ["ok", "noop"] {
                 self.changes.get_or_create(&ChangeLabel { kind, result }).inc_by(0);
             }

@@ -176,6 +176,9 @@ pub struct Event {
     /// `reaction_add` / `reaction_remove`: the emoji.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emoji: Option<String>,
+    /// `channel_update`: the fields that changed, with their new values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<sqlx::types::Json<Value>>,
     /// `edit`: when; a `message`: when its text last changed (absent: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<DateTime<Utc>>,
@@ -361,6 +364,7 @@ mod tests {
             also_channel: false,
             target: None,
             emoji: None,
+            changes: None,
             edited_at: None,
             state: None,
         };

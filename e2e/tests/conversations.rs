@@ -440,3 +440,97 @@ async fn threads_summaries_pages_following_and_read_cursors() {
     let (s, _) = dave.get(&format!("/v1/channels/{}/threads/{}", secret["id"].as_str().unwrap(), m["id"].as_str().unwrap())).await.unwrap();
     assert_eq!(s, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_settings_archive_browse_members_and_removal() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "chan").await.unwrap();
+    let pod = Pod::start("pod-chan", &svc, PodOptions::default()).await.unwrap();
+    let rest = |u: &str| Rest::new(&pod.http_url(), &token(&ws, u));
+    let (alice, carol) = (rest("alice"), rest("carol"));
+    carol.get("/v1/channels").await.unwrap();
+    let (_, design) = alice.post("/v1/channels", json!({"name": "design"})).await.unwrap();
+    let id = design["id"].as_str().unwrap().to_string();
+    let mut bob = Client::connect(&pod.ws_url(), &token(&ws, "bob")).await.unwrap();
+    let bob_rest = rest("bob");
+    bob_rest.post(&format!("/v1/channels/{id}/join"), json!({})).await.unwrap();
+    bob.request(json!({"t": "ping"})).await.unwrap();
+    let path = format!("/v1/channels/{id}");
+
+    // Topic by any member; rename and archive only by the creator (or an admin).
+    let (s, r) = bob_rest.send_json(Method::PATCH, &path, json!({"topic": "pixels"})).await.unwrap();
+    assert_eq!((s, r["changes"].clone()), (200, json!({"topic": "pixels"})), "{r}");
+    let topic_seq = r["seq"].as_i64().unwrap();
+    bob.wait_seq(&id, topic_seq, T).await.unwrap();
+    let ev = bob.events(&id).into_iter().find(|e| e["seq"] == topic_seq).unwrap();
+    assert_eq!((ev["kind"].as_str(), ev["changes"]["topic"].as_str()), (Some("channel_update"), Some("pixels")), "{ev}");
+    let (_, noop) = bob_rest.send_json(Method::PATCH, &path, json!({"topic": "pixels"})).await.unwrap();
+    assert_eq!(noop["noop"], true, "{noop}");
+    for (body, status, code) in [
+        (json!({"name": "mine"}), 403, "forbidden"),
+        (json!({"archived": true}), 403, "forbidden"),
+        (json!({"topic": "a\u{0}"}), 400, "bad_request"),
+        (json!({"topic": "x".repeat(251)}), 413, "too_large"),
+        (json!({"name": "Bad Name"}), 400, "bad_request"),
+        (json!({"color": "red"}), 400, "bad_request"),
+    ] {
+        let (s, e) = bob_rest.send_json(Method::PATCH, &path, body.clone()).await.unwrap();
+        assert_eq!((s, e["code"].as_str()), (status, Some(code)), "{body} → {e}");
+    }
+    let (s, e) = alice.send_json(Method::PATCH, &path, json!({"name": "general"})).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (409, Some("conflict")), "{e}");
+    let (s, _) = alice.send_json(Method::PATCH, &path, json!({"name": "design-2", "purpose": "UI work"})).await.unwrap();
+    assert_eq!(s, 200);
+    let (_, details) = carol.get(&path).await.unwrap();
+    assert_eq!(
+        (details["name"].as_str(), details["topic"].as_str(), details["purpose"].as_str(), details["member_count"].as_i64()),
+        (Some("design-2"), Some("pixels"), Some("UI work"), Some(2)),
+        "{details}"
+    );
+
+    // Archived: no sends, edits or reactions; history stays readable; unarchive restores.
+    let m = bob.send_message(&id, "pre", "before").await.unwrap();
+    let (s, _) = alice.send_json(Method::PATCH, &path, json!({"archived": true})).await.unwrap();
+    assert_eq!(s, 200);
+    for f in [
+        json!({"t": "send", "channel": id, "cmid": "arch", "text": "x"}),
+        json!({"t": "edit", "channel": id, "id": m["id"], "text": "y"}),
+        json!({"t": "react", "channel": id, "id": m["id"], "emoji": "👍"}),
+        json!({"t": "send", "channel": id, "cmid": "arch2", "text": "x", "thread": m["id"]}),
+    ] {
+        let e = bob.request(f.clone()).await.unwrap();
+        assert_eq!(e["code"], "forbidden", "{f} → {e}");
+    }
+    let (s, e) = bob_rest.post(&format!("{path}/messages"), json!({"cmid": "arch3", "text": "x"})).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "{e}");
+    assert_eq!(history(&carol, &id).await.iter().filter(|e| e["kind"] == "message").count(), 1);
+    alice.send_json(Method::PATCH, &path, json!({"archived": false})).await.unwrap();
+    assert_eq!(bob.send_message(&id, "post", "after").await.unwrap()["t"], "ack");
+
+    // The browser: public channels by name, paged, with member counts; private ones hidden.
+    alice.post("/v1/channels", json!({"name": "hush", "kind": "private"})).await.unwrap();
+    let (s, p1) = carol.get("/v1/channels?scope=public&limit=2").await.unwrap();
+    assert_eq!(s, 200, "{p1}");
+    let names = |p: &Value| p["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&p1), ["design-2", "general"]);
+    let (_, p2) = carol.get(&format!("/v1/channels?scope=public&limit=2&cursor={}", p1["next_cursor"].as_str().unwrap())).await.unwrap();
+    assert_eq!((names(&p2), p2["next_cursor"].is_null()), (vec!["random".to_string()], true));
+    let (s, _) = carol.get("/v1/channels?scope=everything").await.unwrap();
+    assert_eq!(s, 400);
+
+    // Members, paged; removal by the creator only; the removed member's connection is told.
+    let (_, m1) = carol.get(&format!("{path}/members?limit=1")).await.unwrap();
+    assert_eq!(m1["members"], json!(["alice"]));
+    let (_, m2) = carol.get(&format!("{path}/members?limit=1&cursor=alice")).await.unwrap();
+    assert_eq!((m2["members"].clone(), m2["next_cursor"].is_null()), (json!(["bob"]), true));
+    let (s, e) = bob_rest.call(Method::DELETE, &format!("{path}/members/alice")).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "{e}");
+    let (s, r) = alice.call(Method::DELETE, &format!("{path}/members/bob")).await.unwrap();
+    assert_eq!((s, r["removed"].as_bool()), (200, Some(true)), "{r}");
+    let leave = bob.expect(T, |f| f["t"] == "event" && f["channel"] == id && f["kind"] == "member_leave").await.unwrap();
+    assert_eq!((leave["user"].as_str(), leave["text"].as_str()), (Some("bob"), Some("removed by alice")), "{leave}");
+    let (_, details) = alice.get(&path).await.unwrap();
+    assert_eq!(details["member_count"], 1);
+    let e = bob.send_message(&id, "gone", "x").await.unwrap();
+    assert_eq!(e["code"], "forbidden", "{e}");
+}

@@ -214,6 +214,7 @@ mod tests {
             also_channel: false,
             target: None,
             emoji: None,
+            changes: None,
             edited_at: None,
             state: None,
         }

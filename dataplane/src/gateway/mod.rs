@@ -19,7 +19,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use fred::prelude::*;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -69,10 +69,12 @@ pub fn router(state: Shared) -> Router {
     let body_limit = state.cfg.limits.max_frame_bytes;
     Router::new()
         .route("/v1/ws", get(ws::upgrade))
-        .route("/v1/channels", get(rest::channels::list).post(rest::channels::create))
+        .route("/v1/channels", get(rest::channels::list_or_browse).post(rest::channels::create))
+        .route("/v1/channels/{id}", get(rest::channels::get).patch(rest::channels::update))
         .route("/v1/channels/{id}/join", post(rest::channels::join))
         .route("/v1/channels/{id}/leave", post(rest::channels::leave))
-        .route("/v1/channels/{id}/members", post(rest::channels::add_member))
+        .route("/v1/channels/{id}/members", get(rest::channels::members).post(rest::channels::add_member))
+        .route("/v1/channels/{id}/members/{user}", delete(rest::channels::remove_member))
         .route("/v1/channels/{id}/events", get(rest::channels::history))
         .route("/v1/channels/{id}/messages", post(rest::messages::post))
         .route("/v1/channels/{id}/messages/{msg}", patch(rest::messages::edit).delete(rest::messages::delete))

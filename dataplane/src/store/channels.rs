@@ -6,7 +6,7 @@ use palaver_crds::WorkspaceName;
 use serde::Serialize;
 
 use super::events::{append_locked, lock_channel};
-use super::{new_id, Appended, NewEvent, Store};
+use super::{new_id, Appended, Change, NewEvent, Store};
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -53,6 +53,31 @@ pub struct MyChannel {
     pub read_seq: i64,
     pub unread: i64,
     pub mentions: i64,
+}
+
+/// A channel's settings as the channel browser and `GET /v1/channels/{id}` show them.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ChannelDetails {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub topic: String,
+    pub purpose: String,
+    pub archived: bool,
+    pub member_count: i32,
+    pub created_by: Option<String>,
+    pub last_seq: i64,
+}
+
+const DETAILS_COLUMNS: &str = "c.id, c.name, c.kind, c.topic, c.purpose, c.archived, c.member_count, c.created_by, c.last_seq";
+
+/// A change of a channel's settings; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelPatch {
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub purpose: Option<String>,
+    pub archived: Option<bool>,
 }
 
 /// Most unread messages counted per channel (beyond that, clients show "1000+").
@@ -172,7 +197,7 @@ impl Store {
         }
         let ev = NewEvent { kind: "member_leave", user: user.into(), ..Default::default() };
         let appended = append_locked(&mut tx, channel, ev).await?;
-        sqlx::query("DELETE FROM members WHERE channel_id = $1 AND user_id = $2").bind(channel).bind(user).execute(&mut *tx).await?;
+        remove_locked(&mut tx, channel, user).await?;
         tx.commit().await?;
         Ok(Some(appended))
     }
@@ -226,10 +251,148 @@ impl Store {
         }
     }
 
-    /// How many members a channel has.
+    /// How many members a channel has (0 for no such channel).
     pub async fn member_count(&self, ws: &WorkspaceName, channel: &str) -> Result<i64, sqlx::Error> {
-        let sql = Store::tenant_sql(ws, "SELECT count(*) FROM {s}.members WHERE channel_id = $1");
+        let sql = Store::tenant_sql(ws, "SELECT COALESCE((SELECT member_count FROM {s}.channels WHERE id = $1), 0)::bigint");
         sqlx::query_scalar(&sql).bind(channel).fetch_one(self.pool()).await
+    }
+
+    /// A channel's settings, for whoever may see it (members; anyone for public channels).
+    pub async fn channel_details(&self, ws: &WorkspaceName, channel: &str, user: &str) -> Result<ChannelDetails, ApiError> {
+        self.can_read(ws, channel, user).await?;
+        let sql = Store::tenant_sql(ws, &format!("SELECT {DETAILS_COLUMNS} FROM {{s}}.channels c WHERE c.id = $1"));
+        Ok(sqlx::query_as(&sql).bind(channel).fetch_one(self.pool()).await?)
+    }
+
+    /// Public channels by name, with member counts: the channel browser. `after`: the last name
+    /// of the previous page.
+    pub async fn public_channels(&self, ws: &WorkspaceName, after: Option<&str>, limit: i64) -> Result<Vec<ChannelDetails>, sqlx::Error> {
+        let sql = Store::tenant_sql(
+            ws,
+            &format!("SELECT {DETAILS_COLUMNS} FROM {{s}}.channels c WHERE c.kind = 'public' AND ($1::text IS NULL OR c.name > $1) ORDER BY c.name LIMIT $2"),
+        );
+        sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(self.pool()).await
+    }
+
+    /// A page of a channel's members by user id (`after`: the previous page's last).
+    pub async fn channel_members(
+        &self,
+        ws: &WorkspaceName,
+        channel: &str,
+        user: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, ApiError> {
+        self.can_read(ws, channel, user).await?;
+        let sql = Store::tenant_sql(
+            ws,
+            "SELECT user_id FROM {s}.members WHERE channel_id = $1 AND ($2::text IS NULL OR user_id > $2) ORDER BY user_id LIMIT $3",
+        );
+        Ok(sqlx::query_scalar(&sql).bind(channel).bind(after).bind(limit).fetch_all(self.pool()).await?)
+    }
+
+    /// Changes a channel's settings and appends a `channel_update` event naming what changed.
+    /// Topic and purpose: any member; name and archive: the creator or a moderator.
+    pub async fn update_channel(
+        &self,
+        ws: &WorkspaceName,
+        channel: &str,
+        actor: &str,
+        moderator: bool,
+        patch: &ChannelPatch,
+    ) -> Result<Change, ApiError> {
+        let mut tx = self.tenant_tx(ws).await?;
+        let locked = lock_channel(&mut tx, channel, actor).await?.ok_or_else(|| ApiError::not_found(format!("no channel {channel}")))?;
+        if locked.hidden() {
+            return Err(ApiError::not_found(format!("no channel {channel}")));
+        }
+        if locked.kind == ChannelKind::Dm {
+            return Err(ApiError::forbidden("a DM has no settings"));
+        }
+        if !locked.member && !moderator {
+            return Err(ApiError::forbidden(format!("not a member of {channel}: join it first")));
+        }
+        let owner = moderator || locked.created_by.as_deref() == Some(actor);
+        if (patch.name.is_some() || patch.archived.is_some()) && !owner {
+            return Err(ApiError::forbidden("only the channel's creator or a workspace owner/admin may rename or archive it"));
+        }
+        let sql = format!("SELECT {DETAILS_COLUMNS} FROM channels c WHERE c.id = $1");
+        let now: ChannelDetails = sqlx::query_as(&sql).bind(channel).fetch_one(&mut *tx).await?;
+        let mut changes = serde_json::Map::new();
+        if let Some(n) = patch.name.as_ref().filter(|n| **n != now.name) {
+            changes.insert("name".into(), n.clone().into());
+        }
+        if let Some(t) = patch.topic.as_ref().filter(|t| **t != now.topic) {
+            changes.insert("topic".into(), t.clone().into());
+        }
+        if let Some(p) = patch.purpose.as_ref().filter(|p| **p != now.purpose) {
+            changes.insert("purpose".into(), p.clone().into());
+        }
+        if let Some(a) = patch.archived.filter(|a| *a != now.archived) {
+            changes.insert("archived".into(), a.into());
+        }
+        if changes.is_empty() {
+            return Ok(Change::Noop);
+        }
+        let renamed = sqlx::query(
+            "UPDATE channels SET name = COALESCE($2, name), topic = COALESCE($3, topic), purpose = COALESCE($4, purpose), \
+               archived = COALESCE($5, archived) WHERE id = $1",
+        )
+        .bind(channel)
+        .bind(&patch.name)
+        .bind(&patch.topic)
+        .bind(&patch.purpose)
+        .bind(patch.archived)
+        .execute(&mut *tx)
+        .await;
+        match renamed {
+            Err(e) if super::events::is_unique_violation(&e) => {
+                return Err(ApiError::conflict(format!("a channel named {} already exists", patch.name.as_deref().unwrap_or_default())))
+            }
+            r => r?,
+        };
+        let ev = NewEvent { kind: "channel_update", user: actor.into(), ..Default::default() };
+        let mut appended = append_locked(&mut tx, channel, ev).await?;
+        let changes = serde_json::Value::Object(changes);
+        sqlx::query("UPDATE events SET changes = $2 WHERE id = $1").bind(&appended.event.id).bind(&changes).execute(&mut *tx).await?;
+        tx.commit().await?;
+        appended.event.changes = Some(sqlx::types::Json(changes));
+        Ok(Change::Applied(Box::new(appended)))
+    }
+
+    /// Removes someone else from a channel (the creator or a moderator); themselves: `leave`.
+    pub async fn remove_member(
+        &self,
+        ws: &WorkspaceName,
+        channel: &str,
+        actor: &str,
+        moderator: bool,
+        user: &str,
+    ) -> Result<Option<Appended>, ApiError> {
+        let mut tx = self.tenant_tx(ws).await?;
+        let locked = lock_channel(&mut tx, channel, user).await?.ok_or_else(|| ApiError::not_found(format!("no channel {channel}")))?;
+        let actor_member: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM members WHERE channel_id = $1 AND user_id = $2)")
+            .bind(channel)
+            .bind(actor)
+            .fetch_one(&mut *tx)
+            .await?;
+        if locked.kind != ChannelKind::Public && !actor_member {
+            return Err(ApiError::not_found(format!("no channel {channel}")));
+        }
+        if locked.kind == ChannelKind::Dm {
+            return Err(ApiError::forbidden("DM membership is fixed"));
+        }
+        if !moderator && locked.created_by.as_deref() != Some(actor) {
+            return Err(ApiError::forbidden("only the channel's creator or a workspace owner/admin may remove members"));
+        }
+        if !locked.member {
+            return Ok(None);
+        }
+        let ev = NewEvent { kind: "member_leave", user: user.into(), text: Some(format!("removed by {actor}")), ..Default::default() };
+        let appended = append_locked(&mut tx, channel, ev).await?;
+        remove_locked(&mut tx, channel, user).await?;
+        tx.commit().await?;
+        Ok(Some(appended))
     }
 
     /// The user's workspace role as stored (`users.role`), None for an unknown user.
@@ -243,6 +406,22 @@ impl Store {
         let sql = Store::tenant_sql(ws, "SELECT user_id FROM {s}.members WHERE channel_id = $1 ORDER BY user_id");
         sqlx::query_scalar(&sql).bind(channel).fetch_all(self.pool()).await
     }
+}
+
+/// Removes a member from a channel whose row the transaction has locked.
+async fn remove_locked(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, channel: &str, user: &str) -> Result<(), sqlx::Error> {
+    let removed = sqlx::query("DELETE FROM members WHERE channel_id = $1 AND user_id = $2")
+        .bind(channel)
+        .bind(user)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query("UPDATE channels SET member_count = member_count - $2 WHERE id = $1")
+        .bind(channel)
+        .bind(removed as i32)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Locks the channel and joins `user`; None if already a member.
@@ -271,6 +450,7 @@ async fn join_locked_after_lock(
     if inserted == 0 {
         return Ok(None);
     }
+    sqlx::query("UPDATE channels SET member_count = member_count + 1 WHERE id = $1").bind(channel).execute(&mut **tx).await?;
     // The joiner's cursors start at the join event so the channel's old history is not "unread".
     let ev = NewEvent {
         kind: "member_join",

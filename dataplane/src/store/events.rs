@@ -39,12 +39,19 @@ pub struct HistoryPage {
 /// The columns of an [`Event`], from `events e`.
 pub(super) const EVENT_COLUMNS: &str =
     "e.channel_id AS channel, e.seq, e.kind, e.id, e.user_id AS \"user\", e.cmid, e.body AS text, e.ts, \
-     e.thread, e.also_channel, e.target, e.emoji, e.edited_at";
+     e.thread, e.also_channel, e.target, e.emoji, e.edited_at, e.changes";
 
 /// State of a channel row locked `FOR UPDATE` for the rest of the transaction.
 pub(super) struct LockedChannel {
     pub kind: ChannelKind,
     pub member: bool,
+    pub archived: bool,
+    pub created_by: Option<String>,
+}
+
+/// Writes to an archived channel (sends, edits, reactions) are refused (issue 9).
+pub(super) fn archived_error(channel: &str) -> ApiError {
+    ApiError::forbidden(format!("channel {channel} is archived"))
 }
 
 impl LockedChannel {
@@ -62,15 +69,15 @@ pub(super) async fn lock_channel(
     channel: &str,
     user: &str,
 ) -> Result<Option<LockedChannel>, sqlx::Error> {
-    let row: Option<(String, bool)> = sqlx::query_as(
-        "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2) \
+    let row: Option<(String, bool, bool, Option<String>)> = sqlx::query_as(
+        "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2), c.archived, c.created_by \
          FROM channels c WHERE c.id = $1 FOR UPDATE OF c",
     )
     .bind(channel)
     .bind(user)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(|(kind, member)| LockedChannel { kind: ChannelKind::from_db(&kind), member }))
+    Ok(row.map(|(kind, member, archived, created_by)| LockedChannel { kind: ChannelKind::from_db(&kind), member, archived, created_by }))
 }
 
 /// Appends to a channel whose row the transaction has locked; inserts the outbox row too.
@@ -126,6 +133,7 @@ impl NewEvent {
             also_channel: false,
             target: self.target,
             emoji: self.emoji,
+            changes: None,
             edited_at: None,
             state: None,
         }
@@ -163,7 +171,8 @@ impl Store {
         let sql = Store::tenant_sql(
             ws,
             "WITH ok AS (SELECT EXISTS (SELECT 1 FROM {s}.members WHERE channel_id = $1 AND user_id = $4) \
-                                AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) AS go), \
+                                AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) \
+                                AND NOT EXISTS (SELECT 1 FROM {s}.channels WHERE id = $1 AND archived) AS go), \
                   c AS (UPDATE {s}.channels SET last_seq = last_seq + 1 WHERE id = $1 AND (SELECT go FROM ok) RETURNING last_seq), \
                   e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, state_seq) \
                         SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, c.last_seq FROM c RETURNING seq) \
@@ -186,17 +195,18 @@ impl Store {
         if let Some(orig) = sent_before(tx, channel, ev).await? {
             return Ok(orig);
         }
-        let row: Option<(String, bool)> = sqlx::query_as(
-            "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2) FROM channels c WHERE c.id = $1",
+        let row: Option<(String, bool, bool)> = sqlx::query_as(
+            "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2), c.archived FROM channels c WHERE c.id = $1",
         )
         .bind(channel)
         .bind(&ev.user)
         .fetch_optional(&mut **tx)
         .await?;
-        Err(match row.map(|(k, member)| (ChannelKind::from_db(&k), member)) {
+        Err(match row.map(|(k, member, archived)| (ChannelKind::from_db(&k), member, archived)) {
+            Some((_, true, true)) => archived_error(channel),
             // Membership changed between the send and this look: nothing was stored.
-            Some((_, true)) => ApiError::unavailable(format!("the send to {channel} was not stored; retry with the same cmid")),
-            Some((ChannelKind::Public, false)) => ApiError::forbidden(format!("not a member of {channel}: join it first")),
+            Some((_, true, false)) => ApiError::unavailable(format!("the send to {channel} was not stored; retry with the same cmid")),
+            Some((ChannelKind::Public, false, _)) => ApiError::forbidden(format!("not a member of {channel}: join it first")),
             // Private channels and DMs do not reveal that they exist.
             _ => ApiError::not_found(format!("no channel {channel}")),
         })

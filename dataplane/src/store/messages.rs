@@ -11,7 +11,7 @@ use palaver_crds::WorkspaceName;
 use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 
-use super::events::{append_locked, lock_channel, EVENT_COLUMNS};
+use super::events::{append_locked, archived_error, lock_channel, EVENT_COLUMNS};
 use super::{now_ts, Appended, NewEvent, Store};
 use crate::error::ApiError;
 use crate::protocol::{Event, MessageState, ReactionSummary};
@@ -52,14 +52,23 @@ struct Target {
 
 /// Locks the channel (all changes to it are serialized with its sends) and reads the message.
 /// A caller who may not see the channel, or a message that is not a live `message` of it, gets
-/// `not_found`, exactly as for ids that do not exist.
-async fn lock_target(tx: &mut Transaction<'_, Postgres>, channel: &str, message: &str, user: &str) -> Result<Target, ApiError> {
+/// `not_found`, exactly as for ids that do not exist; `writing` changes refuse an archived one.
+async fn lock_target(
+    tx: &mut Transaction<'_, Postgres>,
+    channel: &str,
+    message: &str,
+    user: &str,
+    writing: bool,
+) -> Result<Target, ApiError> {
     let locked = lock_channel(tx, channel, user).await?.ok_or_else(|| ApiError::not_found(format!("no channel {channel}")))?;
     if locked.hidden() {
         return Err(ApiError::not_found(format!("no channel {channel}")));
     }
     if !locked.member {
         return Err(ApiError::forbidden(format!("not a member of {channel}: join it first")));
+    }
+    if writing && locked.archived {
+        return Err(archived_error(channel));
     }
     let row: Option<(String, Option<String>, bool)> =
         sqlx::query_as("SELECT user_id, body, deleted FROM events WHERE id = $1 AND channel_id = $2 AND kind = 'message'")
@@ -91,7 +100,7 @@ impl Store {
         text: &str,
     ) -> Result<Change, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let t = lock_target(&mut tx, channel, message, actor.user).await?;
+        let t = lock_target(&mut tx, channel, message, actor.user, true).await?;
         if t.deleted {
             return Err(ApiError::not_found(format!("message {message} was deleted")));
         }
@@ -128,7 +137,7 @@ impl Store {
     /// (also the text of its `edit` events) and reactions are purged. Deleting again is a no-op.
     pub async fn delete_message(&self, ws: &WorkspaceName, channel: &str, message: &str, actor: Actor<'_>) -> Result<Change, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let t = match lock_target(&mut tx, channel, message, actor.user).await {
+        let t = match lock_target(&mut tx, channel, message, actor.user, false).await {
             // A moderator need not be a member of a public channel to moderate it.
             Err(e) if e.code == crate::error::ErrorCode::Forbidden && actor.moderator => {
                 tx.rollback().await?;
@@ -169,7 +178,7 @@ impl Store {
     /// Adds the actor's reaction; already there is a no-op.
     pub async fn react(&self, ws: &WorkspaceName, channel: &str, message: &str, user: &str, emoji: &str) -> Result<Change, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let t = lock_target(&mut tx, channel, message, user).await?;
+        let t = lock_target(&mut tx, channel, message, user, true).await?;
         if t.deleted {
             return Err(ApiError::not_found(format!("message {message} was deleted")));
         }
@@ -205,7 +214,7 @@ impl Store {
     /// Removes the actor's reaction; not there is a no-op.
     pub async fn unreact(&self, ws: &WorkspaceName, channel: &str, message: &str, user: &str, emoji: &str) -> Result<Change, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let t = lock_target(&mut tx, channel, message, user).await?;
+        let t = lock_target(&mut tx, channel, message, user, true).await?;
         if t.deleted {
             return Err(ApiError::not_found(format!("message {message} was deleted")));
         }

@@ -23,7 +23,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
-pub use channels::{ChannelInfo, ChannelKind, MyChannel};
+pub use channels::{ChannelDetails, ChannelInfo, ChannelKind, ChannelPatch, MyChannel};
 pub use cursors::CursorUpdate;
 pub use events::{Appended, HistoryPage, NewEvent};
 pub use messages::{Actor, Change, EditRecord, MAX_DISTINCT_REACTIONS};

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use palaver_crds::WorkspaceName;
 use serde::Serialize;
 
-use super::events::{append_locked, is_unique_violation, lock_channel, sent_before, EVENT_COLUMNS};
+use super::events::{append_locked, archived_error, is_unique_violation, lock_channel, sent_before, EVENT_COLUMNS};
 use super::{Appended, NewEvent, Store};
 use crate::error::ApiError;
 use crate::protocol::Event;
@@ -56,6 +56,9 @@ impl Store {
         }
         if !locked.member {
             return Err(ApiError::forbidden(format!("not a member of {channel}: join it first")));
+        }
+        if locked.archived {
+            return Err(archived_error(channel));
         }
         let asked = ev.thread.clone().unwrap_or_default();
         let not_found = || ApiError::not_found(format!("thread: no message {asked} in channel {channel}"));

@@ -14,11 +14,7 @@ use crate::error::ApiError;
 use crate::gateway::extract::{ApiPath, ApiQuery};
 use crate::gateway::{Auth, Shared};
 use crate::ids::ChannelId;
-use crate::store::{ChannelKind, HistoryPage};
-
-pub async fn list(State(st): State<Shared>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!({ "channels": st.domain.my_channels(&p).await? })))
-}
+use crate::store::{Change, ChannelKind, ChannelPatch, HistoryPage};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,4 +92,91 @@ pub async fn history(
         return Err(ApiError::bad_request("after must be >= 0 and before >= 1"));
     }
     Ok(Json(st.domain.history(&p, &id, q.after, q.before, limit).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `public`: the channel browser; absent: the caller's channels.
+    scope: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/channels`: the caller's channels, or with `scope=public` every public channel.
+pub async fn list_or_browse(State(st): State<Shared>, Auth(p): Auth, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<impl IntoResponse> {
+    match q.scope.as_deref() {
+        None => {
+            if q.cursor.is_some() || q.limit.is_some() {
+                return Err(ApiError::bad_request("cursor and limit page scope=public; the caller's channels come in one list"));
+            }
+            Ok(Json(json!({ "channels": st.domain.my_channels(&p).await? })))
+        }
+        Some("public") => {
+            let limit = page_limit(q.limit, st.cfg.limits.history_max)?;
+            let (channels, next_cursor) = st.domain.browse_channels(&p, q.cursor.as_deref(), limit).await?;
+            Ok(Json(json!({ "channels": channels, "next_cursor": next_cursor })))
+        }
+        Some(other) => Err(ApiError::bad_request(format!("scope must be public (or absent), not {other:?}"))),
+    }
+}
+
+pub async fn get(State(st): State<Shared>, Auth(p): Auth, ApiPath(id): ApiPath<ChannelId>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(st.domain.channel(&p, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChannel {
+    name: Option<String>,
+    topic: Option<String>,
+    purpose: Option<String>,
+    archived: Option<bool>,
+}
+
+pub async fn update(
+    State(st): State<Shared>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<ChannelId>,
+    req: Result<Json<UpdateChannel>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let r = body(req)?;
+    let patch = ChannelPatch { name: r.name, topic: r.topic, purpose: r.purpose, archived: r.archived };
+    let change = st.domain.update_channel(&p, &id, patch).await?;
+    let reply = match &change.value {
+        Change::Applied(a) => json!({"channel": id, "seq": a.event.seq, "ts": a.event.ts, "changes": a.event.changes}),
+        Change::Noop => json!({"channel": id, "noop": true}),
+    };
+    change.publish().await;
+    Ok(Json(reply))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn members(
+    State(st): State<Shared>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<ChannelId>,
+    ApiQuery(q): ApiQuery<MembersQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let limit = page_limit(q.limit, st.cfg.limits.history_max)?;
+    let (members, next_cursor) = st.domain.members(&p, &id, q.cursor.as_deref(), limit).await?;
+    Ok(Json(json!({ "channel": id, "members": members, "next_cursor": next_cursor })))
+}
+
+pub async fn remove_member(
+    State(st): State<Shared>,
+    Auth(p): Auth,
+    ApiPath((id, user)): ApiPath<(ChannelId, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let user = user_ref(user)?;
+    let removed = st.domain.remove_member(&p, &id, &user).await?;
+    let reply = Json(json!({ "channel": id, "user": user, "removed": removed.value }));
+    removed.publish().await;
+    Ok(reply)
 }
