@@ -18,6 +18,11 @@ pub struct Claims {
     pub exp: u64,
     pub iss: String,
     pub aud: String,
+    /// OIDC's display name and avatar URL, when the identity provider sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
 }
 
 /// Who is calling: a user of one workspace. Everything a request touches is scoped by it.
@@ -25,6 +30,33 @@ pub struct Claims {
 pub struct Principal {
     pub workspace: WorkspaceName,
     pub user: String,
+    pub profile: Profile,
+}
+
+/// What the token says of the user's name and picture (kept only when well-formed: a bad one
+/// is left out, the token still counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub picture: Option<String>,
+}
+
+/// Longest display name, in characters; longest avatar URL, in bytes.
+pub const MAX_NAME_CHARS: usize = 80;
+pub const MAX_PICTURE_BYTES: usize = 2048;
+
+impl Profile {
+    fn from_claims(name: Option<String>, picture: Option<String>) -> Self {
+        let name = name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty() && n.chars().count() <= MAX_NAME_CHARS && !n.chars().any(char::is_control));
+        let picture = picture.filter(|p| {
+            (p.starts_with("https://") || p.starts_with("http://"))
+                && p.len() <= MAX_PICTURE_BYTES
+                && !p.chars().any(|c| c.is_whitespace() || c.is_control())
+        });
+        Self { name, picture }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +123,8 @@ impl Verifier {
         if !valid_user_id(&data.claims.sub) {
             return Err(AuthError::Invalid("`sub` is not a valid user id".into()));
         }
-        Ok(Principal { workspace, user: data.claims.sub })
+        let profile = Profile::from_claims(data.claims.name, data.claims.picture);
+        Ok(Principal { workspace, user: data.claims.sub, profile })
     }
 }
 
@@ -102,8 +135,15 @@ pub fn mint_dev_token(cfg: &AuthConfig, workspace: &WorkspaceName, user: &str, t
         return Err(AuthError::Invalid(format!("invalid user id {user:?}")));
     }
     let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs() + ttl.as_secs();
-    let claims =
-        Claims { sub: user.into(), workspace: workspace.to_string(), exp, iss: cfg.jwt_issuer.clone(), aud: cfg.jwt_audience.clone() };
+    let claims = Claims {
+        sub: user.into(),
+        workspace: workspace.to_string(),
+        exp,
+        iss: cfg.jwt_issuer.clone(),
+        aud: cfg.jwt_audience.clone(),
+        name: None,
+        picture: None,
+    };
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
         .map_err(|e| AuthError::Invalid(e.to_string()))
 }
@@ -129,6 +169,15 @@ mod tests {
 
     fn signed(claims: serde_json::Value) -> String {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s3cret")).unwrap()
+    }
+
+    #[test]
+    fn profile_claims_are_kept_only_when_well_formed() {
+        let p = Profile::from_claims(Some("  Ada Lovelace ".into()), Some("https://img.example/ada.png".into()));
+        assert_eq!((p.name.as_deref(), p.picture.as_deref()), (Some("Ada Lovelace"), Some("https://img.example/ada.png")));
+        for (name, picture) in [("", "ftp://x"), ("a\u{0}b", "https://a b"), (&"x".repeat(81), "javascript:alert(1)")] {
+            assert_eq!(Profile::from_claims(Some(name.into()), Some(picture.into())), Profile::default(), "{name:?} {picture:?}");
+        }
     }
 
     #[test]
@@ -160,7 +209,7 @@ mod tests {
         let ws = WorkspaceName::new("acme").unwrap();
         let v = Verifier::from_config(&c).unwrap();
         let t = mint_dev_token(&c, &ws, "alice", Duration::from_secs(60)).unwrap();
-        assert_eq!(v.verify(&t).unwrap(), Principal { workspace: ws.clone(), user: "alice".into() });
+        assert_eq!(v.verify(&t).unwrap(), Principal { workspace: ws.clone(), user: "alice".into(), profile: Profile::default() });
 
         let mut other = cfg();
         other.dev_jwt_secret = Some("other".into());
@@ -173,7 +222,15 @@ mod tests {
         assert!(v.verify(&wrong_aud).is_err(), "wrong audience must fail");
 
         let expired = {
-            let claims = Claims { sub: "alice".into(), workspace: "acme".into(), exp: 1, iss: "palaver".into(), aud: "palaver".into() };
+            let claims = Claims {
+                sub: "alice".into(),
+                workspace: "acme".into(),
+                exp: 1,
+                iss: "palaver".into(),
+                aud: "palaver".into(),
+                name: None,
+                picture: None,
+            };
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s3cret")).unwrap()
         };
         assert!(matches!(v.verify(&expired), Err(AuthError::Invalid(m)) if m.contains("xpired")));

@@ -101,6 +101,10 @@ pub struct Limits {
     /// Largest `limit` of a history page.
     #[arg(long, env = "PALAVER_HISTORY_MAX", default_value_t = 200)]
     pub history_max: i64,
+    /// `@here` and `@channel` are refused in channels with more members than this, unless the
+    /// sender is a workspace owner or admin (issue 9).
+    #[arg(long, env = "PALAVER_BROADCAST_MENTION_MAX_MEMBERS", default_value_t = 1000)]
+    pub broadcast_mention_max_members: i64,
     /// Channels with more members than this get no typing indicators (issue 9).
     #[arg(long, env = "PALAVER_TYPING_MAX_MEMBERS", default_value_t = 1000)]
     pub typing_max_members: i64,

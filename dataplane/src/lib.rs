@@ -4,7 +4,7 @@
 //! rules of each feature, which both adapters call), `store` (Postgres: the source of truth),
 //! `publish` (after-commit Redis/Kafka hand-off and the outbox sweeper), `fanout` (Redis
 //! subscriptions → ordered per-channel streams → connection queues), `cursors` (delivered/read
-//! positions), `ids` (client-supplied identifiers, validated), `presence` (who is online),
+//! positions), `ids` (client-supplied identifiers, validated), `mentions` (the mention parser), `presence` (who is online),
 //! `consumer` (partition-by-channel Kafka consumers: notifications and push), `workspaces`
 //! (registry cache), `server` (wiring and shutdown).
 
@@ -18,6 +18,7 @@ pub mod fanout;
 pub mod gateway;
 pub mod ids;
 pub mod kafka;
+pub mod mentions;
 pub mod metrics;
 pub mod presence;
 pub mod protocol;

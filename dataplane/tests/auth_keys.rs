@@ -19,6 +19,8 @@ fn claims(ttl: Duration) -> Claims {
         exp: now + ttl.as_secs(),
         iss: "https://idp.example".into(),
         aud: "palaver".into(),
+        name: Some("Alice A.".into()),
+        picture: None,
     }
 }
 
@@ -39,7 +41,7 @@ fn es256_tokens_verify_with_the_public_key() {
     let key = EncodingKey::from_ec_pem(&std::fs::read(fixture("es256-test-only.key")).unwrap()).unwrap();
     let token = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims(Duration::from_secs(60)), &key).unwrap();
     let p = v.verify(&token).unwrap();
-    assert_eq!((p.workspace.as_str(), p.user.as_str()), ("acme", "alice"));
+    assert_eq!((p.workspace.as_str(), p.user.as_str(), p.profile.name.as_deref()), ("acme", "alice", Some("Alice A.")));
 
     let mut wrong_iss = claims(Duration::from_secs(60));
     wrong_iss.iss = "https://evil.example".into();

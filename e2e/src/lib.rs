@@ -102,6 +102,14 @@ pub fn token(ws: &WorkspaceName, user: &str) -> String {
     token_with(ws.as_str(), user, TEST_SECRET, 3600)
 }
 
+/// A token that also carries OIDC's `name` and `picture` claims.
+pub fn token_with_profile(ws: &WorkspaceName, user: &str, name: &str, picture: &str) -> String {
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let claims = serde_json::json!({"sub": user, "workspace": ws.as_str(), "exp": exp, "iss": "palaver", "aud": "palaver", "name": name, "picture": picture});
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()))
+        .expect("token encodes")
+}
+
 pub fn token_with(ws: &str, user: &str, secret: &str, ttl_secs: i64) -> String {
     let exp = chrono::Utc::now().timestamp() + ttl_secs;
     let claims = serde_json::json!({"sub": user, "workspace": ws, "exp": exp, "iss": "palaver", "aud": "palaver"});

@@ -534,3 +534,84 @@ async fn channel_settings_archive_browse_members_and_removal() {
     let e = bob.send_message(&id, "gone", "x").await.unwrap();
     assert_eq!(e["code"], "forbidden", "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_come_from_token_claims_and_are_searchable() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "ppl").await.unwrap();
+    let pod = Pod::start("pod-ppl", &svc, PodOptions::default()).await.unwrap();
+    let ada = Rest::new(&pod.http_url(), &palaver_e2e::token_with_profile(&ws, "ada", "Ada Lovelace", "https://img.example/ada.png"));
+    ada.get("/v1/channels").await.unwrap();
+    let grace = Rest::new(&pod.http_url(), &palaver_e2e::token_with_profile(&ws, "grace", "Grace Hopper", "javascript:alert(1)"));
+    grace.get("/v1/channels").await.unwrap();
+    let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
+    let (s, u) = bob.get("/v1/users/ada").await.unwrap();
+    assert_eq!(
+        (s, u["display_name"].as_str(), u["avatar_url"].as_str()),
+        (200, Some("Ada Lovelace"), Some("https://img.example/ada.png")),
+        "{u}"
+    );
+    let (_, g) = bob.get("/v1/users/grace").await.unwrap();
+    assert!(g["avatar_url"].is_null(), "a bad picture claim is not stored: {g}");
+    // A new name in a later token is stored; a token without the claims keeps it.
+    let ada2 = Rest::new(&pod.http_url(), &palaver_e2e::token_with_profile(&ws, "ada", "Ada King", "https://img.example/ada.png"));
+    ada2.get("/v1/channels").await.unwrap();
+    Rest::new(&pod.http_url(), &token(&ws, "ada")).get("/v1/channels").await.unwrap();
+    assert_eq!(bob.get("/v1/users/ada").await.unwrap().1["display_name"], "Ada King");
+
+    // Search by a prefix of the id or the name, any case; paged by id.
+    let ids = |b: &Value| b["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&bob.get("/v1/users?q=GRA").await.unwrap().1), ["grace"]);
+    assert_eq!(ids(&bob.get("/v1/users?q=ada%20k").await.unwrap().1), ["ada"]);
+    assert!(ids(&bob.get("/v1/users?q=%25").await.unwrap().1).is_empty(), "% matches literally");
+    let (_, p1) = bob.get("/v1/users?limit=2").await.unwrap();
+    assert_eq!(ids(&p1), ["ada", "bob"]);
+    let (_, p2) = bob.get(&format!("/v1/users?limit=2&cursor={}", p1["next_cursor"].as_str().unwrap())).await.unwrap();
+    assert_eq!((ids(&p2), p2["next_cursor"].is_null()), (vec!["grace".to_string()], true));
+    let (s, _) = bob.get("/v1/users/nobody").await.unwrap();
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn here_and_channel_mentions_notify_and_are_limited_in_large_channels() {
+    let svc = Services::from_env().private_database().await.unwrap();
+    let ws = new_workspace(&svc, "bcast").await.unwrap();
+    let group = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let env = vec![("PALAVER_CONSUMER_GROUP".into(), group), ("PALAVER_BROADCAST_MENTION_MAX_MEMBERS".into(), "3".into())];
+    let pod = Pod::start("pod-bcast", &svc, PodOptions { consumers: true, env, ..Default::default() }).await.unwrap();
+    let offline = Rest::new(&pod.http_url(), &token(&ws, "olga"));
+    offline.get("/v1/channels").await.unwrap();
+    let mut online = Client::connect(&pod.ws_url(), &token(&ws, "otto")).await.unwrap();
+    online.request(json!({"t": "ping"})).await.unwrap();
+    let mut alice = Client::connect(&pod.ws_url(), &token(&ws, "alice")).await.unwrap();
+    let general = alice.channel_id("general").unwrap();
+    // Three members: within the limit.
+    let here = alice.send_message(&general, "h1", "@here standup").await.unwrap();
+    assert_eq!(here["t"], "ack", "{here}");
+    // @here: otto, online, gets a notification; olga, offline, does not.
+    let n = online.expect(Duration::from_secs(90), |f| f["t"] == "notification").await.unwrap();
+    assert_eq!((n["kind"].as_str(), n["seq"].as_i64()), (Some("mention"), here["seq"].as_i64()), "{n}");
+    // @channel: every member, so olga (offline) gets an inbox entry.
+    let everyone = alice.send_message(&general, "c1", "@channel release").await.unwrap();
+    let inbox = palaver_e2e::eventually(Duration::from_secs(90), "olga's @channel entry", || async {
+        let (_, b) = offline.get("/v1/notifications").await.unwrap();
+        let seqs: Vec<i64> = b["notifications"].as_array().unwrap().iter().map(|n| n["seq"].as_i64().unwrap()).collect();
+        (!seqs.is_empty()).then_some(seqs)
+    })
+    .await
+    .unwrap();
+    assert_eq!(inbox, [everyone["seq"].as_i64().unwrap()], "olga: @channel, not @here");
+    // A fourth member: above the limit, refused for members (sends and edits), allowed for admins.
+    Rest::new(&pod.http_url(), &token(&ws, "zed")).get("/v1/channels").await.unwrap();
+    let e = alice.send_message(&general, "c2", "@channel again").await.unwrap();
+    assert_eq!(e["code"], "forbidden", "{e}");
+    let m = alice.send_message(&general, "c3", "plain").await.unwrap();
+    let e = alice.request(json!({"t": "edit", "channel": general, "id": m["id"], "text": "now @here"})).await.unwrap();
+    assert_eq!(e["code"], "forbidden", "{e}");
+    let db = sqlx::PgPool::connect(&svc.database_url).await.unwrap();
+    sqlx::query(&format!("UPDATE {}.users SET role = 'owner' WHERE id = 'alice'", ws.schema())).execute(&db).await.unwrap();
+    assert_eq!(alice.send_message(&general, "c4", "@channel from the owner").await.unwrap()["t"], "ack");
+    db.close().await;
+    drop(pod);
+    svc.drop_database().await.unwrap();
+}

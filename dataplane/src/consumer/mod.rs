@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, ResultLabel};
 use crate::workspaces::Workspaces;
-pub use notify::{parse_mentions, Notifier};
+pub use notify::Notifier;
 
 const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(5);
 const LAG_EVERY: Duration = Duration::from_secs(5);

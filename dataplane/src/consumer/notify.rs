@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use palaver_crds::WorkspaceName;
 
-use crate::auth::valid_user_id;
+use crate::mentions::{self, parse as parse_mentions};
 use crate::metrics::{self, TypeLabel};
 use crate::presence::Presence;
 use crate::protocol::Event;
@@ -26,20 +26,6 @@ pub struct Notifier {
 
 /// Kinds remembered at most; beyond it the cache starts over (it is only a shortcut).
 const KIND_CACHE_MAX: usize = 100_000;
-
-/// `@user` mentions in a text: user-id characters after `@`, trailing punctuation dropped,
-/// each user once, in order of first appearance.
-pub fn parse_mentions(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for word in text.split_whitespace() {
-        let Some(rest) = word.strip_prefix('@') else { continue };
-        let name = rest.trim_end_matches(|c: char| ".,:;!?)]}'\"".contains(c));
-        if valid_user_id(name) && !out.iter().any(|u| u == name) {
-            out.push(name.to_string());
-        }
-    }
-    out
-}
 
 impl Notifier {
     async fn channel_kind(&self, ws: &WorkspaceName, channel: &str) -> Result<Option<String>, sqlx::Error> {
@@ -90,11 +76,25 @@ impl Notifier {
             return Ok("ok"); // the common case costs no query at all
         }
         let members = self.store.members(ws, &ev.channel).await?;
+        let others = || members.iter().filter(|m| **m != ev.user).cloned();
+        // @channel: every member, like a mention of each; @here: the members online now.
+        let everyone = mentioned.iter().any(|m| m == mentions::CHANNEL);
+        let here = mentioned.iter().any(|m| m == mentions::HERE);
         let mut targets: Vec<(String, &'static str)> = if is_dm {
-            members.iter().filter(|m| **m != ev.user).map(|m| (m.clone(), "dm")).collect()
+            others().map(|m| (m, "dm")).collect()
+        } else if everyone {
+            others().map(|m| (m, "mention")).collect()
         } else {
             mentioned.into_iter().filter(|u| *u != ev.user && members.contains(u)).map(|u| (u, "mention")).collect()
         };
+        let mut online_targets = Vec::new();
+        if here && !everyone {
+            for m in others() {
+                if self.presence.is_online(ws, &m).await {
+                    online_targets.push(m);
+                }
+            }
+        }
         // A reply notifies its thread's followers too (a mention or DM entry wins: one entry
         // per (user, channel, seq)).
         if let Some(root) = ev.thread.as_deref().filter(|_| ev.kind == "message") {
@@ -104,10 +104,18 @@ impl Notifier {
                 }
             }
         }
+        let mut notify: Vec<(String, &'static str)> = Vec::new();
         for (user, nkind) in targets {
-            if self.presence.is_online(ws, &user).await {
-                continue; // they see it live
+            if !self.presence.is_online(ws, &user).await {
+                notify.push((user, nkind)); // online users see the event live
             }
+        }
+        for u in online_targets {
+            if !notify.iter().any(|(n, _)| *n == u) {
+                notify.push((u, "mention"));
+            }
+        }
+        for (user, nkind) in notify {
             if let Some(n) = self.store.notify(ws, &user, &ev.channel, seq, nkind, self.push_enabled).await? {
                 metrics::global().notifications.get_or_create(&TypeLabel { r#type: nkind }).inc();
                 // Reaches the user only if a connection opened meanwhile; otherwise they get it
@@ -116,17 +124,5 @@ impl Notifier {
             }
         }
         Ok("ok")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_mentions;
-
-    #[test]
-    fn mentions() {
-        assert_eq!(parse_mentions("hey @bob, and @carol! (@bob again) @"), ["bob", "carol"]);
-        assert_eq!(parse_mentions("mail me: x@y.z and @d.e?"), ["d.e"]);
-        assert!(parse_mentions("no mentions here").is_empty());
     }
 }

@@ -75,6 +75,10 @@ impl Domain {
     /// Sends a message (already validated with [`validate_send`]). A repeated cmid returns the
     /// original (its `outbox_id` is None).
     pub async fn send(&self, p: &Principal, channel: &ChannelId, req: Send) -> Result<Committed<Appended>, ApiError> {
+        if let Err(e) = self.check_broadcast(p, channel, &req.text).await {
+            count_send::<()>(&Err(e.clone()), false);
+            return Err(e);
+        }
         let reply = req.thread.is_some();
         let ev = NewEvent {
             kind: "message",
@@ -97,6 +101,7 @@ impl Domain {
     pub async fn edit(&self, p: &Principal, channel: &ChannelId, message: &MessageId, text: &str) -> ChangeResult {
         let r = async {
             validate_text(&self.limits, text)?;
+            self.check_broadcast(p, channel, text).await?;
             let actor = Actor { user: &p.user, moderator: false };
             self.store.edit_message(&p.workspace, channel, message, actor, text).await
         };
@@ -131,6 +136,20 @@ impl Domain {
         let mut page = self.store.history(&p.workspace, channel, after, before, limit).await?;
         self.store.render(&p.workspace, &p.user, &mut page.events).await?;
         Ok(page)
+    }
+
+    /// `@here` and `@channel` in large channels are for owners and admins only.
+    async fn check_broadcast(&self, p: &Principal, channel: &ChannelId, text: &str) -> Result<(), ApiError> {
+        if !crate::mentions::broadcasts(text) {
+            return Ok(());
+        }
+        let max = self.limits.broadcast_mention_max_members;
+        if self.store.member_count(&p.workspace, channel).await? <= max
+            || authz::role(&self.store, &p.workspace, &p.user).await?.moderates()
+        {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!("@here and @channel are for channels of at most {max} members (owners and admins excepted)")))
     }
 
     /// Counts a change request by kind and outcome, and hands an applied one on for publishing.

@@ -10,6 +10,7 @@ pub mod authz;
 pub mod channels;
 pub mod messages;
 pub mod notifications;
+pub mod people;
 pub mod presence;
 pub mod reactions;
 pub mod threads;

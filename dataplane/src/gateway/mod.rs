@@ -57,7 +57,7 @@ pub struct AppState {
     pub rest_limits: rate::Limiter,
     /// Users this pod has already ensured exist: creating a user (and its auto-joins) happens
     /// once, so later requests skip that write.
-    pub known_users: std::sync::Mutex<std::collections::HashSet<(palaver_crds::WorkspaceName, String)>>,
+    pub known_users: std::sync::Mutex<std::collections::HashSet<(palaver_crds::WorkspaceName, String, crate::auth::Profile)>>,
 }
 
 /// Users remembered per pod at most; beyond it the set starts over (it is only a shortcut).
@@ -85,6 +85,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/channels/{id}/threads/{root}/read", post(rest::threads::read))
         .route("/v1/threads", get(rest::threads::followed))
         .route("/v1/presence", get(rest::presence::get))
+        .route("/v1/users", get(rest::users::list))
+        .route("/v1/users/{id}", get(rest::users::get))
         .route("/v1/dms", post(rest::dms::open))
         .route("/v1/notifications", get(rest::notifications::list))
         .route("/v1/notifications/read", post(rest::notifications::read))
@@ -161,9 +163,10 @@ impl FromRequestParts<Shared> for Auth {
         if !st.workspaces.is_active(&principal.workspace).await? {
             return Err(ApiError::unauthorized(format!("workspace {} does not exist or is disabled", principal.workspace)));
         }
-        let key = (principal.workspace.clone(), principal.user.clone());
+        // A changed name or picture in the token is a new key: it is stored once.
+        let key = (principal.workspace.clone(), principal.user.clone(), principal.profile.clone());
         if !st.known_users.lock().expect("lock").contains(&key) {
-            let joined = st.store.ensure_user(&principal.workspace, &principal.user).await?;
+            let joined = st.store.ensure_user(&principal.workspace, &principal.user, &principal.profile).await?;
             for a in &joined {
                 st.publisher.publish(&principal.workspace, a).await;
             }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::events::{append_locked, lock_channel};
 use super::{new_id, Appended, Change, NewEvent, Store};
+use crate::auth::Profile;
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -84,13 +85,25 @@ pub struct ChannelPatch {
 pub const UNREAD_CAP: i64 = 1000;
 
 impl Store {
-    /// Creates the user on first sight and joins it to the auto-join channels. Returns the
-    /// member_join events to publish (empty when the user already existed).
-    pub async fn ensure_user(&self, ws: &WorkspaceName, user: &str) -> Result<Vec<Appended>, sqlx::Error> {
+    /// Creates the user on first sight and joins it to the auto-join channels; stores the
+    /// token's display name and avatar when given and changed. Returns the member_join events to
+    /// publish (empty when the user already existed).
+    pub async fn ensure_user(&self, ws: &WorkspaceName, user: &str, profile: &Profile) -> Result<Vec<Appended>, sqlx::Error> {
         let mut tx = self.tenant_tx(ws).await?;
-        let created =
-            sqlx::query("INSERT INTO users (id) VALUES ($1) ON CONFLICT DO NOTHING").bind(user).execute(&mut *tx).await?.rows_affected()
-                == 1;
+        let created: Option<bool> = sqlx::query_scalar(
+            "INSERT INTO users (id, display_name, avatar_url) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET display_name = COALESCE(EXCLUDED.display_name, users.display_name), \
+               avatar_url = COALESCE(EXCLUDED.avatar_url, users.avatar_url) \
+             WHERE (EXCLUDED.display_name IS NOT NULL AND EXCLUDED.display_name IS DISTINCT FROM users.display_name) \
+                OR (EXCLUDED.avatar_url IS NOT NULL AND EXCLUDED.avatar_url IS DISTINCT FROM users.avatar_url) \
+             RETURNING (xmax = 0)",
+        )
+        .bind(user)
+        .bind(&profile.name)
+        .bind(&profile.picture)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let created = created == Some(true);
         let mut joined = Vec::new();
         if created {
             let ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM channels WHERE auto_join ORDER BY id").fetch_all(&mut *tx).await?;

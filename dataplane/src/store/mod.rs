@@ -13,6 +13,7 @@ mod notifications;
 mod outbox;
 mod registry;
 mod threads;
+mod users;
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ pub use messages::{Actor, Change, EditRecord, MAX_DISTINCT_REACTIONS};
 pub use notifications::{Notification, PushJob};
 pub use outbox::OutboxRow;
 pub use threads::{FollowedThread, ThreadPage};
+pub use users::Person;
 
 #[derive(Clone)]
 pub struct Store {

@@ -9,6 +9,7 @@ pub mod notifications;
 pub mod presence;
 pub mod reactions;
 pub mod threads;
+pub mod users;
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
