@@ -615,3 +615,43 @@ async fn here_and_channel_mentions_notify_and_are_limited_in_large_channels() {
     drop(pod);
     svc.drop_database().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_dms_are_one_stable_channel_per_set_of_people() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "gdm").await.unwrap();
+    let pod = Pod::start("pod-gdm", &svc, PodOptions::default()).await.unwrap();
+    let rest = |u: &str| Rest::new(&pod.http_url(), &token(&ws, u));
+    let (alice, bob, carol, dave) = (rest("alice"), rest("bob"), rest("carol"), rest("dave"));
+    for r in [&alice, &bob, &carol, &dave] {
+        r.get("/v1/channels").await.unwrap();
+    }
+    let (s, g) = alice.post("/v1/dms", json!({"users": ["bob", "carol"]})).await.unwrap();
+    assert_eq!((s, g["kind"].as_str()), (200, Some("group_dm")), "{g}");
+    let id = g["id"].as_str().unwrap().to_string();
+    let (_, again) = carol.post("/v1/dms", json!({"users": ["bob", "alice", "bob"]})).await.unwrap();
+    assert_eq!(again["id"], id.as_str(), "the same people: the same channel");
+    let (_, other) = alice.post("/v1/dms", json!({"users": ["bob", "dave"]})).await.unwrap();
+    assert_ne!(other["id"], id.as_str());
+    let (_, members) = bob.get(&format!("/v1/channels/{id}/members")).await.unwrap();
+    assert_eq!(members["members"], json!(["alice", "bob", "carol"]));
+    let (s, _) = bob.post(&format!("/v1/channels/{id}/messages"), json!({"cmid": "g1", "text": "hi all"})).await.unwrap();
+    assert_eq!(s, 201);
+    // Fixed membership; invisible to everyone else.
+    let (s, e) = carol.post(&format!("/v1/channels/{id}/leave"), json!({})).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "{e}");
+    let (s, _) = alice.post(&format!("/v1/channels/{id}/members"), json!({"user": "dave"})).await.unwrap();
+    assert_eq!(s, 403);
+    let (s, _) = dave.get(&format!("/v1/channels/{id}/events")).await.unwrap();
+    assert_eq!(s, 404);
+    for (body, status) in [
+        (json!({"users": ["alice"]}), 400),
+        (json!({"users": (0..9).map(|i| format!("u{i}")).collect::<Vec<_>>()}), 400),
+        (json!({"users": ["bob", "nobody"]}), 404),
+        (json!({"user": "bob", "users": ["carol", "dave"]}), 400),
+        (json!({"users": ["bob", "bad user"]}), 400),
+    ] {
+        let (s, e) = alice.post("/v1/dms", body.clone()).await.unwrap();
+        assert_eq!(s, status, "{body} → {e}");
+    }
+}

@@ -71,7 +71,7 @@ impl Notifier {
         let mentioned = parse_mentions(ev.text.as_deref().unwrap_or_default());
         let Some(kind) = self.channel_kind(ws, &ev.channel).await? else { return Ok("skipped") };
         // In DMs every message notifies; an edit there notifies only whom it mentions.
-        let is_dm = kind == "dm" && ev.kind == "message";
+        let is_dm = (kind == "dm" || kind == "group_dm") && ev.kind == "message";
         if !is_dm && mentioned.is_empty() && ev.thread.is_none() {
             return Ok("ok"); // the common case costs no query at all
         }

@@ -47,7 +47,7 @@ impl Domain {
     }
 
     pub async fn create_channel(&self, p: &Principal, name: &str, kind: ChannelKind) -> Result<Committed<ChannelInfo>, ApiError> {
-        if kind == ChannelKind::Dm {
+        if kind.is_direct() {
             return Err(ApiError::bad_request("open DMs with POST /v1/dms"));
         }
         palaver_crds::validate_channel_name(name).map_err(ApiError::bad_request)?;
@@ -66,8 +66,10 @@ impl Domain {
         Ok(self.changed(p, left))
     }
 
-    pub async fn open_dm(&self, p: &Principal, other: &str) -> Result<Committed<ChannelInfo>, ApiError> {
-        let (info, joined) = self.store.open_dm(&p.workspace, &p.user, other).await?;
+    /// Opens (or finds) the DM with one other user, or the group DM with 2 to 8.
+    pub async fn open_dm(&self, p: &Principal, others: Vec<String>) -> Result<Committed<ChannelInfo>, ApiError> {
+        let others = others.into_iter().map(user_ref).collect::<Result<Vec<_>, _>>()?;
+        let (info, joined) = self.store.open_dm(&p.workspace, &p.user, &others).await?;
         Ok(Committed::new(self, &p.workspace, info, joined))
     }
 

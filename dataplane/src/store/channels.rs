@@ -16,6 +16,8 @@ pub enum ChannelKind {
     Public,
     Private,
     Dm,
+    /// A DM of 3 to 9 people.
+    GroupDm,
 }
 
 impl ChannelKind {
@@ -24,14 +26,20 @@ impl ChannelKind {
             Self::Public => "public",
             Self::Private => "private",
             Self::Dm => "dm",
+            Self::GroupDm => "group_dm",
         }
     }
     pub(super) fn from_db(s: &str) -> Self {
         match s {
             "public" => Self::Public,
             "private" => Self::Private,
+            "group_dm" => Self::GroupDm,
             _ => Self::Dm,
         }
+    }
+    /// DMs and group DMs: fixed membership, no settings, every message notifies.
+    pub fn is_direct(self) -> bool {
+        matches!(self, Self::Dm | Self::GroupDm)
     }
 }
 
@@ -80,6 +88,9 @@ pub struct ChannelPatch {
     pub purpose: Option<String>,
     pub archived: Option<bool>,
 }
+
+/// Most people a group DM has besides its creator (issue 9: 3 to 9 people in all).
+pub const GROUP_DM_MAX_OTHERS: usize = 8;
 
 /// Most unread messages counted per channel (beyond that, clients show "1000+").
 pub const UNREAD_CAP: i64 = 1000;
@@ -180,7 +191,7 @@ impl Store {
             return Err(ApiError::not_found(format!("no channel {channel}")));
         }
         match locked.kind {
-            ChannelKind::Dm => return Err(ApiError::forbidden("DM membership is fixed")),
+            ChannelKind::Dm | ChannelKind::GroupDm => return Err(ApiError::forbidden("DM membership is fixed")),
             ChannelKind::Public if actor != user && !locked.member => return Err(ApiError::forbidden("only members can add others")),
             _ => {}
         }
@@ -202,7 +213,7 @@ impl Store {
         if locked.hidden() {
             return Err(ApiError::not_found(format!("no channel {channel}")));
         }
-        if locked.kind == ChannelKind::Dm {
+        if locked.kind.is_direct() {
             return Err(ApiError::forbidden("cannot leave a DM"));
         }
         if !locked.member {
@@ -215,32 +226,38 @@ impl Store {
         Ok(Some(appended))
     }
 
-    /// Opens (or finds) the DM between two users.
-    pub async fn open_dm(&self, ws: &WorkspaceName, user: &str, other: &str) -> Result<(ChannelInfo, Vec<Appended>), ApiError> {
-        if user == other {
-            return Err(ApiError::bad_request("a DM needs another user"));
+    /// Opens (or finds) the DM of the caller and `others`: one other is a DM, 2 to 8 a group DM;
+    /// one stable channel per set of people.
+    pub async fn open_dm(&self, ws: &WorkspaceName, user: &str, others: &[String]) -> Result<(ChannelInfo, Vec<Appended>), ApiError> {
+        let mut people: Vec<&str> = others.iter().map(String::as_str).filter(|o| *o != user).collect();
+        people.sort();
+        people.dedup();
+        if people.is_empty() || people.len() > GROUP_DM_MAX_OTHERS {
+            return Err(ApiError::bad_request(format!("a DM needs 1 to {GROUP_DM_MAX_OTHERS} other users")));
         }
-        let mut pair = [user, other];
-        pair.sort();
-        let key = pair.join(",");
+        let kind = if people.len() == 1 { ChannelKind::Dm } else { ChannelKind::GroupDm };
         let mut tx = self.tenant_tx(ws).await?;
-        let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1").bind(other).fetch_optional(&mut *tx).await?;
-        if exists.is_none() {
-            return Err(ApiError::not_found(format!("no user {other} in this workspace")));
+        let known: Vec<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)").bind(&people).fetch_all(&mut *tx).await?;
+        if let Some(missing) = people.iter().find(|p| !known.iter().any(|k| k == *p)) {
+            return Err(ApiError::not_found(format!("no user {missing} in this workspace")));
         }
+        people.push(user);
+        people.sort();
+        let key = people.join(",");
         let id = new_id("d");
         let inserted = sqlx::query(
-            "INSERT INTO channels (id, name, kind, dm_key, created_by) VALUES ($1, $2, 'dm', $2, $3) ON CONFLICT (dm_key) DO NOTHING",
+            "INSERT INTO channels (id, name, kind, dm_key, created_by) VALUES ($1, $2, $3, $2, $4) ON CONFLICT (dm_key) DO NOTHING",
         )
         .bind(&id)
         .bind(&key)
+        .bind(kind.as_str())
         .bind(user)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         let mut joined = Vec::new();
         let (id, last_seq) = if inserted == 1 {
-            for u in pair {
+            for u in &people {
                 joined.extend(join_locked(&mut tx, &id, u, user).await?);
             }
             (id, joined.last().map(|a| a.event.seq).unwrap_or(0))
@@ -248,7 +265,7 @@ impl Store {
             sqlx::query_as("SELECT id, last_seq FROM channels WHERE dm_key = $1").bind(&key).fetch_one(&mut *tx).await?
         };
         tx.commit().await?;
-        Ok((ChannelInfo { id, name: key, kind: ChannelKind::Dm, last_seq }, joined))
+        Ok((ChannelInfo { id, name: key, kind, last_seq }, joined))
     }
 
     /// Who may read a channel's history: members; for public channels, anyone in the workspace.
@@ -319,7 +336,7 @@ impl Store {
         if locked.hidden() {
             return Err(ApiError::not_found(format!("no channel {channel}")));
         }
-        if locked.kind == ChannelKind::Dm {
+        if locked.kind.is_direct() {
             return Err(ApiError::forbidden("a DM has no settings"));
         }
         if !locked.member && !moderator {
@@ -392,7 +409,7 @@ impl Store {
         if locked.kind != ChannelKind::Public && !actor_member {
             return Err(ApiError::not_found(format!("no channel {channel}")));
         }
-        if locked.kind == ChannelKind::Dm {
+        if locked.kind.is_direct() {
             return Err(ApiError::forbidden("DM membership is fixed"));
         }
         if !moderator && locked.created_by.as_deref() != Some(actor) {

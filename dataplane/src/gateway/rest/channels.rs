@@ -57,7 +57,7 @@ pub async fn leave(State(st): State<Shared>, Auth(p): Auth, ApiPath(id): ApiPath
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserRef {
-    pub(super) user: String,
+    user: String,
 }
 
 pub async fn add_member(
