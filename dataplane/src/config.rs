@@ -105,6 +105,9 @@ pub struct Limits {
     /// sender is a workspace owner or admin (issue 9).
     #[arg(long, env = "PALAVER_BROADCAST_MENTION_MAX_MEMBERS", default_value_t = 1000)]
     pub broadcast_mention_max_members: i64,
+    /// Read receipts are kept for channels (DMs included) of at most this many members.
+    #[arg(long, env = "PALAVER_RECEIPTS_MAX_MEMBERS", default_value_t = 50)]
+    pub receipts_max_members: i64,
     /// Channels with more members than this get no typing indicators (issue 9).
     #[arg(long, env = "PALAVER_TYPING_MAX_MEMBERS", default_value_t = 1000)]
     pub typing_max_members: i64,

@@ -51,6 +51,7 @@ pub struct Metrics {
     pub sends: Family<ResultLabel, Counter>,
     pub changes: Family<ChangeLabel, Counter>,
     pub typing: Family<ResultLabel, Counter>,
+    pub receipts: Family<ResultLabel, Counter>,
     pub presence_transitions: Family<ResultLabel, Counter>,
     pub ephemeral_dropped: Counter,
     pub ack_latency: Histogram,
@@ -92,6 +93,7 @@ impl Metrics {
             sends: Family::default(),
             changes: Family::default(),
             typing: Family::default(),
+            receipts: Family::default(),
             presence_transitions: Family::default(),
             ephemeral_dropped: Counter::default(),
             ack_latency: latency_histogram(),
@@ -128,6 +130,7 @@ impl Metrics {
             m.changes.clone(),
         );
         r.register("typing", "Typing frames, by result (forwarded, throttled, too_many_members, unavailable)", m.typing.clone());
+        r.register("receipts", "Read receipts, by result (forwarded, throttled, too_many_members, unavailable)", m.receipts.clone());
         r.register(
             "presence_transitions",
             "Presence transitions published, by the new status (result: online, away, offline)",
@@ -191,6 +194,7 @@ impl Metrics {
         }
         for result in ["forwarded", "throttled", "too_many_members", "unavailable"] {
             self.typing.get_or_create(&ResultLabel { result }).inc_by(0);
+            self.receipts.get_or_create(&ResultLabel { result }).inc_by(0);
         }
         for kind in ["edit", "delete", "reaction_add", "reaction_remove", "channel_update"] {
             for result in ["ok", "noop"] {

@@ -298,6 +298,12 @@ pub enum ServerFrame<'a> {
         from: i64,
         to: i64,
     },
+    /// A member has read the channel up to `seq` (small channels only). Never persisted.
+    Receipt {
+        channel: &'a str,
+        user: &'a str,
+        seq: i64,
+    },
     /// Someone is typing; show it for `ttl_ms` unless renewed. Never persisted.
     Typing {
         channel: &'a str,
@@ -322,6 +328,7 @@ impl ServerFrame<'_> {
             Self::Pong { .. } => "pong",
             Self::Gap { .. } => "gap",
             Self::Typing { .. } => "typing",
+            Self::Receipt { .. } => "receipt",
             Self::Error { .. } => "error",
         }
     }

@@ -175,3 +175,50 @@ async fn inactivity_makes_a_user_away_until_they_act() {
     alice.send(json!({"t": "typing", "channel": general})).await.unwrap();
     assert_eq!(next_presence(&mut carol, "alice").await, "online");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_receipts_in_small_channels_coalesce_and_list() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "rcpt").await.unwrap();
+    let opts = PodOptions { env: vec![("PALAVER_RECEIPTS_MAX_MEMBERS".into(), "3".into())], ..Default::default() };
+    let pod_a = Pod::start("pod-a", &svc, opts.clone()).await.unwrap();
+    let pod_b = Pod::start("pod-b", &svc, opts).await.unwrap();
+    let mut alice = Client::connect(&pod_a.ws_url(), &token(&ws, "alice")).await.unwrap();
+    let mut bob = Client::connect(&pod_b.ws_url(), &token(&ws, "bob")).await.unwrap();
+    let general = alice.channel_id("general").unwrap();
+    bob.request(json!({"t": "ping"})).await.unwrap();
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        seqs.push(alice.send_message(&general, &format!("m{i}"), "x").await.unwrap()["seq"].as_i64().unwrap());
+    }
+    bob.wait_seq(&general, seqs[2], T).await.unwrap();
+    // Three reads within the interval: the first goes at once, the last one when it ends.
+    for s in &seqs {
+        bob.send(json!({"t": "read", "channel": general, "seq": s})).await.unwrap();
+    }
+    let first = alice.expect(T, |f| f["t"] == "receipt").await.unwrap();
+    assert_eq!(
+        (first["user"].as_str(), first["channel"].as_str(), first["seq"].as_i64()),
+        (Some("bob"), Some(general.as_str()), Some(seqs[0]))
+    );
+    let last = alice.expect(T, |f| f["t"] == "receipt").await.unwrap();
+    assert_eq!(last["seq"].as_i64(), Some(seqs[2]), "the held-back receipt carries the latest seq: {last}");
+    let rest = Rest::new(&pod_a.http_url(), &token(&ws, "alice"));
+    let (s, reads) = rest.get(&format!("/v1/channels/{general}/reads")).await.unwrap();
+    assert_eq!(s, 200, "{reads}");
+    let bob_read = reads["reads"].as_array().unwrap().iter().find(|r| r["user"] == "bob").unwrap()["seq"].as_i64();
+    assert_eq!(bob_read, Some(seqs[2]), "{reads}");
+    // Above the size: no receipts, and the list is refused.
+    for u in ["carol", "dave"] {
+        Rest::new(&pod_a.http_url(), &token(&ws, u)).get("/v1/channels").await.unwrap();
+    }
+    let (s, e) = rest.get(&format!("/v1/channels/{general}/reads")).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "{e}");
+    // A private channel's receipts are invisible to non-members.
+    let (_, secret) = rest.post("/v1/channels", json!({"name": "s", "kind": "private"})).await.unwrap();
+    let (s, _) = Rest::new(&pod_a.http_url(), &token(&ws, "carol"))
+        .get(&format!("/v1/channels/{}/reads", secret["id"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+}

@@ -13,6 +13,7 @@ pub mod notifications;
 pub mod people;
 pub mod presence;
 pub mod reactions;
+pub mod receipts;
 pub mod threads;
 pub mod typing;
 

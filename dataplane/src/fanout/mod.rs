@@ -39,9 +39,9 @@ pub enum Outbound {
     Ephemeral(Utf8Bytes),
 }
 
-/// Ephemeral frames share a channel's pub/sub key with its events and are told apart by this
-/// prefix, which no `event` frame has.
-pub const EPHEMERAL_PREFIX: &str = r#"{"t":"typing""#;
+/// Ephemeral frames (typing, receipts) share a channel's pub/sub key with its events and are
+/// told apart by these prefixes, which no `event` frame has.
+pub const EPHEMERAL_PREFIXES: [&str; 2] = [r#"{"t":"typing""#, r#"{"t":"receipt""#];
 
 /// A connection as the fan-out sees it: its bounded queue, and the token to cancel when the
 /// queue is full (the connection then closes with the slow-consumer code).
@@ -258,7 +258,7 @@ impl Actor {
             }
             return;
         }
-        if payload.as_str().starts_with(EPHEMERAL_PREFIX) {
+        if EPHEMERAL_PREFIXES.iter().any(|p| payload.as_str().starts_with(p)) {
             if let FeedState::Live { .. } = feed.state {
                 feed.deliver_ephemeral(payload);
             }

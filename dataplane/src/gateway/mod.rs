@@ -76,6 +76,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/channels/{id}/members", get(rest::channels::members).post(rest::channels::add_member))
         .route("/v1/channels/{id}/members/{user}", delete(rest::channels::remove_member))
         .route("/v1/channels/{id}/events", get(rest::channels::history))
+        .route("/v1/channels/{id}/reads", get(rest::channels::reads))
         .route("/v1/channels/{id}/messages", post(rest::messages::post))
         .route("/v1/channels/{id}/messages/{msg}", patch(rest::messages::edit).delete(rest::messages::delete))
         .route("/v1/channels/{id}/messages/{msg}/edits", get(rest::messages::edits))

@@ -126,6 +126,9 @@ struct Conn {
     last_activity: Instant,
     away: bool,
     presence_subs: HashSet<String>,
+    /// Read receipts held back by the throttle: the latest seq per channel, sent at the next
+    /// receipts tick.
+    pending_receipts: HashMap<String, i64>,
 }
 
 impl Conn {
@@ -151,6 +154,7 @@ impl Conn {
             last_activity: Instant::now(),
             away: false,
             presence_subs: HashSet::new(),
+            pending_receipts: HashMap::new(),
         }
     }
 
@@ -165,6 +169,7 @@ impl Conn {
         let slow = self.handle.slow.clone();
         let away_after = Duration::from_millis(self.st.cfg.timing.away_after_ms);
         // Often enough to notice inactivity within half the away time.
+        let mut receipts = tokio::time::interval(crate::domain::receipts::RECEIPT_INTERVAL);
         let mut presence = tokio::time::interval(crate::presence::REFRESH.min((away_after / 2).max(Duration::from_millis(100))));
         loop {
             tokio::select! {
@@ -172,6 +177,7 @@ impl Conn {
                 _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down; reconnect and resume"),
                 _ = slow.cancelled() => return slow_close(),
                 _ = tokio::time::sleep_until(last_heard + idle) => return End::Close(1000, "idle: no frame within two heartbeats"),
+                _ = receipts.tick(), if !self.pending_receipts.is_empty() => self.flush_receipts().await,
                 _ = presence.tick() => {
                     self.away = self.client_away || self.last_activity.elapsed() >= away_after;
                     self.st.presence.touch(&self.p.workspace, &self.p.user, self.handle.id, self.away).await;
@@ -397,24 +403,10 @@ impl Conn {
 
     /// A typing signal: members only; never answered unless refused (it is best effort).
     async fn typing(&mut self, reference: Option<Value>, channel: ChannelId, thread: Option<MessageId>) -> Result<(), End> {
-        let Some(cached) = self.channels.get(channel.as_str()).map(|ch| ch.members) else {
+        if !self.channels.contains_key(channel.as_str()) {
             return self.send_error(reference, ApiError::not_found(format!("not a member of {channel}"))).await;
-        };
-        let members = match cached {
-            Some((n, at)) if at.elapsed() < MEMBER_COUNT_TTL => n,
-            _ => match self.st.store.member_count(&self.p.workspace, &channel).await {
-                Ok(n) => {
-                    if let Some(ch) = self.channels.get_mut(channel.as_str()) {
-                        ch.members = Some((n, Instant::now()));
-                    }
-                    n
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "member count unavailable; typing dropped");
-                    return Ok(());
-                }
-            },
-        };
+        }
+        let Some(members) = self.member_count(&channel).await else { return Ok(()) };
         self.st.domain.typing(&self.p, &channel, thread.as_ref(), members).await;
         Ok(())
     }
@@ -454,7 +446,50 @@ impl Conn {
         };
         let (d, r) = if delivered { (seq, 0) } else { (seq, seq) };
         self.st.cursors.update(&self.p.workspace, &self.p.user, &channel, d, r).await;
+        if !delivered && seq > 0 {
+            self.receipt(channel.into_string(), seq).await;
+        }
         Ok(())
+    }
+
+    /// Forwards a read receipt, or holds it back (the latest per channel) while throttled.
+    async fn receipt(&mut self, channel: String, seq: i64) {
+        let Some(members) = self.member_count(&channel).await else { return };
+        let id = ChannelId::new(channel.clone()).expect("a member's channel id is valid");
+        if self.st.domain.receipt(&self.p, &id, seq, members).await == "throttled" {
+            let held = self.pending_receipts.entry(channel).or_default();
+            *held = (*held).max(seq);
+        } else {
+            self.pending_receipts.remove(&channel);
+        }
+    }
+
+    async fn flush_receipts(&mut self) {
+        let pending: Vec<(String, i64)> = self.pending_receipts.drain().collect();
+        for (channel, seq) in pending {
+            self.receipt(channel, seq).await;
+        }
+    }
+
+    /// The channel's member count, read at most once per [`MEMBER_COUNT_TTL`] (None if the
+    /// connection is not in it or Postgres cannot say).
+    async fn member_count(&mut self, channel: &str) -> Option<i64> {
+        let cached = self.channels.get(channel)?.members;
+        if let Some((n, _)) = cached.filter(|(_, at)| at.elapsed() < MEMBER_COUNT_TTL) {
+            return Some(n);
+        }
+        match self.st.store.member_count(&self.p.workspace, channel).await {
+            Ok(n) => {
+                if let Some(ch) = self.channels.get_mut(channel) {
+                    ch.members = Some((n, Instant::now()));
+                }
+                Some(n)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "member count unavailable");
+                None
+            }
+        }
     }
 
     /// Attaches every channel not yet attached, then replays from `since` (or the stored
@@ -594,10 +629,12 @@ impl Conn {
         }
     }
 
-    /// A typing frame of a channel: not to the typist's own connections, nor after leaving.
+    /// A typing or receipt frame of a channel: not to the sender's own connections, nor after
+    /// leaving.
     async fn on_ephemeral(&mut self, payload: Utf8Bytes) -> Result<(), End> {
         #[derive(serde::Deserialize)]
         struct Head {
+            t: String,
             channel: String,
             user: String,
         }
@@ -605,7 +642,7 @@ impl Conn {
         if h.user == self.p.user || !self.channels.contains_key(&h.channel) {
             return Ok(());
         }
-        self.write("typing", payload).await
+        self.write(if h.t == "receipt" { "receipt" } else { "typing" }, payload).await
     }
 
     /// Messages published to `us:{ws}:{user}` by whichever pod made them: membership changes,

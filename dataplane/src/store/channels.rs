@@ -425,6 +425,12 @@ impl Store {
         Ok(Some(appended))
     }
 
+    /// Each member's read cursor as Postgres has it (Redis may be fresher).
+    pub async fn member_reads(&self, ws: &WorkspaceName, channel: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let sql = Store::tenant_sql(ws, "SELECT user_id, read_seq FROM {s}.members WHERE channel_id = $1 ORDER BY user_id");
+        sqlx::query_as(&sql).bind(channel).fetch_all(self.pool()).await
+    }
+
     /// The user's workspace role as stored (`users.role`), None for an unknown user.
     pub async fn user_role(&self, ws: &WorkspaceName, user: &str) -> Result<Option<String>, sqlx::Error> {
         let sql = Store::tenant_sql(ws, "SELECT role FROM {s}.users WHERE id = $1");

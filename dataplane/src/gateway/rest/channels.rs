@@ -121,6 +121,11 @@ pub async fn list_or_browse(State(st): State<Shared>, Auth(p): Auth, ApiQuery(q)
     }
 }
 
+/// Who has read the channel up to which seq (channels of at most PALAVER_RECEIPTS_MAX_MEMBERS).
+pub async fn reads(State(st): State<Shared>, Auth(p): Auth, ApiPath(id): ApiPath<ChannelId>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(json!({ "channel": id, "reads": st.domain.reads(&p, &id).await? })))
+}
+
 pub async fn get(State(st): State<Shared>, Auth(p): Auth, ApiPath(id): ApiPath<ChannelId>) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.domain.channel(&p, &id).await?))
 }
