@@ -298,6 +298,10 @@ pub enum ServerFrame<'a> {
         from: i64,
         to: i64,
     },
+    /// The connection's user was added to (or joined) a channel mid-session: its hello entry.
+    Joined {
+        channel: &'a HelloChannel,
+    },
     /// A member has read the channel up to `seq` (small channels only). Never persisted.
     Receipt {
         channel: &'a str,
@@ -329,6 +333,7 @@ impl ServerFrame<'_> {
             Self::Gap { .. } => "gap",
             Self::Typing { .. } => "typing",
             Self::Receipt { .. } => "receipt",
+            Self::Joined { .. } => "joined",
             Self::Error { .. } => "error",
         }
     }

@@ -251,6 +251,14 @@ async fn joining_over_rest_starts_live_delivery_on_an_open_connection() {
     let (_, ack) = alice.post(&format!("/v1/channels/{id}/messages"), json!({"cmid": "j1", "text": "welcome"})).await.unwrap();
     let seq = ack["seq"].as_i64().unwrap();
     bob.wait_seq(&id, seq, T).await.unwrap();
+    // The channel's metadata came first, as hello would have had it.
+    let joined = bob.log.iter().position(|f| f["t"] == "joined").expect("a joined frame");
+    assert_eq!(
+        (bob.log[joined]["channel"]["id"].as_str(), bob.log[joined]["channel"]["name"].as_str()),
+        (Some(id.as_str()), Some("later"))
+    );
+    let first_event = bob.log.iter().position(|f| f["t"] == "event" && f["channel"] == id.as_str()).unwrap();
+    assert!(joined < first_event, "metadata before events: {:?}", bob.log);
     // Anything else for the channel would be written before the reply to a later ping.
     bob.request(json!({"t": "ping"})).await.unwrap();
     let kinds: Vec<String> = bob.events(&id).iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();

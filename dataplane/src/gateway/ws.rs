@@ -666,6 +666,25 @@ impl Conn {
             "notification" => self.write("notification", Utf8Bytes::from(payload.to_string())).await?,
             "joined" if !self.channels.contains_key(&m.channel) => {
                 self.channels.insert(m.channel.clone(), ChannelState { sent: 0, delivered: 0, attached: false, members: None });
+                // The channel's metadata first, as hello would have had it, then its events.
+                let fresh = self.st.cursors.fresh(&self.p.workspace, &self.p.user).await;
+                match self.st.store.my_channels(&self.p.workspace, &self.p.user, &fresh.read).await {
+                    Ok(rows) => {
+                        if let Some(r) = rows.into_iter().find(|r| r.id == m.channel) {
+                            let ch = HelloChannel {
+                                id: r.id,
+                                name: r.name,
+                                kind: r.kind,
+                                last_seq: r.last_seq,
+                                read_seq: r.read_seq,
+                                unread: r.unread,
+                                mentions: r.mentions,
+                            };
+                            self.send_frame(ServerFrame::Joined { channel: &ch }).await?;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "joined channel's metadata unavailable"),
+                }
                 if self.synced {
                     // Replay from just before the join so the client sees its member_join.
                     self.replay(HashMap::from([(m.channel, m.seq - 1)])).await?;
