@@ -122,6 +122,10 @@ async fn presence_transitions_reach_subscribers_and_a_reconnect_does_not_flap() 
     carol.send(json!({"t": "presence_sub", "users": ["alice", "bob"]})).await.unwrap();
     assert_eq!(next_presence(&mut carol, "alice").await, "offline");
     assert_eq!(next_presence(&mut carol, "bob").await, "offline");
+    // alice exists before the footprint is taken (her first connection creates and joins her).
+    Rest::new(&pod_a.http_url(), &token(&ws, "alice")).get("/v1/channels").await.unwrap();
+    let db = sqlx::PgPool::connect(&svc.database_url).await.unwrap();
+    let before = db_footprint(&db, &ws.schema()).await;
 
     // Across pods: alice connects on the other one, says she is away, and back.
     let alice = Client::connect(&pod_b.ws_url(), &token(&ws, "alice")).await.unwrap();
@@ -139,6 +143,7 @@ async fn presence_transitions_reach_subscribers_and_a_reconnect_does_not_flap() 
     alice.close().await.unwrap();
     assert_eq!(next_presence(&mut carol, "alice").await, "offline", "the reconnect flapped: {:?}", carol.log);
     assert!(left.elapsed() >= Duration::from_millis(1400), "offline before the grace: {:?}", left.elapsed());
+    assert_eq!(db_footprint(&db, &ws.schema()).await, before, "presence wrote to Postgres");
     let rest = Rest::new(&pod_a.http_url(), &token(&ws, "carol"));
     let (s, body) = rest.get("/v1/presence?users=alice,bob").await.unwrap();
     assert_eq!(s, 200, "{body}");
