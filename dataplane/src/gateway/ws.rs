@@ -29,7 +29,7 @@ use crate::fanout::{ConnHandle, Outbound, Target};
 use crate::ids::{ChannelId, MessageId};
 use crate::metrics::{self, TypeLabel};
 use crate::protocol::{close, parse_client_frame, ClientFrame, ClientStatus, HelloChannel, ServerFrame};
-use crate::store::Change;
+use crate::store::{Change, MyChannel};
 
 /// A socket write that takes longer than this means the peer is gone or stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +60,19 @@ pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: Result<WebSock
         conn.finish(reason).await;
         metrics::global().connections.dec();
     })
+}
+
+/// A channel's entry in `hello` (and in `joined`).
+fn hello_channel(r: MyChannel) -> HelloChannel {
+    HelloChannel {
+        id: r.id,
+        name: r.name,
+        kind: r.kind,
+        last_seq: r.last_seq,
+        read_seq: r.read_seq,
+        unread: r.unread,
+        mentions: r.mentions,
+    }
 }
 
 /// How a failed read ends the connection: oversized frames and invalid UTF-8 get the close
@@ -277,15 +290,7 @@ impl Conn {
             // Clamped like every cursor: a value past the end must not hide events (issue 7).
             let delivered = r.delivered_seq.max(fresh.delivered.get(&r.id).copied().unwrap_or(0)).min(r.last_seq);
             self.channels.insert(r.id.clone(), ChannelState { sent: 0, delivered, attached: false, members: None });
-            hello.push(HelloChannel {
-                id: r.id,
-                name: r.name,
-                kind: r.kind,
-                last_seq: r.last_seq,
-                read_seq: r.read_seq,
-                unread: r.unread,
-                mentions: r.mentions,
-            });
+            hello.push(hello_channel(r));
         }
         let json = ServerFrame::Hello {
             session: &self.session,
@@ -671,16 +676,7 @@ impl Conn {
                 match self.st.store.my_channels(&self.p.workspace, &self.p.user, &fresh.read).await {
                     Ok(rows) => {
                         if let Some(r) = rows.into_iter().find(|r| r.id == m.channel) {
-                            let ch = HelloChannel {
-                                id: r.id,
-                                name: r.name,
-                                kind: r.kind,
-                                last_seq: r.last_seq,
-                                read_seq: r.read_seq,
-                                unread: r.unread,
-                                mentions: r.mentions,
-                            };
-                            self.send_frame(ServerFrame::Joined { channel: &ch }).await?;
+                            self.send_frame(ServerFrame::Joined { channel: &hello_channel(r) }).await?;
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "joined channel's metadata unavailable"),

@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{body, page_limit, ApiResult};
+use super::{body, page_limit, ApiResult, PageQuery};
 use crate::domain::channels::user_ref;
 use crate::error::ApiError;
 use crate::gateway::extract::{ApiPath, ApiQuery};
@@ -156,18 +156,11 @@ pub async fn update(
     Ok(Json(reply))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MembersQuery {
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
-
 pub async fn members(
     State(st): State<Shared>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<ChannelId>,
-    ApiQuery(q): ApiQuery<MembersQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let limit = page_limit(q.limit, st.cfg.limits.history_max)?;
     let (members, next_cursor) = st.domain.members(&p, &id, q.cursor.as_deref(), limit).await?;

@@ -22,6 +22,14 @@ use crate::store::Change;
 
 pub(super) type ApiResult<T> = Result<T, ApiError>;
 
+/// `?cursor=&limit=`: the paging of every list added after history (issue 9).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
 /// A JSON body, or the documented error for a bad one.
 pub(super) fn body<T>(r: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     r.map(|Json(v)| v).map_err(|e| match e {

@@ -8,18 +8,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{body, page_limit, ApiResult};
+use super::{body, page_limit, ApiResult, PageQuery};
 use crate::gateway::extract::{ApiPath, ApiQuery};
 use crate::gateway::{Auth, Shared};
 use crate::ids::{ChannelId, MessageId};
 use crate::store::ThreadPage;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
 
 type ThreadPath = ApiPath<(ChannelId, MessageId)>;
 
