@@ -156,7 +156,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, (Option<Value>, Api
 
 /// A persisted channel event, exactly as it goes on the wire inside an `event` frame and in
 /// REST history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Event {
     pub channel: String,
     pub seq: i64,
@@ -372,13 +372,7 @@ mod tests {
             cmid: Some("k".into()),
             text: Some("hi".into()),
             ts: Utc::now(),
-            thread: None,
-            also_channel: false,
-            target: None,
-            emoji: None,
-            changes: None,
-            edited_at: None,
-            state: None,
+            ..Default::default()
         };
         let json = e.frame_json();
         let v: Value = serde_json::from_str(&json).unwrap();

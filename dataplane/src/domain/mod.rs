@@ -17,7 +17,12 @@ pub mod receipts;
 pub mod threads;
 pub mod typing;
 
+use std::time::Duration;
+
 use palaver_crds::WorkspaceName;
+
+use crate::auth::Principal;
+use crate::ids::ChannelId;
 
 use crate::config::Limits;
 use crate::cursors::Cursors;
@@ -45,6 +50,34 @@ pub struct Committed<T> {
     events: Vec<Appended>,
     ws: WorkspaceName,
     publisher: Publisher,
+}
+
+impl Domain {
+    /// Publishes an ephemeral frame (typing, receipt) of the user to the channel's connections,
+    /// at most once per `interval` per user and channel across pods and connections (a Redis key
+    /// `{kind}:{ws}:{channel}:{user}` with that TTL). Returns the metric's result: `forwarded`,
+    /// `throttled` or `unavailable` (Redis could not say; best effort, never an error).
+    async fn forward_ephemeral(&self, p: &Principal, channel: &ChannelId, kind: &str, interval: Duration, frame: String) -> &'static str {
+        use fred::prelude::*;
+        use fred::types::{Expiration, SetOptions};
+        let key = format!("{kind}:{}:{}:{}", p.workspace, channel, p.user);
+        let ttl = Expiration::PX(interval.as_millis() as i64);
+        match self.redis.set::<Option<String>, _, _>(key, 1, Some(ttl), Some(SetOptions::NX), false).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return "throttled",
+            Err(e) => {
+                tracing::debug!(error = %e, kind, "ephemeral throttle unavailable");
+                return "unavailable";
+            }
+        }
+        match self.redis.publish::<i64, _, _>(crate::publish::event_channel(&p.workspace, channel), frame).await {
+            Ok(_) => "forwarded",
+            Err(e) => {
+                tracing::debug!(error = %e, kind, "ephemeral frame not published");
+                "unavailable"
+            }
+        }
+    }
 }
 
 impl<T> Committed<T> {

@@ -8,8 +8,6 @@
 
 use std::time::Duration;
 
-use fred::prelude::*;
-use fred::types::{Expiration, SetOptions};
 use serde::Serialize;
 
 use super::Domain;
@@ -43,18 +41,8 @@ impl Domain {
         if members > self.limits.receipts_max_members {
             return "too_many_members";
         }
-        let key = format!("rc:{}:{}:{}", p.workspace, channel, p.user);
-        let ttl = Expiration::PX(RECEIPT_INTERVAL.as_millis() as i64);
-        match self.redis.set::<Option<String>, _, _>(key, 1, Some(ttl), Some(SetOptions::NX), false).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return "throttled",
-            Err(_) => return "unavailable",
-        }
         let frame = ServerFrame::Receipt { channel, user: &p.user, seq }.to_json();
-        match self.redis.publish::<i64, _, _>(crate::publish::event_channel(&p.workspace, channel), frame).await {
-            Ok(_) => "forwarded",
-            Err(_) => "unavailable",
-        }
+        self.forward_ephemeral(p, channel, "rc", RECEIPT_INTERVAL, frame).await
     }
 
     /// Who has read the channel up to which seq (members; receipts-sized channels only).

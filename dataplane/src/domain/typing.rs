@@ -6,9 +6,6 @@
 
 use std::time::Duration;
 
-use fred::prelude::*;
-use fred::types::{Expiration, SetOptions};
-
 use super::Domain;
 use crate::auth::Principal;
 use crate::ids::{ChannelId, MessageId};
@@ -34,24 +31,7 @@ impl Domain {
         if members > self.limits.typing_max_members {
             return "too_many_members";
         }
-        let key = format!("ty:{}:{}:{}", p.workspace, channel, p.user);
-        let ttl = Expiration::PX(TYPING_INTERVAL.as_millis() as i64);
-        let first: Result<Option<String>, _> = self.redis.set(key, 1, Some(ttl), Some(SetOptions::NX), false).await;
-        match first {
-            Ok(Some(_)) => {}
-            Ok(None) => return "throttled",
-            Err(e) => {
-                tracing::debug!(error = %e, "typing throttle unavailable");
-                return "unavailable";
-            }
-        }
         let frame = ServerFrame::Typing { channel, thread: thread.map(|t| t.as_str()), user: &p.user, ttl_ms: TYPING_TTL_MS }.to_json();
-        match self.redis.publish::<i64, _, _>(crate::publish::event_channel(&p.workspace, channel), frame).await {
-            Ok(_) => "forwarded",
-            Err(e) => {
-                tracing::debug!(error = %e, "typing not published");
-                "unavailable"
-            }
-        }
+        self.forward_ephemeral(p, channel, "ty", TYPING_INTERVAL, frame).await
     }
 }

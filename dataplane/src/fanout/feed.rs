@@ -210,13 +210,7 @@ mod tests {
             cmid: None,
             text: None,
             ts: Utc::now(),
-            thread: None,
-            also_channel: false,
-            target: None,
-            emoji: None,
-            changes: None,
-            edited_at: None,
-            state: None,
+            ..Default::default()
         }
     }
 

@@ -130,12 +130,9 @@ impl NewEvent {
             text: self.text,
             ts,
             thread: self.thread,
-            also_channel: false,
             target: self.target,
             emoji: self.emoji,
-            changes: None,
-            edited_at: None,
-            state: None,
+            ..Default::default()
         }
     }
 }

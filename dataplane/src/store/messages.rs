@@ -50,24 +50,33 @@ struct Target {
     deleted: bool,
 }
 
+/// Why a message's channel is locked: a change by a member (refused in an archived channel), or
+/// a delete, which works in archived channels and which a moderator may do in a public channel
+/// they have not joined.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Change,
+    Delete { moderator: bool },
+}
+
 /// Locks the channel (all changes to it are serialized with its sends) and reads the message.
 /// A caller who may not see the channel, or a message that is not a live `message` of it, gets
-/// `not_found`, exactly as for ids that do not exist; `writing` changes refuse an archived one.
+/// `not_found`, exactly as for ids that do not exist.
 async fn lock_target(
     tx: &mut Transaction<'_, Postgres>,
     channel: &str,
     message: &str,
     user: &str,
-    writing: bool,
+    purpose: Purpose,
 ) -> Result<Target, ApiError> {
     let locked = lock_channel(tx, channel, user).await?.ok_or_else(|| ApiError::not_found(format!("no channel {channel}")))?;
     if locked.hidden() {
         return Err(ApiError::not_found(format!("no channel {channel}")));
     }
-    if !locked.member {
+    if !locked.member && purpose != (Purpose::Delete { moderator: true }) {
         return Err(ApiError::forbidden(format!("not a member of {channel}: join it first")));
     }
-    if writing && locked.archived {
+    if purpose == Purpose::Change && locked.archived {
         return Err(archived_error(channel));
     }
     let row: Option<(String, Option<String>, bool)> =
@@ -100,7 +109,7 @@ impl Store {
         text: &str,
     ) -> Result<Change, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let t = lock_target(&mut tx, channel, message, actor.user, true).await?;
+        let t = lock_target(&mut tx, channel, message, actor.user, Purpose::Change).await?;
         if t.deleted {
             return Err(ApiError::not_found(format!("message {message} was deleted")));
         }
@@ -137,14 +146,7 @@ impl Store {
     /// (also the text of its `edit` events) and reactions are purged. Deleting again is a no-op.
     pub async fn delete_message(&self, ws: &WorkspaceName, channel: &str, message: &str, actor: Actor<'_>) -> Result<Change, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let t = match lock_target(&mut tx, channel, message, actor.user, false).await {
-            // A moderator need not be a member of a public channel to moderate it.
-            Err(e) if e.code == crate::error::ErrorCode::Forbidden && actor.moderator => {
-                tx.rollback().await?;
-                return self.delete_as_moderator(ws, channel, message, actor).await;
-            }
-            r => r?,
-        };
+        let t = lock_target(&mut tx, channel, message, actor.user, Purpose::Delete { moderator: actor.moderator }).await?;
         if t.author != actor.user && !actor.moderator {
             return Err(ApiError::forbidden("only the author or a workspace owner/admin may delete a message"));
         }
@@ -156,29 +158,10 @@ impl Store {
         Ok(Change::Applied(Box::new(appended)))
     }
 
-    async fn delete_as_moderator(&self, ws: &WorkspaceName, channel: &str, message: &str, actor: Actor<'_>) -> Result<Change, ApiError> {
-        let mut tx = self.tenant_tx(ws).await?;
-        lock_channel(&mut tx, channel, actor.user).await?;
-        let row: Option<(bool,)> = sqlx::query_as("SELECT deleted FROM events WHERE id = $1 AND channel_id = $2 AND kind = 'message'")
-            .bind(message)
-            .bind(channel)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match row {
-            None => Err(ApiError::not_found(format!("no message {message} in channel {channel}"))),
-            Some((true,)) => Ok(Change::Noop),
-            Some((false,)) => {
-                let appended = purge(&mut tx, channel, message, actor.user).await?;
-                tx.commit().await?;
-                Ok(Change::Applied(Box::new(appended)))
-            }
-        }
-    }
-
     /// Adds the actor's reaction; already there is a no-op.
     pub async fn react(&self, ws: &WorkspaceName, channel: &str, message: &str, user: &str, emoji: &str) -> Result<Change, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let t = lock_target(&mut tx, channel, message, user, true).await?;
+        let t = lock_target(&mut tx, channel, message, user, Purpose::Change).await?;
         if t.deleted {
             return Err(ApiError::not_found(format!("message {message} was deleted")));
         }
@@ -214,7 +197,7 @@ impl Store {
     /// Removes the actor's reaction; not there is a no-op.
     pub async fn unreact(&self, ws: &WorkspaceName, channel: &str, message: &str, user: &str, emoji: &str) -> Result<Change, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let t = lock_target(&mut tx, channel, message, user, true).await?;
+        let t = lock_target(&mut tx, channel, message, user, Purpose::Change).await?;
         if t.deleted {
             return Err(ApiError::not_found(format!("message {message} was deleted")));
         }
