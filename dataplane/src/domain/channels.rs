@@ -39,7 +39,7 @@ impl Domain {
     /// The caller's channels with cursors and unread counts (Redis cursors win when fresher).
     pub async fn my_channels(&self, p: &Principal) -> Result<Vec<Value>, ApiError> {
         let fresh = self.cursors.fresh(&p.workspace, &p.user).await;
-        let rows = self.store.my_channels(&p.workspace, &p.user, &fresh.read).await?;
+        let rows = self.store.my_channels(&p.workspace, &p.user, &fresh.read, None).await?;
         Ok(rows
             .into_iter()
             .map(|c| json!({"id": c.id, "name": c.name, "kind": c.kind, "last_seq": c.last_seq, "read_seq": c.read_seq, "unread": c.unread, "mentions": c.mentions}))

@@ -284,7 +284,7 @@ impl Conn {
         };
         self.st.fanout.attach(&ws, Target::User(self.p.user.clone()), self.handle.clone()).await.map_err(|e| unavailable(&e))?;
         let fresh = self.st.cursors.fresh(&ws, &self.p.user).await;
-        let rows = self.st.store.my_channels(&ws, &self.p.user, &fresh.read).await.map_err(|e| unavailable(&e))?;
+        let rows = self.st.store.my_channels(&ws, &self.p.user, &fresh.read, None).await.map_err(|e| unavailable(&e))?;
         let mut hello = Vec::with_capacity(rows.len());
         for r in rows {
             // Clamped like every cursor: a value past the end must not hide events (issue 7).
@@ -673,9 +673,9 @@ impl Conn {
                 self.channels.insert(m.channel.clone(), ChannelState { sent: 0, delivered: 0, attached: false, members: None });
                 // The channel's metadata first, as hello would have had it, then its events.
                 let fresh = self.st.cursors.fresh(&self.p.workspace, &self.p.user).await;
-                match self.st.store.my_channels(&self.p.workspace, &self.p.user, &fresh.read).await {
+                match self.st.store.my_channels(&self.p.workspace, &self.p.user, &fresh.read, Some(&m.channel)).await {
                     Ok(rows) => {
-                        if let Some(r) = rows.into_iter().find(|r| r.id == m.channel) {
+                        if let Some(r) = rows.into_iter().next() {
                             self.send_frame(ServerFrame::Joined { channel: &hello_channel(r) }).await?;
                         }
                     }

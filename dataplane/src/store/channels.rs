@@ -131,26 +131,29 @@ impl Store {
     /// The user's channels with cursors. `read_overrides` holds fresher read cursors (from
     /// Redis) that win over Postgres when higher, never past the channel's end; unread counts
     /// use the winner.
+    /// `only`: just that channel (for a connection joined to it mid-session).
     pub async fn my_channels(
         &self,
         ws: &WorkspaceName,
         user: &str,
         read_overrides: &HashMap<String, i64>,
+        only: Option<&str>,
     ) -> Result<Vec<MyChannel>, sqlx::Error> {
         let overrides = serde_json::to_value(read_overrides).expect("map serializes");
         let sql = Store::tenant_sql(
             ws,
-            "WITH m AS (SELECT mm.channel_id, mm.user_id, mm.delivered_seq, \
-                          LEAST(GREATEST(mm.read_seq, COALESCE(($2::jsonb ->> mm.channel_id)::bigint, 0)), ch.last_seq) AS read_seq \
-                        FROM {s}.members mm JOIN {s}.channels ch ON ch.id = mm.channel_id WHERE mm.user_id = $1) \
-             SELECT c.id, c.name, c.kind, c.last_seq, m.delivered_seq, m.read_seq, \
-               (SELECT count(*) FROM (SELECT 1 FROM {s}.events e WHERE e.channel_id = c.id AND e.seq > m.read_seq \
+            "WITH m AS (SELECT c.id, c.name, c.kind, c.last_seq, mm.user_id, mm.delivered_seq, \
+                          LEAST(GREATEST(mm.read_seq, COALESCE(($2::jsonb ->> mm.channel_id)::bigint, 0)), c.last_seq) AS read_seq \
+                        FROM {s}.members mm JOIN {s}.channels c ON c.id = mm.channel_id \
+                        WHERE mm.user_id = $1 AND ($4::text IS NULL OR mm.channel_id = $4)) \
+             SELECT m.id, m.name, m.kind, m.last_seq, m.delivered_seq, m.read_seq, \
+               (SELECT count(*) FROM (SELECT 1 FROM {s}.events e WHERE e.channel_id = m.id AND e.seq > m.read_seq \
                   AND e.kind = 'message' AND e.user_id <> m.user_id LIMIT $3) x) AS unread, \
-               (SELECT count(*) FROM {s}.notifications n WHERE n.user_id = m.user_id AND n.channel_id = c.id \
+               (SELECT count(*) FROM {s}.notifications n WHERE n.user_id = m.user_id AND n.channel_id = m.id \
                   AND n.read_at IS NULL AND n.seq > m.read_seq) AS mentions \
-             FROM m JOIN {s}.channels c ON c.id = m.channel_id ORDER BY c.name",
+             FROM m ORDER BY m.name",
         );
-        sqlx::query_as(&sql).bind(user).bind(overrides).bind(UNREAD_CAP).fetch_all(self.pool()).await
+        sqlx::query_as(&sql).bind(user).bind(overrides).bind(UNREAD_CAP).bind(only).fetch_all(self.pool()).await
     }
 
     /// Creates a public or private channel; the creator is its first member.
