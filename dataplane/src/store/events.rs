@@ -164,13 +164,14 @@ impl Store {
         // event after a single round trip. The UPDATE takes the channel's row lock, so seqs are
         // gap-free and commit order is seq order. The member/duplicate checks run on the
         // statement's snapshot; a same-cmid send that commits while this one waits for the lock
-        // is caught by the unique index instead. Replies take [`Store::send_reply`].
+        // is caught by the unique index instead. An archived channel fails the UPDATE's own
+        // condition (re-checked under the lock). Replies take [`Store::send_reply`].
         let sql = Store::tenant_sql(
             ws,
             "WITH ok AS (SELECT EXISTS (SELECT 1 FROM {s}.members WHERE channel_id = $1 AND user_id = $4) \
-                                AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) \
-                                AND NOT EXISTS (SELECT 1 FROM {s}.channels WHERE id = $1 AND archived) AS go), \
-                  c AS (UPDATE {s}.channels SET last_seq = last_seq + 1 WHERE id = $1 AND (SELECT go FROM ok) RETURNING last_seq), \
+                                AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) AS go), \
+                  c AS (UPDATE {s}.channels SET last_seq = last_seq + 1 WHERE id = $1 AND NOT archived AND (SELECT go FROM ok) \
+                        RETURNING last_seq), \
                   e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, state_seq) \
                         SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, c.last_seq FROM c RETURNING seq) \
              INSERT INTO {s}.outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
