@@ -1,25 +1,67 @@
-//! `palaver-bench`: load and correctness benchmark against running palaverd pods
-//! (see docs/benchmarks.md for the standard scenario).
+//! `palaver-bench`: load and correctness benchmarks against running palaverd pods
+//! (see docs/benchmarks.md for the scenarios and their standard command lines).
+//! Without a subcommand it runs the send scenario, so `palaver-bench --rate 1000` still works.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use palaver_e2e::bench::presence::{self, PresenceOpts};
+use palaver_e2e::bench::reads::{self, ReadsOpts};
 use palaver_e2e::bench::{self, BenchOpts};
 
 #[derive(Parser)]
 #[command(version, about = "Palaver load generator: throughput, latency, loss, duplicates, reordering")]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Cli {
+    #[command(subcommand)]
+    scenario: Option<Scenario>,
     #[command(flatten)]
-    opts: BenchOpts,
+    send: BenchOpts,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Open-loop sends (optionally with replies, reactions and edits), checked for loss and order.
+    Send(BenchOpts),
+    /// Latency of a rendered history page and of a long thread.
+    Reads(ReadsOpts),
+    /// Presence of many users following each other: frames and Redis operations per second.
+    Presence(PresenceOpts),
+}
+
+fn fail(what: &str) -> ! {
+    eprintln!("FAIL: {what}");
+    std::process::exit(1)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let report = bench::run(&cli.opts).await?;
+    match cli.scenario {
+        None => send(&cli.send).await,
+        Some(Scenario::Send(o)) => send(&o).await,
+        Some(Scenario::Reads(o)) => {
+            let report = reads::run(&o).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            eprintln!("{}", report.summary());
+            Ok(())
+        }
+        Some(Scenario::Presence(o)) => {
+            let report = presence::run(&o).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            eprintln!("{}", report.summary());
+            if !report.ok() {
+                fail("presence frames missing or unexpected, or connections closed");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn send(o: &BenchOpts) -> anyhow::Result<()> {
+    let report = bench::run(o).await?;
     println!("{}", serde_json::to_string(&report)?);
     eprintln!("{}", report.summary());
     if !report.ok() {
-        eprintln!("FAIL: lost, reordered or refused messages");
-        std::process::exit(1);
+        fail("lost, reordered or refused operations");
     }
     Ok(())
 }
