@@ -445,14 +445,16 @@ async fn threads_summaries_pages_following_and_read_cursors() {
 async fn channel_settings_archive_browse_members_and_removal() {
     let svc = Services::from_env();
     let ws = new_workspace(&svc, "chan").await.unwrap();
-    let pod = Pod::start("pod-chan", &svc, PodOptions::default()).await.unwrap();
-    let rest = |u: &str| Rest::new(&pod.http_url(), &token(&ws, u));
+    // alice and carol on pod A, bob (socket and REST) on pod B: every change crosses pods.
+    let pod_a = Pod::start("pod-a", &svc, PodOptions::default()).await.unwrap();
+    let pod_b = Pod::start("pod-b", &svc, PodOptions::default()).await.unwrap();
+    let rest = |u: &str| Rest::new(&pod_a.http_url(), &token(&ws, u));
     let (alice, carol) = (rest("alice"), rest("carol"));
     carol.get("/v1/channels").await.unwrap();
     let (_, design) = alice.post("/v1/channels", json!({"name": "design"})).await.unwrap();
     let id = design["id"].as_str().unwrap().to_string();
-    let mut bob = Client::connect(&pod.ws_url(), &token(&ws, "bob")).await.unwrap();
-    let bob_rest = rest("bob");
+    let mut bob = Client::connect(&pod_b.ws_url(), &token(&ws, "bob")).await.unwrap();
+    let bob_rest = Rest::new(&pod_b.http_url(), &token(&ws, "bob"));
     bob_rest.post(&format!("/v1/channels/{id}/join"), json!({})).await.unwrap();
     bob.request(json!({"t": "ping"})).await.unwrap();
     let path = format!("/v1/channels/{id}");
@@ -487,6 +489,9 @@ async fn channel_settings_archive_browse_members_and_removal() {
         (Some("design-2"), Some("pixels"), Some("UI work"), Some(2)),
         "{details}"
     );
+    // The rename made on pod A reaches bob's socket on pod B as its own event.
+    let rename = bob.expect(T, |f| f["t"] == "event" && f["kind"] == "channel_update" && f["changes"]["name"] == "design-2").await.unwrap();
+    assert_eq!(rename["changes"], json!({"name": "design-2", "purpose": "UI work"}), "{rename}");
 
     // Archived: no sends, edits or reactions; history stays readable; unarchive restores.
     let m = bob.send_message(&id, "pre", "before").await.unwrap();
@@ -539,12 +544,18 @@ async fn channel_settings_archive_browse_members_and_removal() {
 async fn people_come_from_token_claims_and_are_searchable() {
     let svc = Services::from_env();
     let ws = new_workspace(&svc, "ppl").await.unwrap();
-    let pod = Pod::start("pod-ppl", &svc, PodOptions::default()).await.unwrap();
+    // Profiles are written through pod A (ada over REST, grace over WebSocket); bob reads on pod B.
+    let pod = Pod::start("pod-a", &svc, PodOptions::default()).await.unwrap();
+    let pod_b = Pod::start("pod-b", &svc, PodOptions::default()).await.unwrap();
     let ada = Rest::new(&pod.http_url(), &palaver_e2e::token_with_profile(&ws, "ada", "Ada Lovelace", "https://img.example/ada.png"));
     ada.get("/v1/channels").await.unwrap();
-    let grace = Rest::new(&pod.http_url(), &palaver_e2e::token_with_profile(&ws, "grace", "Grace Hopper", "javascript:alert(1)"));
-    grace.get("/v1/channels").await.unwrap();
-    let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
+    Client::connect(&pod.ws_url(), &palaver_e2e::token_with_profile(&ws, "grace", "Grace Hopper", "javascript:alert(1)"))
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let bob = Rest::new(&pod_b.http_url(), &token(&ws, "bob"));
     let (s, u) = bob.get("/v1/users/ada").await.unwrap();
     assert_eq!(
         (s, u["display_name"].as_str(), u["avatar_url"].as_str()),
@@ -620,12 +631,16 @@ async fn here_and_channel_mentions_notify_and_are_limited_in_large_channels() {
 async fn group_dms_are_one_stable_channel_per_set_of_people() {
     let svc = Services::from_env();
     let ws = new_workspace(&svc, "gdm").await.unwrap();
-    let pod = Pod::start("pod-gdm", &svc, PodOptions::default()).await.unwrap();
-    let rest = |u: &str| Rest::new(&pod.http_url(), &token(&ws, u));
-    let (alice, bob, carol, dave) = (rest("alice"), rest("bob"), rest("carol"), rest("dave"));
+    // alice and dave on pod A; bob and carol on pod B.
+    let pod_a = Pod::start("pod-a", &svc, PodOptions::default()).await.unwrap();
+    let pod_b = Pod::start("pod-b", &svc, PodOptions::default()).await.unwrap();
+    let on = |pod: &Pod, u: &str| Rest::new(&pod.http_url(), &token(&ws, u));
+    let (alice, bob, carol, dave) = (on(&pod_a, "alice"), on(&pod_b, "bob"), on(&pod_b, "carol"), on(&pod_a, "dave"));
     for r in [&alice, &bob, &carol, &dave] {
         r.get("/v1/channels").await.unwrap();
     }
+    let mut alice_ws = Client::connect(&pod_a.ws_url(), &token(&ws, "alice")).await.unwrap();
+    alice_ws.request(json!({"t": "ping"})).await.unwrap();
     let (s, g) = alice.post("/v1/dms", json!({"users": ["bob", "carol"]})).await.unwrap();
     assert_eq!((s, g["kind"].as_str()), (200, Some("group_dm")), "{g}");
     let id = g["id"].as_str().unwrap().to_string();
@@ -635,8 +650,12 @@ async fn group_dms_are_one_stable_channel_per_set_of_people() {
     assert_ne!(other["id"], id.as_str());
     let (_, members) = bob.get(&format!("/v1/channels/{id}/members")).await.unwrap();
     assert_eq!(members["members"], json!(["alice", "bob", "carol"]));
-    let (s, _) = bob.post(&format!("/v1/channels/{id}/messages"), json!({"cmid": "g1", "text": "hi all"})).await.unwrap();
+    let (s, sent) = bob.post(&format!("/v1/channels/{id}/messages"), json!({"cmid": "g1", "text": "hi all"})).await.unwrap();
     assert_eq!(s, 201);
+    // alice's open connection on the other pod learns of the new channel, then gets the message.
+    alice_ws.wait_seq(&id, sent["seq"].as_i64().unwrap(), T).await.unwrap();
+    let joined = alice_ws.log.iter().find(|f| f["t"] == "joined" && f["channel"]["id"] == id.as_str()).expect("a joined frame");
+    assert_eq!(joined["channel"]["kind"], "group_dm", "{joined}");
     // Fixed membership; invisible to everyone else.
     let (s, e) = carol.post(&format!("/v1/channels/{id}/leave"), json!({})).await.unwrap();
     assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "{e}");
