@@ -150,3 +150,79 @@ async fn a_failing_push_endpoint_ends_in_the_dlq_after_the_configured_attempts()
     pod.kill().await;
     svc.drop_database().await.unwrap();
 }
+
+/// A group of two consumer pods; one is killed with SIGKILL while mentions stream in. The
+/// group coordinator hands its partitions to the survivor after the session timeout, which
+/// resumes from the last committed offsets: events the dead pod had processed but not
+/// committed are processed again, and the inbox keeps one entry per (user, channel, seq).
+/// (chaos_: kills a pod; runs alone.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_a_killed_consumer_pods_partitions_move_to_the_survivor_and_nothing_is_lost() {
+    let svc = Services::from_env().private_database().await.unwrap();
+    let ws = new_workspace(&svc, "rebal").await.unwrap();
+    let hook = Webhook::start(200).await.unwrap();
+    // One group for both pods; rounds of 16 sends do not wait for the per-user send limit.
+    let opts = consumer_pod(&hook, &[("PALAVER_SEND_RATE", "1000"), ("PALAVER_SEND_BURST", "1000")]);
+    let mut a = Pod::start("pod-ca", &svc, opts.clone()).await.unwrap();
+    let mut b = Pod::start("pod-cb", &svc, opts).await.unwrap();
+    let bob = Rest::new(&b.http_url(), &token(&ws, "bob"));
+    inbox(&bob, false).await; // bob exists and stays offline: every mention is an inbox entry
+    let alice = Rest::new(&b.http_url(), &token(&ws, "alice"));
+    // 16 channels: both of the workspace's 2 partitions carry some (all on one: p = 2^-15).
+    let mut channels = Vec::new();
+    for i in 0..16 {
+        let (_, c) = alice.post("/v1/channels", json!({"name": format!("rb-{i}")})).await.unwrap();
+        let id = c["id"].as_str().unwrap().to_string();
+        alice.post(&format!("/v1/channels/{id}/members"), json!({"user": "bob"})).await.unwrap();
+        channels.push(id);
+    }
+    let mut sent: Vec<(String, i64)> = Vec::new();
+    let round = |alice: Rest, channels: Vec<String>, n: usize, text: &'static str| async move {
+        let mut acks = Vec::new();
+        for (i, ch) in channels.iter().enumerate() {
+            let (s, ack) =
+                alice.post(&format!("/v1/channels/{ch}/messages"), json!({"cmid": format!("r{n}-{i}"), "text": text})).await.unwrap();
+            assert_eq!(s, 201, "{ack}");
+            acks.push((ch.clone(), ack["seq"].as_i64().unwrap()));
+        }
+        acks
+    };
+
+    // Both pods own a partition once each has consumed something (the group forms while
+    // rounds of plain messages, which notify nobody, go out).
+    let deadline = std::time::Instant::now() + GROUP;
+    let mut n = 0;
+    loop {
+        round(alice.clone(), channels.clone(), n, "warming up").await;
+        n += 1;
+        let both = || async { (consumed_ok(&a).await > 0.0 && consumed_ok(&b).await > 0.0).then_some(()) };
+        if eventually(Duration::from_secs(3), "both pods consuming", both).await.is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the group never gave both pods a partition");
+    }
+
+    // A burst, the kill right behind it, then more rounds through the survivor.
+    sent.extend(round(alice.clone(), channels.clone(), n, "@bob ping").await);
+    a.kill().await;
+    for _ in 0..3 {
+        n += 1;
+        sent.extend(round(alice.clone(), channels.clone(), n, "@bob ping").await);
+    }
+
+    let want: std::collections::BTreeSet<(String, i64)> = sent.into_iter().collect();
+    let got = eventually(GROUP, "every mention in bob's inbox", || async {
+        let (s, body) = bob.get("/v1/notifications?limit=200").await.unwrap();
+        assert_eq!(s, 200, "{body}");
+        let items = body["notifications"].as_array().unwrap().clone();
+        (items.len() >= want.len()).then_some(items)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.len(), want.len(), "one entry per (user, channel, seq), nothing twice");
+    let got: std::collections::BTreeSet<(String, i64)> =
+        got.iter().map(|i| (i["channel"].as_str().unwrap().to_string(), i["seq"].as_i64().unwrap())).collect();
+    assert_eq!(got, want);
+    b.kill().await;
+    svc.drop_database().await.unwrap();
+}
