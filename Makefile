@@ -33,9 +33,11 @@
 #                              unit tests.
 #   PROMTOOL_ROOT              $(HOME)/.local/share/palaver/promtool-$(PROMTOOL_VERSION) — its
 #                              install (bin/promtool), outside the repository.
-#   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid, data of the
+#   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid (the services,
+#                              and make dev's pods pod-a and pod-b while it runs), data of the
 #                              project-local Postgres, Redis and Kafka (kafka/data).
-#   UP_TIMEOUT                 30 — seconds `make up` waits for each service to answer.
+#   UP_TIMEOUT                 60 — seconds `make up` waits for each service to answer (a first
+#                              Kafka start took over 30 s on a busy 2-core machine).
 #   PALAVER_DEV_JWT_SECRET     palaver-dev-secret-change-me — token secret of the dev and bench pods
 #                              and of `palaverd token`.
 #   RUST_LOG                   log filter of the pods: info for make dev, warn for make bench.
@@ -72,7 +74,7 @@ HELM_ROOT ?= $(HOME)/.local/share/palaver/helm-$(HELM_VERSION)
 PROMTOOL_VERSION ?= v0.316.0
 PROMTOOL_ROOT ?= $(HOME)/.local/share/palaver/promtool-$(PROMTOOL_VERSION)
 DEV_DIR ?= $(CURDIR)/.dev
-UP_TIMEOUT ?= 30
+UP_TIMEOUT ?= 60
 PALAVER_DEV_JWT_SECRET ?= palaver-dev-secret-change-me
 DEV_WORKSPACE ?= demo
 DEV_LISTEN_A ?= 127.0.0.1:8081
@@ -85,13 +87,18 @@ BENCH_ARGS ?= --pods ws://$(BENCH_LISTEN_A),ws://$(BENCH_LISTEN_B) --workspace $
 	--rate 2000 --duration 60 --channels 50 --members 10
 NEXTEST_PROFILE ?= $(if $(filter true 1 yes,$(CI)),ci,default)
 CARGO ?= cargo
+# When this make started (epoch seconds): `make dev` reports its time to ready from here, deps
+# and build included. Set once, so recipes and nested makes share it.
+ifndef PALAVER_MAKE_T0
+PALAVER_MAKE_T0 := $(shell date +%s)
+endif
 
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
 	KAFKA_VERSION KAFKA_ROOT KAFKA_CONTROLLER_PORT KAFKA_HEAP_OPTS HELM_VERSION HELM_ROOT \
 	PROMTOOL_VERSION PROMTOOL_ROOT DEV_DIR UP_TIMEOUT \
 	PALAVER_DEV_JWT_SECRET DEV_WORKSPACE DEV_LISTEN_A DEV_LISTEN_B \
 	BENCH_WORKSPACE BENCH_PARTITIONS BENCH_LISTEN_A BENCH_LISTEN_B BENCH_ARGS \
-	NEXTEST_PROFILE CARGO
+	NEXTEST_PROFILE CARGO PALAVER_MAKE_T0
 
 .PHONY: help deps deps-test up down build test dev bench lint
 
@@ -103,7 +110,7 @@ help:
 	  'make down   stop what make up started, nothing else' \
 	  'make build  cargo build --workspace --bins' \
 	  'make test   deps + deps-test + up, then the chart check and cargo nextest run --workspace --no-fail-fast' \
-	  'make dev    deps + build + up, provision "$(DEV_WORKSPACE)", run pods on $(DEV_LISTEN_A) and $(DEV_LISTEN_B)' \
+	  'make dev    deps + build + up, provision "$(DEV_WORKSPACE)", run and supervise pods on $(DEV_LISTEN_A) and $(DEV_LISTEN_B)' \
 	  'make bench  deps + release build + up, two release pods, palaver-bench $(BENCH_ARGS)' \
 	  'make lint   cargo clippy -D warnings and cargo fmt --check' \
 	  'Variables and their defaults: see the top of the Makefile.'
@@ -121,7 +128,7 @@ down:
 	@bash scripts/down.sh
 
 build:
-	$(CARGO) build --workspace --bins
+	@bash scripts/build.sh
 
 test: deps deps-test
 	@bash scripts/test.sh

@@ -15,7 +15,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${KAFKA_HEAP_OPTS:=-Xms256m -Xmx512m}"
 : "${KAFKA_CONTROLLER_PORT:=9093}"
 : "${DEV_DIR:=$REPO_ROOT/.dev}"
-: "${UP_TIMEOUT:=30}"
+: "${UP_TIMEOUT:=60}"
 # The package pins of scripts/chart-tools.txt, without its comments; the venv is named after them.
 chart_tools_pins() { grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt"; }
 : "${CHART_TOOLS_ROOT:=$HOME/.local/share/palaver/chart-tools-$(chart_tools_pins | sha256sum | cut -c1-12)}"
