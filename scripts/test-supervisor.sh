@@ -85,7 +85,15 @@ wait "$sup_pid" || rc=$?
 for pid in "$a2" "$b1"; do
     until_ok 5 "pod pid $pid to be gone" gone "$pid"
 done
-group_empty() { ! pgrep -g "$sup_pgid" >/dev/null; }
+# No live process in the supervisor's process group (read from /proc: no procps needed).
+group_empty() {
+    local f stat state pgrp
+    for f in /proc/[0-9]*/stat; do
+        stat=$(cat "$f" 2>/dev/null) || continue
+        read -r state _ pgrp _ <<<"${stat##*) }"
+        [[ $pgrp != "$sup_pgid" || $state == Z ]] || return 1
+    done
+}
 until_ok 5 "no process left in the process group after Ctrl-C" group_empty
 [[ ! -e $work/pids/pod-a.pid && ! -e $work/pids/pod-b.pid ]] || fail "pid files left behind"
 sup_pgid=
