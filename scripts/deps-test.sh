@@ -6,7 +6,8 @@
 # PROMTOOL_ROOT. Everything outside the repository, shared by every clone on the machine (CI's
 # too). `make dev` needs none of it. Each step prints its time; a failed step says how to retry.
 #
-# One step per tool: a new tool is one more `step ...` line and its install command.
+# One step per tool: a new tool is one more `step NAME RETRY` line and its install command, e.g.
+#   step "kube-apiserver" "make deps-test"; bash "$REPO_ROOT/scripts/kube-tools.sh"
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
