@@ -21,6 +21,7 @@ helm_ldflags() {
     [[ -n $go ]] || die "go not found (on PATH or /usr/local/go/bin): helm is built from its Go module"
     gomod=$(cd / && GOFLAGS=-mod=mod GOTOOLCHAIN=local "$go" mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
         sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+    [[ -n $gomod && -r $gomod ]] || die "go mod download helm.sh/helm/v3@$HELM_VERSION failed (no such version, or no network?)"
     minor=$(sed -n 's|^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*|\1|p' "$gomod")
     [[ $minor =~ ^[0-9]+$ ]] || die "cannot read helm $HELM_VERSION's client-go version from $gomod"
     local x=-X p=helm.sh/helm/v3
@@ -73,7 +74,9 @@ step "helm $HELM_VERSION" "make deps-test"
 if go_tool_ok helm "$HELM_ROOT" "$HELM_VERSION"; then
     info "helm $HELM_VERSION present ($HELM_ROOT/bin/helm)"
 else
-    CGO_ENABLED=0 go_tool_install helm "$HELM_ROOT" helm.sh/helm/v3/cmd/helm "$HELM_VERSION" -ldflags "$(helm_ldflags)"
+    # Assigned first, so a failure in helm_ldflags stops the script (set -e).
+    ldflags=$(helm_ldflags)
+    CGO_ENABLED=0 go_tool_install helm "$HELM_ROOT" helm.sh/helm/v3/cmd/helm "$HELM_VERSION" -ldflags "$ldflags"
 fi
 
 # Prometheus publishes release 3.N.P as Go module version v0.3NN.P; its release build sets the
