@@ -18,6 +18,7 @@ source "$REPO_ROOT/scripts/supervisor.sh"
 : "${RUST_LOG:=info}"
 export PALAVER_DEV_JWT_SECRET RUST_LOG
 
+step "check the binaries and ports" "make dev"
 bin_dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 for b in palaverd palaver-operator; do
     [[ -x $bin_dir/$b ]] || die "$bin_dir/$b not found: run \`make build\` (make dev does)"
