@@ -24,9 +24,20 @@
 #   CHART_TOOLS_ROOT           $(HOME)/.local/share/palaver/chart-tools-<hash of the pins> — the
 #                              Python venv of the chart check (scripts/chart-tools.txt), outside
 #                              the repository; scripts/lib.sh computes the default.
-#   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid, data of the
+#   HELM_VERSION               v3.22.0 — the helm `make deps-test` builds (Go module
+#                              helm.sh/helm/v3) for the chart check's lint and template.
+#   HELM_ROOT                  $(HOME)/.local/share/palaver/helm-$(HELM_VERSION) — its install
+#                              (bin/helm), outside the repository, shared by every clone.
+#   PROMTOOL_VERSION           v0.316.0 — the Go module version of Prometheus (3.16.0) whose
+#                              promtool `make deps-test` builds, for the alert rules' checks and
+#                              unit tests.
+#   PROMTOOL_ROOT              $(HOME)/.local/share/palaver/promtool-$(PROMTOOL_VERSION) — its
+#                              install (bin/promtool), outside the repository.
+#   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid (the services,
+#                              and make dev's pods pod-a and pod-b while it runs), data of the
 #                              project-local Postgres, Redis and Kafka (kafka/data).
-#   UP_TIMEOUT                 30 — seconds `make up` waits for each service to answer.
+#   UP_TIMEOUT                 60 — seconds `make up` waits for each service to answer (a first
+#                              Kafka start took over 30 s on a busy 2-core machine).
 #   PALAVER_DEV_JWT_SECRET     palaver-dev-secret-change-me — token secret of the dev and bench pods
 #                              and of `palaverd token`.
 #   RUST_LOG                   log filter of the pods: info for make dev, warn for make bench.
@@ -58,8 +69,12 @@ KAFKA_VERSION ?= 4.4.0
 KAFKA_ROOT ?= $(HOME)/.local/share/palaver/kafka-$(KAFKA_VERSION)
 KAFKA_CONTROLLER_PORT ?= 9093
 KAFKA_HEAP_OPTS ?= -Xms256m -Xmx512m
+HELM_VERSION ?= v3.22.0
+HELM_ROOT ?= $(HOME)/.local/share/palaver/helm-$(HELM_VERSION)
+PROMTOOL_VERSION ?= v0.316.0
+PROMTOOL_ROOT ?= $(HOME)/.local/share/palaver/promtool-$(PROMTOOL_VERSION)
 DEV_DIR ?= $(CURDIR)/.dev
-UP_TIMEOUT ?= 30
+UP_TIMEOUT ?= 60
 PALAVER_DEV_JWT_SECRET ?= palaver-dev-secret-change-me
 DEV_WORKSPACE ?= demo
 DEV_LISTEN_A ?= 127.0.0.1:8081
@@ -72,29 +87,39 @@ BENCH_ARGS ?= --pods ws://$(BENCH_LISTEN_A),ws://$(BENCH_LISTEN_B) --workspace $
 	--rate 2000 --duration 60 --channels 50 --members 10
 NEXTEST_PROFILE ?= $(if $(filter true 1 yes,$(CI)),ci,default)
 CARGO ?= cargo
+# When this make started (epoch seconds): `make dev` reports its time to ready from here, deps
+# and build included. Set once, so recipes and nested makes share it.
+ifndef PALAVER_MAKE_T0
+PALAVER_MAKE_T0 := $(shell date +%s)
+endif
 
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
-	KAFKA_VERSION KAFKA_ROOT KAFKA_CONTROLLER_PORT KAFKA_HEAP_OPTS DEV_DIR UP_TIMEOUT \
+	KAFKA_VERSION KAFKA_ROOT KAFKA_CONTROLLER_PORT KAFKA_HEAP_OPTS HELM_VERSION HELM_ROOT \
+	PROMTOOL_VERSION PROMTOOL_ROOT DEV_DIR UP_TIMEOUT \
 	PALAVER_DEV_JWT_SECRET DEV_WORKSPACE DEV_LISTEN_A DEV_LISTEN_B \
 	BENCH_WORKSPACE BENCH_PARTITIONS BENCH_LISTEN_A BENCH_LISTEN_B BENCH_ARGS \
-	NEXTEST_PROFILE CARGO
+	NEXTEST_PROFILE CARGO PALAVER_MAKE_T0
 
-.PHONY: help deps up down build test dev bench lint
+.PHONY: help deps deps-test up down build test dev bench lint
 
 help:
 	@printf '%s\n' \
-	  'make deps   install PostgreSQL, Redis, Java, Maven (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central), cargo-nextest, chart tools' \
+	  'make deps   install what running needs: PostgreSQL, Redis, Java, Maven (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central)' \
+	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install)' \
 	  'make up     start the missing services on loopback, create the databases (idempotent)' \
 	  'make down   stop what make up started, nothing else' \
 	  'make build  cargo build --workspace --bins' \
-	  'make test   deps + up, then cargo nextest run --workspace --no-fail-fast' \
-	  'make dev    deps + build + up, provision "$(DEV_WORKSPACE)", run pods on $(DEV_LISTEN_A) and $(DEV_LISTEN_B)' \
+	  'make test   deps + deps-test + up, then the chart check and cargo nextest run --workspace --no-fail-fast' \
+	  'make dev    deps + build + up, provision "$(DEV_WORKSPACE)", run and supervise pods on $(DEV_LISTEN_A) and $(DEV_LISTEN_B)' \
 	  'make bench  deps + release build + up, two release pods, palaver-bench $(BENCH_ARGS)' \
 	  'make lint   cargo clippy -D warnings and cargo fmt --check' \
 	  'Variables and their defaults: see the top of the Makefile.'
 
 deps:
 	@bash scripts/deps.sh
+
+deps-test:
+	@bash scripts/deps-test.sh
 
 up:
 	@bash scripts/up.sh
@@ -103,9 +128,9 @@ down:
 	@bash scripts/down.sh
 
 build:
-	$(CARGO) build --workspace --bins
+	@bash scripts/build.sh
 
-test: deps
+test: deps deps-test
 	@bash scripts/test.sh
 
 dev: deps build

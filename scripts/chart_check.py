@@ -1,17 +1,20 @@
 """Offline checks of the Helm chart charts/palaver and its monitoring files.
 
-Run by scripts/chart-check.sh with the venv of scripts/chart-tools.txt. Every check appends
-to FAILURES instead of stopping, so one run reports everything that is wrong.
+Run by scripts/chart-check.sh with the venv of scripts/chart-tools.txt, and the helm and promtool
+binaries of `make deps-test` (their paths in HELM and PROMTOOL). Every check appends to FAILURES
+instead of stopping, so one run reports everything that is wrong.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import helm_python as helm
 import kubernetes_validate
 import promql_parser
 import yaml
@@ -23,6 +26,9 @@ SEVERITIES = {"critical", "warning", "info"}
 
 ROOT = Path(sys.argv[1]).resolve()
 CHART = ROOT / "charts/palaver"
+ALERTS = CHART / "files/alerts"
+HELM = os.environ["HELM"]
+PROMTOOL = os.environ["PROMTOOL"]
 FAILURES: list[str] = []
 
 
@@ -48,33 +54,63 @@ def crds_match_manifests() -> None:
         ok(f"chart crds/ equals crds/manifests ({len(source)} files)")
 
 
-def lint(label: str, values: dict | None) -> None:
-    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version=f"v{KUBE_VERSION}")
-    problems = [f"{m['path']}: {m['error']}" for m in report["messages"] if m["severity"] >= 2]
-    problems += report["errors"]
-    for p in problems:
-        fail(f"helm lint ({label}): {p}")
+def run(*cmd: str) -> subprocess.CompletedProcess:
+    # No cluster: helm only renders; KUBECONFIG pointed nowhere so no real one is read.
+    env = dict(os.environ, KUBECONFIG=os.devnull, HELM_NAMESPACE=NAMESPACE)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+
+def values_args(values_file: Path | None) -> list[str]:
+    return ["--values", str(values_file)] if values_file else []
+
+
+def lint(label: str, values_file: Path | None) -> None:
+    p = run(HELM, "lint", "--strict", "--kube-version", KUBE_VERSION, *values_args(values_file), str(CHART))
+    # --strict: a warning fails the lint too. [INFO] lines are advice (an icon, say).
+    problems = [line.strip() for line in p.stdout.splitlines() if line.lstrip().startswith(("[ERROR]", "[WARNING]"))]
+    if p.returncode != 0 and not problems:
+        problems = [(p.stderr or p.stdout).strip() or f"exit status {p.returncode}"]
+    for problem in problems:
+        fail(f"helm lint --strict ({label}): {problem}")
     if not problems:
         ok(f"helm lint --strict ({label})")
 
 
-def render(chart: helm.Chart, label: str, values: dict | None) -> list[dict]:
+def helm_template(values_file: Path | None) -> subprocess.CompletedProcess:
+    """`helm template` as `helm install` would render (CRDs are not templates: see main)."""
+    return run(HELM, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+               "--kube-version", KUBE_VERSION, *values_args(values_file))
+
+
+def render(label: str, values_file: Path | None) -> list[dict]:
     """Renders the chart as `helm install` would; returns its objects."""
-    try:
-        out = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
-    except helm.HelmError as e:
-        fail(f"render ({label}): {e}")
+    p = helm_template(values_file)
+    if p.returncode != 0:
+        fail(f"helm template ({label}): {p.stderr.strip()}")
         return []
-    objects = []
-    for path, text in sorted(out.items()):
-        if path.endswith("NOTES.txt"):
-            continue
-        try:
-            objects += [d for d in yaml.safe_load_all(text) if d]
-        except yaml.YAMLError as e:
-            fail(f"render ({label}): {path} is not YAML: {e}")
-    ok(f"render ({label}): {len(objects)} objects")
+    try:
+        objects = [d for d in yaml.safe_load_all(p.stdout) if d]
+    except yaml.YAMLError as e:
+        fail(f"helm template ({label}): output is not YAML: {e}")
+        return []
+    ok(f"helm template ({label}): {len(objects)} objects")
     return objects
+
+
+def merged_values(values_file: Path | None) -> dict:
+    """The chart's values with values_file over them, merged as Helm does (maps deep, the rest replaced)."""
+    def merge(base: dict, over: dict) -> dict:
+        out = dict(base)
+        for k, v in over.items():
+            if v is None:
+                out.pop(k, None)
+            elif isinstance(v, dict) and isinstance(out.get(k), dict):
+                out[k] = merge(out[k], v)
+            else:
+                out[k] = v
+        return out
+    base = yaml.safe_load((CHART / "values.yaml").read_text()) or {}
+    return merge(base, yaml.safe_load(values_file.read_text()) or {}) if values_file else base
 
 
 def validate_builtin(label: str, obj: dict) -> None:
@@ -264,7 +300,7 @@ def check_prometheus_rule(what: str, obj: dict, values: dict, rules: dict) -> No
         fail(f"{what}: spec.groups differ from files/alerts")
 
 
-def schema_rejects(chart: helm.Chart) -> None:
+def schema_rejects(tmp: Path) -> None:
     """values.schema.json must keep bad values out (each case must fail, or the check is blind)."""
     bad = {
         "replicaCount: 0": {"replicaCount": 0},
@@ -275,39 +311,81 @@ def schema_rejects(chart: helm.Chart) -> None:
         "unknown key": {"replicas": 2},
         "alerts.dataplane: 'yes'": {"alerts": {"dataplane": "yes"}},
     }
-    for label, values in bad.items():
-        try:
-            chart.validate_schema(chart.merge_values(values))
-        except helm.HelmValuesError:
-            continue
-        fail(f"values.schema.json accepts bad values ({label})")
-    # And so does `helm install`, which renders only after validating.
-    try:
-        chart.render({"replicaCount": 0}, name=RELEASE, namespace=NAMESPACE, is_install=True)
-        fail("render accepted replicaCount: 0")
-    except helm.HelmValuesError:
-        pass
-    report = helm.lint(CHART, {"replicaCount": 0}, strict=True, namespace=NAMESPACE, kube_version=f"v{KUBE_VERSION}")
-    if not report["errors"] and not any(m["severity"] >= 3 for m in report["messages"]):
+    for i, (label, values) in enumerate(bad.items()):
+        f = tmp / f"bad-{i}.yaml"
+        f.write_text(yaml.safe_dump(values))
+        # helm install validates the values against the schema before rendering: so does template.
+        p = helm_template(f)
+        if p.returncode == 0:
+            fail(f"values.schema.json accepts bad values ({label}): helm template rendered them")
+        elif "schema" not in p.stderr:
+            fail(f"helm template rejected bad values ({label}), but not by the schema: {p.stderr.strip()}")
+    f = tmp / "bad-0.yaml"
+    if run(HELM, "lint", "--strict", "--kube-version", KUBE_VERSION, "--values", str(f), str(CHART)).returncode == 0:
         fail("helm lint accepted replicaCount: 0")
-    ok(f"values.schema.json rejects {len(bad)} bad values files")
+    ok(f"values.schema.json rejects {len(bad)} bad values files (helm template and lint)")
+
+
+def promtool_rules(rules: dict[str, list]) -> None:
+    """promtool check rules on every rules file, then its unit tests (tests/*.test.yaml), and
+    that those tests make every alert fire once and stay quiet once."""
+    files = sorted(ALERTS.glob("*.rules.yaml"))
+    p = run(PROMTOOL, "check", "rules", *map(str, files))
+    if p.returncode != 0:
+        fail(f"promtool check rules: {(p.stdout + p.stderr).strip()}")
+    else:
+        ok(f"promtool check rules ({len(files)} files)")
+    tests = sorted((ALERTS / "tests").glob("*.test.yaml"))
+    p = run(PROMTOOL, "test", "rules", *map(str, tests))
+    if p.returncode != 0:
+        fail(f"promtool test rules:\n{(p.stdout + p.stderr).strip()}")
+    else:
+        ok(f"promtool test rules ({len(tests)} files)")
+    # Which alerts the tests drive into firing and which they check stay quiet.
+    fires: dict[str, set[str]] = {}
+    quiet: dict[str, set[str]] = {}
+    for t in tests:
+        doc = yaml.safe_load(t.read_text()) or {}
+        covered = {Path(f).name for f in doc.get("rule_files", [])}
+        for case in doc.get("tests", []):
+            for a in case.get("alert_rule_test", []):
+                target = fires if a.get("exp_alerts") else quiet
+                for f in covered:
+                    target.setdefault(f, set()).add(a.get("alertname"))
+    for name, groups in sorted(rules.items()):
+        alerts = [r["alert"] for g in groups for r in g.get("rules", []) if "alert" in r]
+        for a in alerts:
+            if a not in fires.get(name, set()):
+                fail(f"files/alerts/tests: no promtool test makes {a} ({name}) fire")
+            if a not in quiet.get(name, set()):
+                fail(f"files/alerts/tests: no promtool test checks {a} ({name}) stays quiet")
+        ok(f"{name}: each of its {len(alerts)} alerts has a firing and a quiet unit test")
 
 
 def main() -> int:
     crds_match_manifests()
     rules = alert_files()
+    promtool_rules(rules)
     boards = dashboard_files()
-    with helm.Chart.load(CHART) as chart:
-        for crd in chart.crds:
-            for obj in yaml.safe_load_all(crd["data"]):
-                validate_builtin(f"crds/{crd['filename']}", obj)
-        ok(f"chart crds/ valid CustomResourceDefinitions ({len(chart.crds)})")
-        all_on = yaml.safe_load((CHART / "ci/all-on-values.yaml").read_text())
-        for label, values in (("default values", None), ("ci/all-on-values.yaml", all_on)):
-            lint(label, values)
-            merged = chart.merge_values(values)
-            check_objects(label, render(chart, label, values), merged, rules, boards)
-        schema_rejects(chart)
+    # The CRDs as `helm install` sends them (crds/ is not templated). Not `helm show crds`: it
+    # concatenates the files without a document separator.
+    p = run(HELM, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
+            "--include-crds")
+    if p.returncode != 0:
+        fail(f"helm template --include-crds: {p.stderr.strip()}")
+    else:
+        crds = [d for d in yaml.safe_load_all(p.stdout) if d and d.get("kind") == "CustomResourceDefinition"]
+        for obj in crds:
+            validate_builtin("helm template --include-crds", obj)
+        files = len(list((CHART / "crds").glob("*.yaml")))
+        if len(crds) != files:
+            fail(f"helm template --include-crds gives {len(crds)} CustomResourceDefinitions, chart crds/ has {files} files")
+        ok(f"chart crds/ valid CustomResourceDefinitions ({len(crds)})")
+    for label, values_file in (("default values", None), ("ci/all-on-values.yaml", CHART / "ci/all-on-values.yaml")):
+        lint(label, values_file)
+        check_objects(label, render(label, values_file), merged_values(values_file), rules, boards)
+    with tempfile.TemporaryDirectory(prefix="palaver-chart-check-") as tmp:
+        schema_rejects(Path(tmp))
     if FAILURES:
         print(f"chart check: {len(FAILURES)} problem(s)")
         return 1

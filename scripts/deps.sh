@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Install what the local stack and the tests need, skipping what is present:
-# PostgreSQL, Redis, Java >= 17 and Maven (Debian packages), Apache Kafka $KAFKA_VERSION
-# (its jars from Maven Central, into KAFKA_ROOT outside the repo so every clone on the
-# machine shares one install), cargo-nextest, and the chart-check tools (a Python venv in
-# CHART_TOOLS_ROOT, also outside the repo).
+# Install what running the local stack needs (`make deps`; make dev, test and bench run it),
+# skipping what is present: PostgreSQL, Redis, Java >= 17, Maven and a C toolchain (Debian
+# packages), and Apache Kafka $KAFKA_VERSION (its jars from Maven Central, into KAFKA_ROOT
+# outside the repo so every clone on the machine shares one install). What only the tests
+# need is scripts/deps-test.sh (`make deps-test`). Each step prints its time; a failed step
+# says how to retry.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v "$CARGO" >/dev/null || die "$CARGO not found: install the Rust toolchain (rustup) first"
 
-# --- Debian packages --------------------------------------------------------
-
+step "Debian packages" "make deps"
 pkgs=()
 if command -v psql >/dev/null && command -v pg_isready >/dev/null && [[ -n $(pg_bin_dir) ]]; then
     info "deps: postgresql present ($(pg_bin_dir))"
@@ -40,26 +40,13 @@ if command -v cc >/dev/null && command -v make >/dev/null; then
 else
     pkgs+=(build-essential pkg-config)
 fi
-# The chart check runs in a Python venv (scripts/chart-tools.txt).
-if python_ok; then
-    info "deps: python3 with venv present ($(python3 --version))"
-else
-    pkgs+=(python3 python3-venv)
-fi
 # setsid, runuser and flock come from util-linux, which Debian always has.
 for tool in setsid runuser flock timeout; do
     command -v "$tool" >/dev/null || die "$tool not found (Debian packages util-linux / coreutils)"
 done
 
 if ((${#pkgs[@]})); then
-    sudo=()
-    if ((EUID != 0)); then
-        command -v sudo >/dev/null || die "need root (or sudo) to apt-get install: ${pkgs[*]}"
-        sudo=(sudo)
-    fi
-    info "deps: apt-get install ${pkgs[*]}"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+    apt_install "${pkgs[@]}"
 
     # Where no policy-rc.d forbids it, the package starts its own cluster on 5432,
     # whose pg_hba asks for a password over TCP; our URLs have none. A cluster this
@@ -69,16 +56,16 @@ if ((${#pkgs[@]})); then
         while read -r ver cluster _port status _; do
             [[ $ver =~ ^[0-9]+$ ]] || continue
             info "deps: the new Debian cluster $ver/$cluster ($status) is set to start manually only"
-            echo manual | "${sudo[@]}" tee "/etc/postgresql/$ver/$cluster/start.conf" >/dev/null
+            echo manual | "${SUDO[@]}" tee "/etc/postgresql/$ver/$cluster/start.conf" >/dev/null
             if [[ $status == online* ]]; then
                 info "deps: stopping the new Debian cluster $ver/$cluster"
-                "${sudo[@]}" pg_ctlcluster "$ver" "$cluster" stop || warn "could not stop cluster $ver/$cluster"
+                "${SUDO[@]}" pg_ctlcluster "$ver" "$cluster" stop || warn "could not stop cluster $ver/$cluster"
             fi
         done < <(pg_lsclusters --no-header 2>/dev/null)
     fi
 fi
 
-# --- Apache Kafka ----------------------------------------------------------------
+step "Apache Kafka $KAFKA_VERSION" "make deps"
 
 # The broker as a classpath: the jars of org.apache.kafka:kafka_2.13 (broker, controller,
 # storage formatter) and a log4j 2 binding, resolved by Maven from scripts/kafka/pom.xml.
@@ -117,37 +104,3 @@ else
     exec 9>&-
 fi
 
-# --- cargo-nextest ------------------------------------------------------------
-
-if "$CARGO" nextest --version >/dev/null 2>&1; then
-    info "deps: cargo-nextest present ($("$CARGO" nextest --version 2>/dev/null | head -n 1))"
-else
-    info "deps: cargo install cargo-nextest --locked (a few minutes)"
-    "$CARGO" install cargo-nextest --locked
-fi
-
-# --- chart-check tools ---------------------------------------------------------
-
-if chart_tools_ok; then
-    info "deps: chart tools present ($CHART_TOOLS_ROOT)"
-else
-    python_ok || die "python3 >= 3.10 with the venv module is needed for the chart tools"
-    mkdir -p "$(dirname "$CHART_TOOLS_ROOT")"
-    exec 9>"$CHART_TOOLS_ROOT.lock"
-    flock 9
-    if ! chart_tools_ok; then
-        info "deps: installing the chart tools (scripts/chart-tools.txt) into $CHART_TOOLS_ROOT"
-        rm -rf "$CHART_TOOLS_ROOT"
-        python3 -m venv "$CHART_TOOLS_ROOT"
-        # Wheels only: a source build of a native package (rpds-py, PyYAML) would need
-        # compilers and is not what was tested.
-        "$CHART_TOOLS_ROOT/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-            --only-binary=:all: --requirement "$REPO_ROOT/scripts/chart-tools.txt"
-        # Recorded last: a venv without it is an interrupted install and is rebuilt.
-        chart_tools_pins >"$CHART_TOOLS_ROOT/palaver-pins.txt"
-        info "deps: chart tools installed ($CHART_TOOLS_ROOT)"
-    fi
-    exec 9>&-
-fi
-
-info "deps: all present"

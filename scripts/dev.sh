@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Local development: start the stack, provision the "demo" workspace and run two
-# palaverd pods in the foreground with prefixed output. Ctrl-C stops the pods and
-# whatever this run started. Expects the debug binaries (make dev builds them).
+# Local development: start the stack, provision the "demo" workspace and run two palaverd
+# pods, pod-a and pod-b, in the foreground with prefixed output, supervised the way a
+# Deployment would run them: a pod that dies (kill -9 it to watch clients fail over) is
+# restarted after a short backoff while the other keeps serving (scripts/supervisor.sh).
+# Only Ctrl-C stops everything: the pods, then whatever this run started of the stack.
+# Expects the debug binaries (make dev builds them).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/supervisor.sh
+source "$REPO_ROOT/scripts/supervisor.sh"
 
 : "${PALAVER_DEV_JWT_SECRET:=palaver-dev-secret-change-me}"
 : "${DEV_WORKSPACE:=demo}"
@@ -13,6 +18,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${RUST_LOG:=info}"
 export PALAVER_DEV_JWT_SECRET RUST_LOG
 
+step "check the binaries and ports" "make dev"
 bin_dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 for b in palaverd palaver-operator; do
     [[ -x $bin_dir/$b ]] || die "$bin_dir/$b not found: run \`make build\` (make dev does)"
@@ -38,38 +44,45 @@ spec:
   partitions: 3
   defaultChannels: [general, random]
 EOF
+step "provision workspace $DEV_WORKSPACE" "make dev"
 info "dev: provisioning workspace $DEV_WORKSPACE ($manifest)"
 "$bin_dir/palaver-operator" provision -f "$manifest"
 
-# start_pod NAME LISTEN: palaverd in the background, each output line prefixed with
-# NAME. The prefixer ignores Ctrl-C so it still forwards the pod's last lines.
-start_pod() {
-    local name=$1 listen=$2
-    PALAVER_LISTEN=$listen PALAVER_POD_ID=$name "$bin_dir/palaverd" serve \
-        > >(trap '' INT TERM; exec sed -u "s/^/[$name] /") 2>&1 &
-    RUN_POD_PIDS+=($!)
+# The supervised pods (scripts/supervisor.sh).
+declare -A POD_LISTEN=([pod-a]=$DEV_LISTEN_A [pod-b]=$DEV_LISTEN_B)
+sup_exec() {
+    PALAVER_LISTEN=${POD_LISTEN[$1]} PALAVER_POD_ID=$1 exec "$bin_dir/palaverd" serve
 }
-start_pod pod-a "$DEV_LISTEN_A"
-start_pod pod-b "$DEV_LISTEN_B"
-wait_for "pod-a on $DEV_LISTEN_A" "" "${RUN_POD_PIDS[0]}" tcp_open "${DEV_LISTEN_A%:*}" "${DEV_LISTEN_A##*:}"
-wait_for "pod-b on $DEV_LISTEN_B" "" "${RUN_POD_PIDS[1]}" tcp_open "${DEV_LISTEN_B%:*}" "${DEV_LISTEN_B##*:}"
+# Ready as a Deployment's readiness probe sees it: GET /readyz answers 200.
+sup_ready() {
+    local listen=${POD_LISTEN[$1]}
+    http_ok "${listen%:*}" "${listen##*:}" /readyz
+}
 
 bin_shown=${bin_dir#"$REPO_ROOT"/}
+pid_shown=${PID_DIR#"$REPO_ROOT"/}
 secret_shown=$PALAVER_DEV_JWT_SECRET
 [[ $PALAVER_DEV_JWT_SECRET == palaver-dev-secret-change-me ]] || secret_shown='<your PALAVER_DEV_JWT_SECRET>'
-cat <<BANNER
+sup_all_ready() {
+    step_end
+    local since_make=
+    # PALAVER_MAKE_T0: when `make` started (the Makefile sets it), so deps and build count too.
+    if [[ ${PALAVER_MAKE_T0:-} =~ ^[0-9]+$ ]]; then
+        since_make=" $(($(date +%s) - PALAVER_MAKE_T0))s after make started,"
+    fi
+    cat <<BANNER
 
-  Palaver dev: pod-a ws://$DEV_LISTEN_A   pod-b ws://$DEV_LISTEN_B   workspace $DEV_WORKSPACE
+  Palaver dev ready,$since_make $(since "$SCRIPT_T0") after dev.sh started.
+  pod-a ws://$DEV_LISTEN_A   pod-b ws://$DEV_LISTEN_B   workspace $DEV_WORKSPACE
 
-  Token:   TOKEN=\$(PALAVER_DEV_JWT_SECRET='$secret_shown' $bin_shown/palaverd token --workspace $DEV_WORKSPACE --user alice)
-  Connect: websocat "ws://$DEV_LISTEN_A/v1/ws?token=\$TOKEN"
+  Token:    TOKEN=\$(PALAVER_DEV_JWT_SECRET='$secret_shown' $bin_shown/palaverd token --workspace $DEV_WORKSPACE --user alice)
+  Connect:  websocat "ws://$DEV_LISTEN_A/v1/ws?token=\$TOKEN"
+  Failover: kill -9 \$(cat $pid_shown/pod-a.pid)   (restarted after a backoff; clients resume on pod-b)
 
   Ctrl-C stops both pods and what this run started.
 
 BANNER
+}
 
-# Run until Ctrl-C or until a pod exits on its own (then stop the other one too).
-status=0
-wait -n "${RUN_POD_PIDS[@]}" || status=$?
-warn "a pod exited (status $status): stopping"
-exit "$((status == 0 ? 1 : status))"
+step "start pods" "make dev"
+supervise pod-a pod-b

@@ -15,13 +15,19 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${KAFKA_HEAP_OPTS:=-Xms256m -Xmx512m}"
 : "${KAFKA_CONTROLLER_PORT:=9093}"
 : "${DEV_DIR:=$REPO_ROOT/.dev}"
-: "${UP_TIMEOUT:=30}"
+: "${UP_TIMEOUT:=60}"
 # The package pins of scripts/chart-tools.txt, without its comments; the venv is named after them.
 chart_tools_pins() { grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt"; }
 : "${CHART_TOOLS_ROOT:=$HOME/.local/share/palaver/chart-tools-$(chart_tools_pins | sha256sum | cut -c1-12)}"
 : "${CARGO:=cargo}"
+# Test-only tools (make deps-test), each built once per machine from its pinned Go module.
+: "${HELM_VERSION:=v3.22.0}"
+: "${HELM_ROOT:=$HOME/.local/share/palaver/helm-$HELM_VERSION}"
+: "${PROMTOOL_VERSION:=v0.316.0}"
+: "${PROMTOOL_ROOT:=$HOME/.local/share/palaver/promtool-$PROMTOOL_VERSION}"
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
-    KAFKA_VERSION KAFKA_ROOT KAFKA_HEAP_OPTS KAFKA_CONTROLLER_PORT DEV_DIR UP_TIMEOUT CHART_TOOLS_ROOT CARGO
+    KAFKA_VERSION KAFKA_ROOT KAFKA_HEAP_OPTS KAFKA_CONTROLLER_PORT DEV_DIR UP_TIMEOUT CHART_TOOLS_ROOT CARGO \
+    HELM_VERSION HELM_ROOT PROMTOOL_VERSION PROMTOOL_ROOT
 
 # DEV_DIR must be absolute: the broker's config names its data directory inside it.
 case "$DEV_DIR" in
@@ -36,6 +42,87 @@ die() {
     printf 'error: %s\n' "$*" >&2
     exit 1
 }
+
+# --- steps: progress, a time for each step, and on failure which step failed and how to retry --
+#
+# A script names its steps with `step NAME RETRY` (RETRY: the command that redoes that step);
+# each step ends where the next begins or where the script ends. The EXIT trap below prints the
+# time of the whole script, or which step failed, after how long, and RETRY.
+
+SCRIPT_NAME=${SCRIPT_NAME:-$(basename "${BASH_SOURCE[1]:-$0}" .sh)}
+SCRIPT_T0=${EPOCHREALTIME/[.,]/}
+STEP_NAME='' STEP_RETRY='' STEP_T0=''
+STEP_TIMES=()
+EXIT_HOOKS=()
+
+# Microseconds since the epoch (bash 5's EPOCHREALTIME, no fork).
+now_us() { printf '%s\n' "${EPOCHREALTIME/[.,]/}"; }
+
+# A duration given in microseconds, as 0.4s, 12.3s or 4m05s.
+fmt_us() {
+    local us=$1 s
+    s=$((us / 1000000))
+    if ((s >= 60)); then
+        printf '%dm%02ds\n' $((s / 60)) $((s % 60))
+    else
+        printf '%d.%ds\n' "$s" $((us % 1000000 / 100000))
+    fi
+}
+
+since() { fmt_us $(($(now_us) - $1)); }
+
+# step NAME RETRY: ends the current step (printing its time) and begins NAME.
+step() {
+    step_end
+    STEP_NAME=$1 STEP_RETRY=$2 STEP_T0=$(now_us)
+    printf '==> [%s] %s\n' "$SCRIPT_NAME" "$STEP_NAME"
+}
+
+step_end() {
+    [[ -n $STEP_NAME ]] || return 0
+    local took
+    took=$(since "$STEP_T0")
+    printf '==> [%s] %s: done in %s\n' "$SCRIPT_NAME" "$STEP_NAME" "$took"
+    STEP_TIMES+=("$STEP_NAME $took")
+    STEP_NAME=
+}
+
+# on_exit CMD: run CMD when the script exits; the last registered runs first (so what was
+# started last is stopped first).
+on_exit() { EXIT_HOOKS=("$1" "${EXIT_HOOKS[@]}"); }
+
+# shellcheck disable=SC2317  # called by the EXIT trap
+lib_exit() {
+    local rc=$1 hook failed=$STEP_NAME retry=$STEP_RETRY t0=$STEP_T0
+    # A second Ctrl-C (a terminal signals the whole process group; `timeout` forwards it once
+    # more) must not cut the cleanup short: every hook is bounded (stop_pid).
+    trap - EXIT
+    trap '' INT TERM
+    if ((rc == 0)); then
+        step_end
+    fi
+    for hook in "${EXIT_HOOKS[@]}"; do
+        "$hook" || true
+    done
+    if ((rc == 0)); then
+        if ((${#STEP_TIMES[@]} > 1)); then
+            local summary
+            summary=$(printf '%s, ' "${STEP_TIMES[@]}")
+            printf '==> [%s] finished in %s (%s)\n' "$SCRIPT_NAME" "$(since "$SCRIPT_T0")" "${summary%, }"
+        fi
+    elif [[ -n $failed ]]; then
+        if ((rc == 130 || rc == 143)); then
+            printf 'error: [%s] interrupted during step "%s" (after %s)\n' "$SCRIPT_NAME" "$failed" "$(since "$t0")" >&2
+        else
+            printf 'error: [%s] step "%s" failed after %s (exit status %s)\n' "$SCRIPT_NAME" "$failed" "$(since "$t0")" "$rc" >&2
+        fi
+        [[ -z $retry ]] || printf 'error: fix what the lines above say, then retry with: %s\n' "$retry" >&2
+    fi
+    exit "$rc"
+}
+trap 'lib_exit $?' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # Last lines of a log, to make a failure self-explanatory.
 log_tail() {
@@ -55,6 +142,15 @@ log_tail() {
 tcp_open() {
     # shellcheck disable=SC2016  # expanded by the inner bash
     timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+# http_ok HOST PORT PATH: true when GET PATH answers 200 (bash's /dev/tcp: no curl needed).
+http_ok() {
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1
+        printf "GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n\r\n" "$3" "$1" "$2" >&3
+        IFS= read -r status <&3
+        [[ $status == "HTTP/1."?" 200"* ]]' _ "$1" "$2" "$3" 2>/dev/null
 }
 
 # wait_for DESC LOGFILE PID CMD... : poll CMD until it succeeds, at most UP_TIMEOUT
@@ -218,10 +314,78 @@ chart_tools_ok() {
     [[ -x $CHART_TOOLS_ROOT/bin/python ]] && [[ $(chart_tools_pins) == "$(cat "$CHART_TOOLS_ROOT/palaver-pins.txt" 2>/dev/null)" ]]
 }
 
-# python3 that can build a venv and run the chart tools (3.10 or newer: helm-python-sdk).
+# python3 that can build a venv and run the chart tools (3.10 or newer).
 python_ok() {
     command -v python3 >/dev/null &&
         python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null
+}
+
+# The go command (Go's official tarball puts it in /usr/local/go/bin, often not on PATH).
+go_cmd() {
+    if command -v go >/dev/null; then
+        command -v go
+    elif [[ -x /usr/local/go/bin/go ]]; then
+        echo /usr/local/go/bin/go
+    fi
+}
+
+# True when ROOT holds a complete build of NAME at VERSION: go_tool_install writes
+# ROOT/palaver-complete (the version) only once the binary is in place.
+go_tool_ok() {
+    local name=$1 root=$2 version=$3
+    [[ -x $root/bin/$name ]] && [[ $(cat "$root/palaver-complete" 2>/dev/null) == "$version" ]]
+}
+
+# go_tool_install NAME ROOT PACKAGE VERSION [GO_INSTALL_FLAGS...]: `go install PACKAGE@VERSION`
+# into ROOT/bin, once per machine (skipped when present; a lock serialises concurrent clones).
+# Built in ROOT.tmp and moved into place when complete, so an interrupted build is redone.
+go_tool_install() {
+    local name=$1 root=$2 pkg=$3 version=$4 go t0
+    shift 4
+    if go_tool_ok "$name" "$root" "$version"; then
+        info "$name $version present ($root/bin/$name)"
+        return 0
+    fi
+    go=$(go_cmd)
+    [[ -n $go ]] || die "go not found (on PATH or /usr/local/go/bin): $name $version is built from its Go module"
+    mkdir -p "$(dirname "$root")"
+    exec 9>"$root.lock"
+    if ! flock -n 9; then
+        info "another install is building $name; waiting for it"
+        flock 9
+    fi
+    if go_tool_ok "$name" "$root" "$version"; then
+        info "$name $version present ($root/bin/$name)"
+    else
+        t0=$(now_us)
+        info "building $name: go install $pkg@$version ($("$go" env GOVERSION); a few minutes the first time)"
+        rm -rf "$root.tmp"
+        mkdir -p "$root.tmp/bin"
+        # GOTOOLCHAIN=local: use this Go, never download another one.
+        GOBIN="$root.tmp/bin" GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
+            nice "$go" install -trimpath "$@" "$pkg@$version" ||
+            die "go install $pkg@$version failed (see above)"
+        [[ -x $root.tmp/bin/$name ]] || die "go install ran but left no $root.tmp/bin/$name"
+        printf '%s\n' "$version" >"$root.tmp/palaver-complete"
+        rm -rf "$root"
+        mv "$root.tmp" "$root"
+        go_tool_ok "$name" "$root" "$version" || die "$name was built but $root does not check out"
+        info "$name $version built in $(since "$t0") ($root/bin/$name)"
+    fi
+    exec 9>&-
+}
+
+# apt_install PKG...: apt-get install the Debian packages, as root or through sudo (SUDO, the
+# prefix used, is left set for the caller's other root commands).
+SUDO=()
+apt_install() {
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || die "need root (or sudo) to apt-get install: $*"
+        SUDO=(sudo)
+    fi
+    info "apt-get install $*"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 
 # PostgreSQL refuses to run as root: run its server tools as user postgres then.
@@ -260,7 +424,6 @@ RUN_STARTED_FILE=
 # shellcheck disable=SC2317  # called by the EXIT trap
 run_cleanup() {
     local pid names=()
-    trap - INT TERM
     for pid in "${RUN_POD_PIDS[@]}"; do
         stop_pid palaverd "$pid" TERM
     done
@@ -273,11 +436,11 @@ run_cleanup() {
     fi
 }
 
-# Installs the exit/Ctrl-C/TERM cleanup, then runs `up`, recording what it starts.
+# Registers the cleanup (run on exit, Ctrl-C and TERM), then runs `up` as a step, recording
+# what it starts.
 stack_run_begin() {
     RUN_STARTED_FILE=$(mktemp)
-    trap run_cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    on_exit run_cleanup
+    step "up: start the missing services" "make up"
     UP_STARTED_FILE=$RUN_STARTED_FILE bash "$REPO_ROOT/scripts/up.sh"
 }

@@ -14,6 +14,7 @@ stack_run_begin
 test_db=$(pg_url_dbname "$PALAVER_TEST_DATABASE_URL")
 [[ $test_db =~ ^[A-Za-z0-9_]+$ ]] || die "PALAVER_TEST_DATABASE_URL: expected a plain database name, got '$test_db'"
 test_admin=$(pg_admin_url "$PALAVER_TEST_DATABASE_URL")
+step "recreate the test database" "make test"
 info "test: recreating database $test_db (and dropping private test databases left by failed runs)"
 leftovers=$(psql "$test_admin" -XAtq -v ON_ERROR_STOP=1 -c "SELECT datname FROM pg_database WHERE datname LIKE 'palaver\_t\_%'")
 for db in "$test_db" $leftovers; do
@@ -24,11 +25,13 @@ psql "$test_admin" -Xq -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$test_db\""
 cd "$REPO_ROOT"
 # The end-to-end tests spawn palaverd as a process: build every binary (same profile,
 # so nextest reuses the artifacts).
-info "test: cargo build --workspace --bins"
+step "cargo build --workspace --bins" "make build"
 "$CARGO" build --workspace --bins
-info "test: Helm chart (scripts/chart-check.sh)"
+step "make dev's pod supervisor (scripts/test-supervisor.sh)" "bash scripts/test-supervisor.sh"
+timeout 120 bash "$REPO_ROOT/scripts/test-supervisor.sh"
+step "Helm chart and alert rules (scripts/chart-check.sh)" "bash scripts/chart-check.sh"
 bash "$REPO_ROOT/scripts/chart-check.sh"
-info "test: cargo nextest run --workspace --no-fail-fast --profile $NEXTEST_PROFILE"
+step "cargo nextest run --workspace --no-fail-fast --profile $NEXTEST_PROFILE" "make test"
 info "test: PALAVER_TEST_DATABASE_URL=$PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL=$PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS=$PALAVER_KAFKA_BROKERS KAFKA_ROOT=$KAFKA_ROOT"
 # Tests get the test database only: without PALAVER_DATABASE_URL a test cannot
 # reach the dev database by accident.

@@ -28,6 +28,7 @@ started() {
     fi
 }
 
+step preflight "make up"
 # --- preflight: decide what to start and check its tools before starting anything,
 # so a missing tool does not leave a half-started stack behind.
 missing=()
@@ -124,6 +125,7 @@ EOF
     info "postgres: started (pid $pid)"
 }
 
+step "PostgreSQL" "make up"
 if $need_pg; then
     start_postgres
 elif ours_running postgres; then
@@ -151,6 +153,7 @@ ensure_database() {
         info "postgres: created database $db"
     fi
 }
+step databases "make up"
 ensure_database PALAVER_DATABASE_URL "$PALAVER_DATABASE_URL"
 ensure_database PALAVER_TEST_DATABASE_URL "$PALAVER_TEST_DATABASE_URL"
 
@@ -176,6 +179,7 @@ start_redis() {
     info "redis: started (pid $pid)"
 }
 
+step Redis "make up"
 if $need_redis; then
     start_redis
 elif ours_running redis; then
@@ -213,6 +217,7 @@ start_kafka() {
     info "kafka: started (pid $pid, $((SECONDS - t0)) s)"
 }
 
+step "Apache Kafka" "make up"
 if $need_kafka; then
     start_kafka
 elif ours_running kafka; then
@@ -221,4 +226,5 @@ else
     info "kafka: reusing the broker answering on $KAFKA_HOST:$KAFKA_PORT"
 fi
 
+step_end
 info "stack ready: postgres $PG_HOST:$PG_PORT, redis $REDIS_HOST:$REDIS_PORT, kafka $KAFKA_HOST:$KAFKA_PORT"

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Install the tools only the tests need (`make deps-test`; `make test` runs it first), each
+# once per machine and skipped when present: cargo-nextest; the chart check's Python venv
+# (scripts/chart-tools.txt, in CHART_TOOLS_ROOT); helm $HELM_VERSION and promtool (Prometheus'
+# Go module $PROMTOOL_VERSION), built from their pinned Go modules into HELM_ROOT and
+# PROMTOOL_ROOT. Everything outside the repository, shared by every clone on the machine (CI's
+# too). `make dev` needs none of it. Each step prints its time; a failed step says how to retry.
+#
+# One step per tool: a new tool is one more `step NAME RETRY` line and its install command, e.g.
+#   step "kube-apiserver" "make deps-test"; bash "$REPO_ROOT/scripts/kube-tools.sh"
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# The -ldflags of Helm's own release build (its Makefile): the version `helm version` prints,
+# and the default Kubernetes version of lint/template, which Helm derives from its client-go
+# (v0.N.x -> 1.N). Without them a `go install` build prints "v3.22" and assumes Kubernetes 1.20.
+helm_ldflags() {
+    local go gomod minor
+    go=$(go_cmd)
+    [[ -n $go ]] || die "go not found (on PATH or /usr/local/go/bin): helm is built from its Go module"
+    gomod=$(cd / && GOFLAGS=-mod=mod GOTOOLCHAIN=local "$go" mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
+        sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+    [[ -n $gomod && -r $gomod ]] || die "go mod download helm.sh/helm/v3@$HELM_VERSION failed (no such version, or no network?)"
+    minor=$(sed -n 's|^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*|\1|p' "$gomod")
+    [[ $minor =~ ^[0-9]+$ ]] || die "cannot read helm $HELM_VERSION's client-go version from $gomod"
+    local x=-X p=helm.sh/helm/v3
+    printf '%s\n' "$x $p/internal/version.version=$HELM_VERSION" \
+        "$x $p/pkg/lint/rules.k8sVersionMajor=1 $x $p/pkg/lint/rules.k8sVersionMinor=$minor" \
+        "$x $p/pkg/chartutil.k8sVersionMajor=1 $x $p/pkg/chartutil.k8sVersionMinor=$minor" | tr '\n' ' '
+}
+
+step cargo-nextest "make deps-test"
+if "$CARGO" nextest --version >/dev/null 2>&1; then
+    info "cargo-nextest present ($("$CARGO" nextest --version 2>/dev/null | head -n 1))"
+else
+    command -v "$CARGO" >/dev/null || die "$CARGO not found: install the Rust toolchain (rustup) first"
+    # One build per machine at a time, even from several clones.
+    mkdir -p "$HOME/.local/share/palaver"
+    exec 9>"$HOME/.local/share/palaver/cargo-nextest.lock"
+    flock 9
+    if ! "$CARGO" nextest --version >/dev/null 2>&1; then
+        info "cargo install cargo-nextest --locked (a few minutes)"
+        "$CARGO" install cargo-nextest --locked
+    fi
+    exec 9>&-
+fi
+
+step "chart tools (Python venv)" "make deps-test"
+if chart_tools_ok; then
+    info "chart tools present ($CHART_TOOLS_ROOT)"
+else
+    python_ok || apt_install python3 python3-venv
+    python_ok || die "python3 >= 3.10 with the venv module is needed for the chart tools"
+    mkdir -p "$(dirname "$CHART_TOOLS_ROOT")"
+    exec 9>"$CHART_TOOLS_ROOT.lock"
+    flock 9
+    if ! chart_tools_ok; then
+        info "installing the chart tools (scripts/chart-tools.txt) into $CHART_TOOLS_ROOT"
+        rm -rf "$CHART_TOOLS_ROOT"
+        python3 -m venv "$CHART_TOOLS_ROOT"
+        # Wheels only: a source build of a native package (rpds-py, PyYAML) would need
+        # compilers and is not what was tested.
+        "$CHART_TOOLS_ROOT/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+            --only-binary=:all: --requirement "$REPO_ROOT/scripts/chart-tools.txt"
+        # Recorded last: a venv without it is an interrupted install and is rebuilt.
+        chart_tools_pins >"$CHART_TOOLS_ROOT/palaver-pins.txt"
+        info "chart tools installed ($CHART_TOOLS_ROOT)"
+    fi
+    exec 9>&-
+fi
+
+step "helm $HELM_VERSION" "make deps-test"
+if go_tool_ok helm "$HELM_ROOT" "$HELM_VERSION"; then
+    info "helm $HELM_VERSION present ($HELM_ROOT/bin/helm)"
+else
+    # Assigned first, so a failure in helm_ldflags stops the script (set -e).
+    ldflags=$(helm_ldflags)
+    CGO_ENABLED=0 go_tool_install helm "$HELM_ROOT" helm.sh/helm/v3/cmd/helm "$HELM_VERSION" -ldflags "$ldflags"
+fi
+
+# Prometheus publishes release 3.N.P as Go module version v0.3NN.P; its release build sets the
+# version `promtool --version` prints the same way.
+prom_release() {
+    local v=${PROMTOOL_VERSION#v0.}
+    printf '%d.%d.%s\n' $((${v%%.*} / 100)) $((${v%%.*} % 100)) "${v#*.}"
+}
+step "promtool $PROMTOOL_VERSION" "make deps-test"
+go_tool_install promtool "$PROMTOOL_ROOT" github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION" \
+    -ldflags "-X github.com/prometheus/common/version.Version=$(prom_release)"
