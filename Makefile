@@ -24,6 +24,14 @@
 #   CHART_TOOLS_ROOT           $(HOME)/.local/share/palaver/chart-tools-<hash of the pins> — the
 #                              Python venv of the chart check (scripts/chart-tools.txt), outside
 #                              the repository; scripts/lib.sh computes the default.
+#   KUBE_VERSION               1.33.13 — the pinned Kubernetes release of the operator tests'
+#                              API server; `make deps-test` builds kube-apiserver,
+#                              kube-controller-manager and kubectl of it from the Go module proxy
+#                              (wrapper module scripts/kube: go.mod pins, go.sum checksums).
+#   ETCD_VERSION               3.5.21 — the etcd those tests store in, built the same way.
+#   KUBE_TOOLS_ROOT            $(HOME)/.local/share/palaver/kube-$(KUBE_VERSION) — their install
+#                              (bin/), outside the repository, shared by every clone on the
+#                              machine; the e2e harness (e2e/src/kube_server.rs) runs them.
 #   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid, data of the
 #                              project-local Postgres, Redis and Kafka (kafka/data).
 #   UP_TIMEOUT                 30 — seconds `make up` waits for each service to answer.
@@ -71,23 +79,27 @@ BENCH_LISTEN_B ?= 127.0.0.1:8092
 BENCH_ARGS ?= --pods ws://$(BENCH_LISTEN_A),ws://$(BENCH_LISTEN_B) --workspace $(BENCH_WORKSPACE) \
 	--rate 2000 --duration 60 --channels 50 --members 10
 NEXTEST_PROFILE ?= $(if $(filter true 1 yes,$(CI)),ci,default)
+KUBE_VERSION ?= 1.33.13
+ETCD_VERSION ?= 3.5.21
+KUBE_TOOLS_ROOT ?= $(HOME)/.local/share/palaver/kube-$(KUBE_VERSION)
 CARGO ?= cargo
 
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
 	KAFKA_VERSION KAFKA_ROOT KAFKA_CONTROLLER_PORT KAFKA_HEAP_OPTS DEV_DIR UP_TIMEOUT \
 	PALAVER_DEV_JWT_SECRET DEV_WORKSPACE DEV_LISTEN_A DEV_LISTEN_B \
 	BENCH_WORKSPACE BENCH_PARTITIONS BENCH_LISTEN_A BENCH_LISTEN_B BENCH_ARGS \
-	NEXTEST_PROFILE CARGO
+	KUBE_VERSION ETCD_VERSION KUBE_TOOLS_ROOT NEXTEST_PROFILE CARGO
 
-.PHONY: help deps up down build test dev bench lint
+.PHONY: help deps deps-test up down build test dev bench lint
 
 help:
 	@printf '%s\n' \
 	  'make deps   install PostgreSQL, Redis, Java, Maven (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central), cargo-nextest, chart tools' \
+	  'make deps-test  what only the tests need: kube-apiserver, kube-controller-manager, kubectl $(KUBE_VERSION), etcd $(ETCD_VERSION) (Go module proxy, once per machine)' \
 	  'make up     start the missing services on loopback, create the databases (idempotent)' \
 	  'make down   stop what make up started, nothing else' \
 	  'make build  cargo build --workspace --bins' \
-	  'make test   deps + up, then cargo nextest run --workspace --no-fail-fast' \
+	  'make test   deps + deps-test + up, then cargo nextest run --workspace --no-fail-fast' \
 	  'make dev    deps + build + up, provision "$(DEV_WORKSPACE)", run pods on $(DEV_LISTEN_A) and $(DEV_LISTEN_B)' \
 	  'make bench  deps + release build + up, two release pods, palaver-bench $(BENCH_ARGS)' \
 	  'make lint   cargo clippy -D warnings and cargo fmt --check' \
@@ -95,6 +107,9 @@ help:
 
 deps:
 	@bash scripts/deps.sh
+
+deps-test:
+	@bash scripts/kube-tools.sh
 
 up:
 	@bash scripts/up.sh
@@ -105,7 +120,7 @@ down:
 build:
 	$(CARGO) build --workspace --bins
 
-test: deps
+test: deps deps-test
 	@bash scripts/test.sh
 
 dev: deps build
