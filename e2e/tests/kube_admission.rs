@@ -291,8 +291,10 @@ async fn every_object_of_the_rendered_chart_passes_a_server_side_dry_run() {
         }
         let file = dir.join("rendered.yaml");
         std::fs::write(&file, &rendered).unwrap();
-        let (ok, out, err) =
-            server.kubectl_output(&["apply", "--dry-run=server", "--server-side", "-f", file.to_str().unwrap(), "-o", "name"]).await.unwrap();
+        let (ok, out, err) = server
+            .kubectl_output(&["apply", "--dry-run=server", "--server-side", "-f", file.to_str().unwrap(), "-o", "name"])
+            .await
+            .unwrap();
         assert!(ok, "{values:?}: the API server refused part of the chart:\n{err}\n{out}");
         // One line per object, each accepted by the API server (admission, schema, defaulting).
         assert_eq!(out.lines().count(), kinds.len(), "{values:?}: {out}\n{kinds:?}");

@@ -54,7 +54,12 @@ fn spawn_controller(ctx: Arc<Context>) -> (watch::Sender<bool>, tokio::task::Joi
 fn target(e: &Value) -> String {
     let r = &e["objectRef"];
     let sub = r["subresource"].as_str().map(|s| format!("/{s}")).unwrap_or_default();
-    format!("{} {}{sub} {}", e["verb"].as_str().unwrap_or_default(), r["resource"].as_str().unwrap_or_default(), r["name"].as_str().unwrap_or_default())
+    format!(
+        "{} {}{sub} {}",
+        e["verb"].as_str().unwrap_or_default(),
+        r["resource"].as_str().unwrap_or_default(),
+        r["name"].as_str().unwrap_or_default()
+    )
 }
 
 /// Waits until the controller's objects stop changing (two reads a second apart agree).
@@ -123,7 +128,10 @@ async fn chatcluster_creates_its_objects_with_owner_references_and_a_second_reco
     assert_eq!(server.versions(NS, &OPERATOR_RESOURCES).await.unwrap(), before, "a second reconcile changed something");
     let writes: Vec<String> = server.audited_writes(CONTROLLER_USER)[writes_before..].iter().map(target).collect();
     // Server-side apply re-sends the desired objects (a no-op for the API server); nothing else.
-    assert!(!writes.is_empty() && writes.iter().all(|w| w.starts_with("patch ") && !w.contains("/status") && !w.contains("events")), "{writes:?}");
+    assert!(
+        !writes.is_empty() && writes.iter().all(|w| w.starts_with("patch ") && !w.contains("/status") && !w.contains("events")),
+        "{writes:?}"
+    );
 }
 
 #[tokio::test]
@@ -181,7 +189,11 @@ async fn chatcluster_controller_repairs_drift_reports_readiness_and_settles() {
     settle(&server).await;
     let (versions, writes) = (server.versions(NS, &OPERATOR_RESOURCES).await.unwrap(), server.audited_writes(CONTROLLER_USER).len());
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(server.versions(NS, &OPERATOR_RESOURCES).await.unwrap(), versions, "the controller kept changing objects while nothing changed");
+    assert_eq!(
+        server.versions(NS, &OPERATOR_RESOURCES).await.unwrap(),
+        versions,
+        "the controller kept changing objects while nothing changed"
+    );
     let late: Vec<String> = server.audited_writes(CONTROLLER_USER)[writes..].iter().map(target).collect();
     assert!(late.is_empty(), "the controller kept sending writes while nothing changed: {late:?}");
 
@@ -298,12 +310,8 @@ async fn api_server_errors_degrade_the_cluster_until_they_stop() {
     assert!(server.names(NS, "apps/v1/deployments").await.is_empty());
     let degraded = condition(&cc.status.unwrap().conditions, "Degraded").unwrap().clone();
     assert!(degraded.message.contains("forbidden"), "{degraded:?}");
-    let denied: Vec<String> = server
-        .audit(OPERATOR_USER)
-        .iter()
-        .filter(|e| e["annotations"]["authorization.k8s.io/decision"] == "forbid")
-        .map(target)
-        .collect();
+    let denied: Vec<String> =
+        server.audit(OPERATOR_USER).iter().filter(|e| e["annotations"]["authorization.k8s.io/decision"] == "forbid").map(target).collect();
     assert!(!denied.is_empty() && denied.iter().all(|d| d.contains(" deployments ")), "{denied:?}");
 
     apply_objects(&client, &rbac).await.unwrap();
@@ -327,12 +335,7 @@ async fn deleting_a_chatcluster_lets_the_garbage_collector_remove_what_it_owned(
     create_cluster_secrets(&client, NS, "postgres://unused").await.unwrap();
     let cc = create_cluster(&client, &example_cluster(NS, "main", "kafka:9092")).await;
     chatcluster::reconcile(Arc::new(cc), context(&server.controller_client())).await.unwrap();
-    let owned = [
-        "apps/v1/deployments",
-        "/v1/services",
-        "policy/v1/poddisruptionbudgets",
-        "autoscaling/v2/horizontalpodautoscalers",
-    ];
+    let owned = ["apps/v1/deployments", "/v1/services", "policy/v1/poddisruptionbudgets", "autoscaling/v2/horizontalpodautoscalers"];
     for res in owned {
         assert!(!server.names(NS, res).await.is_empty(), "{res} created");
     }

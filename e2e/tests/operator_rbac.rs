@@ -16,7 +16,9 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::Api;
 use palaver_crds::resources::{ChatCluster, Workspace};
 use palaver_e2e::kube_server::{KubeOptions, KubeServer, OPERATOR_USER};
-use palaver_e2e::operator::{apply_objects, chart_rbac, cond, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for};
+use palaver_e2e::operator::{
+    apply_objects, chart_rbac, cond, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for,
+};
 use palaver_e2e::{eventually, free_port, Services};
 use palaver_operator::{leader, operator};
 use serde_json::{json, Value};
@@ -154,8 +156,10 @@ async fn the_chart_grants_exactly_what_the_operator_uses() {
     // The authorizer's verdict on every request the operator made.
     let audit = server.audit(OPERATOR_USER);
     assert!(audit.len() > 20, "too few audited requests: {audit:?}");
-    let denied: Vec<_> =
-        audit.iter().filter(|e| e["annotations"]["authorization.k8s.io/decision"] != "allow" || e["responseStatus"]["code"] == 403).collect();
+    let denied: Vec<_> = audit
+        .iter()
+        .filter(|e| e["annotations"]["authorization.k8s.io/decision"] != "allow" || e["responseStatus"]["code"] == 403)
+        .collect();
     assert!(denied.is_empty(), "the operator calls what the chart does not grant: {denied:?}");
     let used: BTreeSet<(String, String, String)> = audit.iter().flat_map(permissions).collect();
     let grants = granted(&chart_rules());
