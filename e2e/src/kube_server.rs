@@ -359,6 +359,11 @@ impl KubeServer {
         self.client_with(&self.operator_token).expect("a client config")
     }
 
+    /// A path for a file of the test's inside this server's directory (removed with it).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     /// `https://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url

@@ -266,8 +266,6 @@ async fn every_object_of_the_rendered_chart_passes_a_server_side_dry_run() {
     // their own schemas are not in this repo).
     server.install_schemaless_crd("monitoring.coreos.com", "servicemonitors", "ServiceMonitor").await.unwrap();
     server.install_schemaless_crd("monitoring.coreos.com", "prometheusrules", "PrometheusRule").await.unwrap();
-    let dir = std::env::temp_dir().join(format!("palaver-chart-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
     for values in [None, Some("all-on-values.yaml")] {
         let rendered = render_chart(values);
         let kinds: Vec<String> = serde_yaml::Deserializer::from_str(&rendered)
@@ -289,7 +287,7 @@ async fn every_object_of_the_rendered_chart_passes_a_server_side_dry_run() {
         for ns in &namespaces {
             server.create_namespace(ns).await.unwrap();
         }
-        let file = dir.join("rendered.yaml");
+        let file = server.scratch("rendered.yaml");
         std::fs::write(&file, &rendered).unwrap();
         let (ok, out, err) = server
             .kubectl_output(&["apply", "--dry-run=server", "--server-side", "-f", file.to_str().unwrap(), "-o", "name"])
@@ -299,5 +297,4 @@ async fn every_object_of_the_rendered_chart_passes_a_server_side_dry_run() {
         // One line per object, each accepted by the API server (admission, schema, defaulting).
         assert_eq!(out.lines().count(), kinds.len(), "{values:?}: {out}\n{kinds:?}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
