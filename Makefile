@@ -33,6 +33,14 @@
 #                              unit tests.
 #   PROMTOOL_ROOT              $(HOME)/.local/share/palaver/promtool-$(PROMTOOL_VERSION) — its
 #                              install (bin/promtool), outside the repository.
+#   KUBE_VERSION               1.33.13 — the pinned Kubernetes release of the operator tests'
+#                              API server; `make deps-test` builds kube-apiserver,
+#                              kube-controller-manager and kubectl of it from the Go module proxy
+#                              (wrapper module scripts/kube: go.mod pins, go.sum checksums).
+#   ETCD_VERSION               3.5.21 — the etcd those tests store in, built the same way.
+#   KUBE_TOOLS_ROOT            $(HOME)/.local/share/palaver/kube-$(KUBE_VERSION) — their install
+#                              (bin/), outside the repository, shared by every clone on the
+#                              machine; the e2e harness (e2e/src/kube_server.rs) runs them.
 #   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid (the services,
 #                              and make dev's pods pod-a and pod-b while it runs), data of the
 #                              project-local Postgres, Redis and Kafka (kafka/data).
@@ -86,6 +94,9 @@ BENCH_LISTEN_B ?= 127.0.0.1:8092
 BENCH_ARGS ?= --pods ws://$(BENCH_LISTEN_A),ws://$(BENCH_LISTEN_B) --workspace $(BENCH_WORKSPACE) \
 	--rate 2000 --duration 60 --channels 50 --members 10
 NEXTEST_PROFILE ?= $(if $(filter true 1 yes,$(CI)),ci,default)
+KUBE_VERSION ?= 1.33.13
+ETCD_VERSION ?= 3.5.21
+KUBE_TOOLS_ROOT ?= $(HOME)/.local/share/palaver/kube-$(KUBE_VERSION)
 CARGO ?= cargo
 # When this make started (epoch seconds): `make dev` reports its time to ready from here, deps
 # and build included. Set once, so recipes and nested makes share it.
@@ -98,14 +109,14 @@ export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_
 	PROMTOOL_VERSION PROMTOOL_ROOT DEV_DIR UP_TIMEOUT \
 	PALAVER_DEV_JWT_SECRET DEV_WORKSPACE DEV_LISTEN_A DEV_LISTEN_B \
 	BENCH_WORKSPACE BENCH_PARTITIONS BENCH_LISTEN_A BENCH_LISTEN_B BENCH_ARGS \
-	NEXTEST_PROFILE CARGO PALAVER_MAKE_T0
+	KUBE_VERSION ETCD_VERSION KUBE_TOOLS_ROOT NEXTEST_PROFILE CARGO PALAVER_MAKE_T0
 
 .PHONY: help deps deps-test up down build test dev bench lint
 
 help:
 	@printf '%s\n' \
 	  'make deps   install what running needs: PostgreSQL, Redis, Java, Maven (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central)' \
-	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install)' \
+	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install), kube-apiserver, kube-controller-manager, kubectl $(KUBE_VERSION) and etcd $(ETCD_VERSION) (Go module proxy)' \
 	  'make up     start the missing services on loopback, create the databases (idempotent)' \
 	  'make down   stop what make up started, nothing else' \
 	  'make build  cargo build --workspace --bins' \

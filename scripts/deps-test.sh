@@ -3,11 +3,11 @@
 # once per machine and skipped when present: cargo-nextest; the chart check's Python venv
 # (scripts/chart-tools.txt, in CHART_TOOLS_ROOT); helm $HELM_VERSION and promtool (Prometheus'
 # Go module $PROMTOOL_VERSION), built from their pinned Go modules into HELM_ROOT and
-# PROMTOOL_ROOT. Everything outside the repository, shared by every clone on the machine (CI's
+# PROMTOOL_ROOT; kube-apiserver, kube-controller-manager, kubectl and etcd of the operator tests
+# (scripts/kube-tools.sh, into KUBE_TOOLS_ROOT). Everything outside the repository, shared by every clone on the machine (CI's
 # too). `make dev` needs none of it. Each step prints its time; a failed step says how to retry.
 #
-# One step per tool: a new tool is one more `step NAME RETRY` line and its install command, e.g.
-#   step "kube-apiserver" "make deps-test"; bash "$REPO_ROOT/scripts/kube-tools.sh"
+# One step per tool: a new tool is one more `step NAME RETRY` line and its install command.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -88,3 +88,6 @@ prom_release() {
 step "promtool $PROMTOOL_VERSION" "make deps-test"
 go_tool_install promtool "$PROMTOOL_ROOT" github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION" \
     -ldflags "-X github.com/prometheus/common/version.Version=$(prom_release)"
+
+step "Kubernetes $KUBE_VERSION test tools (kube-apiserver, kube-controller-manager, kubectl, etcd)" "make deps-test"
+bash "$REPO_ROOT/scripts/kube-tools.sh"

@@ -19,6 +19,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # The package pins of scripts/chart-tools.txt, without its comments; the venv is named after them.
 chart_tools_pins() { grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt"; }
 : "${CHART_TOOLS_ROOT:=$HOME/.local/share/palaver/chart-tools-$(chart_tools_pins | sha256sum | cut -c1-12)}"
+: "${KUBE_VERSION:=1.33.13}"
+: "${ETCD_VERSION:=3.5.21}"
+: "${KUBE_TOOLS_ROOT:=$HOME/.local/share/palaver/kube-$KUBE_VERSION}"
 : "${CARGO:=cargo}"
 # Test-only tools (make deps-test), each built once per machine from its pinned Go module.
 : "${HELM_VERSION:=v3.22.0}"
@@ -27,7 +30,7 @@ chart_tools_pins() { grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt"; }
 : "${PROMTOOL_ROOT:=$HOME/.local/share/palaver/promtool-$PROMTOOL_VERSION}"
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
     KAFKA_VERSION KAFKA_ROOT KAFKA_HEAP_OPTS KAFKA_CONTROLLER_PORT DEV_DIR UP_TIMEOUT CHART_TOOLS_ROOT CARGO \
-    HELM_VERSION HELM_ROOT PROMTOOL_VERSION PROMTOOL_ROOT
+    HELM_VERSION HELM_ROOT PROMTOOL_VERSION PROMTOOL_ROOT KUBE_VERSION ETCD_VERSION KUBE_TOOLS_ROOT
 
 # DEV_DIR must be absolute: the broker's config names its data directory inside it.
 case "$DEV_DIR" in
@@ -312,6 +315,22 @@ kafka_ok() {
 # last step of an install).
 chart_tools_ok() {
     [[ -x $CHART_TOOLS_ROOT/bin/python ]] && [[ $(chart_tools_pins) == "$(cat "$CHART_TOOLS_ROOT/palaver-pins.txt" 2>/dev/null)" ]]
+}
+
+# What an install of the Kubernetes tools was built from: the versions and the wrapper module
+# (scripts/kube/go.mod, go.sum). A change to any of them makes the next `make deps-test` rebuild.
+kube_tools_stamp() {
+    printf 'kube %s etcd %s module %s\n' "$KUBE_VERSION" "$ETCD_VERSION" \
+        "$(cat "$REPO_ROOT/scripts/kube/go.mod" "$REPO_ROOT/scripts/kube/go.sum" | sha256sum | cut -c1-16)"
+}
+
+# True when KUBE_TOOLS_ROOT holds a complete install (kube-tools.sh writes palaver-complete last).
+kube_tools_ok() {
+    local b
+    for b in kube-apiserver kube-controller-manager kubectl etcd; do
+        [[ -x $KUBE_TOOLS_ROOT/bin/$b ]] || return 1
+    done
+    [[ $(cat "$KUBE_TOOLS_ROOT/palaver-complete" 2>/dev/null) == "$(kube_tools_stamp)" ]]
 }
 
 # python3 that can build a venv and run the chart tools (3.10 or newer).

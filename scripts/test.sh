@@ -22,6 +22,9 @@ for db in "$test_db" $leftovers; do
 done
 psql "$test_admin" -Xq -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$test_db\""
 
+# The operator tests start private kube-apiservers from `make deps-test`'s install.
+kube_tools_ok || die "the Kubernetes test tools are missing or stale in $KUBE_TOOLS_ROOT: run 'make deps-test'"
+
 cd "$REPO_ROOT"
 # The end-to-end tests spawn palaverd as a process: build every binary (same profile,
 # so nextest reuses the artifacts).
@@ -32,7 +35,7 @@ timeout 120 bash "$REPO_ROOT/scripts/test-supervisor.sh"
 step "Helm chart and alert rules (scripts/chart-check.sh)" "bash scripts/chart-check.sh"
 bash "$REPO_ROOT/scripts/chart-check.sh"
 step "cargo nextest run --workspace --no-fail-fast --profile $NEXTEST_PROFILE" "make test"
-info "test: PALAVER_TEST_DATABASE_URL=$PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL=$PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS=$PALAVER_KAFKA_BROKERS KAFKA_ROOT=$KAFKA_ROOT"
+info "test: PALAVER_TEST_DATABASE_URL=$PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL=$PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS=$PALAVER_KAFKA_BROKERS KAFKA_ROOT=$KAFKA_ROOT KUBE_TOOLS_ROOT=$KUBE_TOOLS_ROOT"
 # Tests get the test database only: without PALAVER_DATABASE_URL a test cannot
 # reach the dev database by accident.
 env -u PALAVER_DATABASE_URL \

@@ -4,13 +4,13 @@
 //! Owns spawning and killing processes (pods, private Redis and broker instances for fault
 //! tests), provisioning throwaway workspaces, and a small WebSocket/REST client. It deliberately
 //! does not link palaverd's library: the tests see only what a client sees. For the operator's
-//! controllers it has an in-memory Kubernetes API (`kube_api`), fixtures (`operator`) and a
-//! TCP proxy to cut a dependency away (`proxy`).
+//! controllers it starts a private real kube-apiserver per test (`kube_server`), and has
+//! fixtures (`operator`) and a TCP proxy to cut a dependency away (`proxy`).
 
 pub mod bench;
 pub mod client;
 pub mod fold;
-pub mod kube_api;
+pub mod kube_server;
 pub mod openapi;
 pub mod operator;
 pub mod procs;

@@ -102,3 +102,53 @@ where
         Err(e) => Err(e.context(format!("last seen: {:?}", api.get_opt(name).await))),
     }
 }
+
+/// The chart's RBAC objects as a release `palaver` in namespace `palaver-system` installs them:
+/// charts/palaver/templates/{serviceaccount,rbac}.yaml with their few template expressions
+/// substituted (they only name things; the rules are literal YAML).
+pub fn chart_rbac() -> Vec<serde_json::Value> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/palaver/templates");
+    let mut out = Vec::new();
+    for file in ["serviceaccount.yaml", "rbac.yaml"] {
+        let text = std::fs::read_to_string(format!("{dir}/{file}")).expect("a chart template");
+        let text: String = text
+            .lines()
+            .filter(|l| !l.contains("{{-"))
+            .map(|l| {
+                l.replace(r#"{{ include "palaver.fullname" . }}"#, "palaver")
+                    .replace(r#"{{ include "palaver.serviceAccountName" . }}"#, "palaver")
+                    .replace("{{ .Release.Namespace }}", "palaver-system")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!text.contains("{{"), "a template expression this helper does not know: {text}");
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v: serde_json::Value = serde::Deserialize::deserialize(doc).expect("YAML");
+            if v.is_object() {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// Creates or updates `objects` (server-side apply as `palaver-test`, taking over any field).
+/// Kinds are mapped to resources by the plural rule (`ClusterRole` -> `clusterroles`), which
+/// holds for the kinds the tests install.
+pub async fn apply_objects(client: &Client, objects: &[serde_json::Value]) -> anyhow::Result<()> {
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    for o in objects {
+        let (api_version, kind) = (o["apiVersion"].as_str().unwrap_or_default(), o["kind"].as_str().unwrap_or_default());
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &format!("{}s", kind.to_lowercase()));
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        let api: Api<DynamicObject> = match o["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(name, &PatchParams::apply("palaver-test").force(), &Patch::Apply(o))
+            .await
+            .map_err(|e| anyhow::anyhow!("applying {kind} {name}: {e}"))?;
+    }
+    Ok(())
+}

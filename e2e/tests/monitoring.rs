@@ -9,7 +9,7 @@ use std::time::Duration;
 use kube::api::PostParams;
 use kube::Api;
 use palaver_crds::resources::ChatCluster;
-use palaver_e2e::kube_api::ApiServer;
+use palaver_e2e::kube_server::{KubeOptions, KubeServer};
 use palaver_e2e::operator::{example_cluster, fast_settings};
 use palaver_e2e::{eventually, free_port, Pod, PodOptions, Services};
 use palaver_operator::{leader, operator};
@@ -91,8 +91,8 @@ async fn every_metric_in_dashboards_and_alerts_is_exported() {
     let mut have = exported(&pod.metrics().await.unwrap());
 
     // The operator, reconciling a ChatCluster (it fails for want of Secrets, so the error
-    // counter has a series too) against the in-memory API server.
-    let server = ApiServer::new();
+    // counter has a series too) against a real API server.
+    let server = KubeServer::start(KubeOptions::default()).await.unwrap();
     let client = server.client();
     Api::<ChatCluster>::namespaced(client.clone(), "chat")
         .create(&PostParams::default(), &example_cluster("chat", "main", "kafka:9092"))
@@ -112,7 +112,7 @@ async fn every_metric_in_dashboards_and_alerts_is_exported() {
         namespace: None,
         settings: fast_settings(),
     };
-    let op = tokio::spawn(operator::run(client, opts, async move {
+    let op = tokio::spawn(operator::run(server.controller_client(), opts, async move {
         let _ = rx.await;
     }));
     let http = reqwest::Client::new();

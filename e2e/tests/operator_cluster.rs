@@ -1,5 +1,7 @@
-//! The ChatCluster controller against the in-memory Kubernetes API: the objects it creates,
-//! idempotence, drift repair, status, failure behaviour, and leader election.
+//! The ChatCluster controller against a real kube-apiserver (e2e/src/kube_server.rs): the
+//! objects it creates, idempotence (read back as unchanged resourceVersions and in the API
+//! server's audit log), drift repair, status, failure behaviour under a real RBAC denial, and
+//! leader election on a real Lease.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,36 +13,29 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use palaver_crds::resources::ChatCluster;
 use palaver_e2e::eventually;
-use palaver_e2e::kube_api::ApiServer;
-use palaver_e2e::operator::{cond, condition, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for};
+use palaver_e2e::kube_server::{KubeOptions, KubeServer, CONTROLLER_USER, OPERATOR_RESOURCES, OPERATOR_USER};
+use palaver_e2e::operator::{
+    apply_objects, chart_rbac, cond, condition, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for,
+};
 use palaver_operator::controller::{chatcluster, Context};
 use palaver_operator::leader::{self, Elector};
 use palaver_operator::metrics::Metrics;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::watch;
 
 const NS: &str = "chat";
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(30);
 
 fn context(client: &Client) -> Arc<Context> {
     Context::new(client.clone(), Arc::new(Metrics::new()), fast_settings(), None)
 }
 
-async fn create_cluster(client: &Client, cc: &ChatCluster) -> ChatCluster {
-    Api::<ChatCluster>::namespaced(client.clone(), NS).create(&PostParams::default(), cc).await.unwrap()
+async fn start() -> KubeServer {
+    KubeServer::start(KubeOptions::default()).await.expect("a test API server")
 }
 
-/// Installs the CRD of `plural.group` (only its existence matters to the controller).
-async fn install_crd(client: &Client, group: &str, plural: &str, kind: &str) {
-    let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": format!("{plural}.{group}") },
-        "spec": { "group": group, "scope": "Namespaced",
-                  "names": { "plural": plural, "kind": kind },
-                  "versions": [{ "name": "v1", "served": true, "storage": true }] }
-    }))
-    .unwrap();
-    Api::all(client.clone()).create(&PostParams::default(), &crd).await.unwrap();
+async fn create_cluster(client: &Client, cc: &ChatCluster) -> ChatCluster {
+    Api::<ChatCluster>::namespaced(client.clone(), NS).create(&PostParams::default(), cc).await.unwrap()
 }
 
 async fn events(client: &Client) -> Vec<Event> {
@@ -55,27 +50,56 @@ fn spawn_controller(ctx: Arc<Context>) -> (watch::Sender<bool>, tokio::task::Joi
     (stop, task)
 }
 
+/// `resource[/subresource] name` of an audit event.
+fn target(e: &Value) -> String {
+    let r = &e["objectRef"];
+    let sub = r["subresource"].as_str().map(|s| format!("/{s}")).unwrap_or_default();
+    format!(
+        "{} {}{sub} {}",
+        e["verb"].as_str().unwrap_or_default(),
+        r["resource"].as_str().unwrap_or_default(),
+        r["name"].as_str().unwrap_or_default()
+    )
+}
+
+/// Waits until the controller's objects stop changing (two reads a second apart agree).
+async fn settle(server: &KubeServer) {
+    let mut last = server.versions(NS, &OPERATOR_RESOURCES).await.unwrap();
+    let mut stable = 0;
+    let deadline = tokio::time::Instant::now() + T;
+    while stable < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the objects kept changing for {T:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = server.versions(NS, &OPERATOR_RESOURCES).await.unwrap();
+        stable = if now == last { stable + 1 } else { 0 };
+        last = now;
+    }
+}
+
 #[tokio::test]
 async fn chatcluster_creates_its_objects_with_owner_references_and_a_second_reconcile_writes_nothing() {
-    let server = ApiServer::new();
+    let server = start().await;
     let client = server.client();
     create_cluster_secrets(&client, NS, "postgres://unused").await.unwrap();
     let cc = create_cluster(&client, &example_cluster(NS, "main", "kafka:9092")).await;
-    let ctx = context(&client);
+    let ctx = context(&server.controller_client());
     chatcluster::reconcile(Arc::new(cc.clone()), ctx.clone()).await.unwrap();
 
     // Exactly the expected objects, each owned (controller=true) by the ChatCluster.
     let owned = [
-        ("apps/deployments", vec!["main-gateway"]),
-        ("/services", vec!["main", "main-headless"]),
-        ("/configmaps", vec!["main-config", "main-dashboards"]),
-        ("policy/poddisruptionbudgets", vec!["main-gateway"]),
-        ("autoscaling/horizontalpodautoscalers", vec!["main-gateway"]),
+        ("apps/v1/deployments", vec!["main-gateway"]),
+        ("/v1/services", vec!["main", "main-headless"]),
+        ("/v1/configmaps", vec!["kube-root-ca.crt", "main-config", "main-dashboards"]),
+        ("policy/v1/poddisruptionbudgets", vec!["main-gateway"]),
+        ("autoscaling/v2/horizontalpodautoscalers", vec!["main-gateway"]),
     ];
     for (res, names) in &owned {
-        assert_eq!(&server.names(res, NS), names, "{res}");
-        for name in names {
-            let o = server.object(res, NS, name).unwrap();
+        let have = server.names(NS, res).await;
+        // kube-root-ca.crt is published into every namespace by kube-controller-manager only.
+        let want: Vec<&str> = names.iter().copied().filter(|n| *n != "kube-root-ca.crt" || have.iter().any(|h| h == n)).collect();
+        assert_eq!(have, want, "{res}");
+        for name in want.iter().filter(|n| **n != "kube-root-ca.crt") {
+            let o = server.object(NS, res, name).await.unwrap();
             let refs = o["metadata"]["ownerReferences"].as_array().unwrap();
             assert_eq!(refs.len(), 1, "{res}/{name}: {refs:?}");
             assert_eq!(refs[0]["kind"], "ChatCluster");
@@ -85,7 +109,7 @@ async fn chatcluster_creates_its_objects_with_owner_references_and_a_second_reco
         }
     }
     // Monitoring CRDs are not installed: nothing created, said on the status and in an Event.
-    assert!(server.names("monitoring.coreos.com/servicemonitors", NS).is_empty());
+    assert!(server.names(NS, "monitoring.coreos.com/v1/servicemonitors").await.is_empty());
     let cc = Api::<ChatCluster>::namespaced(client.clone(), NS).get("main").await.unwrap();
     let status = cc.status.clone().unwrap();
     assert_eq!(status.observed_generation, Some(1));
@@ -96,25 +120,29 @@ async fn chatcluster_creates_its_objects_with_owner_references_and_a_second_reco
     let evs = events(&client).await;
     assert!(evs.iter().any(|e| e.reason.as_deref() == Some("MonitoringUnavailable") && e.type_.as_deref() == Some("Warning")), "{evs:?}");
 
-    // Idempotent: reconciling the unchanged ChatCluster changes nothing anywhere.
-    let before = server.resource_version();
-    let calls = server.calls().len();
+    // Idempotent: reconciling the unchanged ChatCluster changes nothing anywhere. The API
+    // server decides what a no-op apply is (defaulted fields, managedFields included).
+    let before = server.versions(NS, &OPERATOR_RESOURCES).await.unwrap();
+    let writes_before = server.audited_writes(CONTROLLER_USER).len();
     chatcluster::reconcile(Arc::new(cc), ctx).await.unwrap();
-    assert_eq!(server.resource_version(), before, "a second reconcile changed something");
-    let writes: Vec<_> = server.calls()[calls..].iter().filter(|c| c.is_write()).map(|c| c.path.clone()).collect();
+    assert_eq!(server.versions(NS, &OPERATOR_RESOURCES).await.unwrap(), before, "a second reconcile changed something");
+    let writes: Vec<String> = server.audited_writes(CONTROLLER_USER)[writes_before..].iter().map(target).collect();
     // Server-side apply re-sends the desired objects (a no-op for the API server); nothing else.
-    assert!(writes.iter().all(|p| !p.ends_with("/status") && !p.contains("/events")), "{writes:?}");
+    assert!(
+        !writes.is_empty() && writes.iter().all(|w| w.starts_with("patch ") && !w.contains("/status") && !w.contains("events")),
+        "{writes:?}"
+    );
 }
 
 #[tokio::test]
 async fn chatcluster_controller_repairs_drift_reports_readiness_and_settles() {
-    let server = ApiServer::new();
+    let server = start().await;
     let client = server.client();
-    install_crd(&client, "monitoring.coreos.com", "servicemonitors", "ServiceMonitor").await;
-    install_crd(&client, "monitoring.coreos.com", "prometheusrules", "PrometheusRule").await;
+    server.install_schemaless_crd("monitoring.coreos.com", "servicemonitors", "ServiceMonitor").await.unwrap();
+    server.install_schemaless_crd("monitoring.coreos.com", "prometheusrules", "PrometheusRule").await.unwrap();
     create_cluster_secrets(&client, NS, "postgres://unused").await.unwrap();
     create_cluster(&client, &example_cluster(NS, "main", "kafka:9092")).await;
-    let (stop, task) = spawn_controller(context(&client));
+    let (stop, task) = spawn_controller(context(&server.controller_client()));
 
     let clusters = Api::<ChatCluster>::namespaced(client.clone(), NS);
     let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
@@ -123,10 +151,10 @@ async fn chatcluster_controller_repairs_drift_reports_readiness_and_settles() {
         .unwrap();
     let degraded_since = condition(&cc.status.unwrap().conditions, "Degraded").unwrap().clone();
     assert_eq!(degraded_since.status, "False", "monitoring CRDs are installed: {degraded_since:?}");
-    assert_eq!(server.names("monitoring.coreos.com/servicemonitors", NS), ["main"]);
-    assert_eq!(server.names("monitoring.coreos.com/prometheusrules", NS), ["main"]);
+    assert_eq!(server.names(NS, "monitoring.coreos.com/v1/servicemonitors").await, ["main"]);
+    assert_eq!(server.names(NS, "monitoring.coreos.com/v1/prometheusrules").await, ["main"]);
 
-    // A hand-edited Deployment is put back.
+    // A hand-edited Deployment (a full replace, as `kubectl edit` does) is put back.
     let mut d = deployments.get("main-gateway").await.unwrap();
     let image = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].image.clone().unwrap();
     d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("evil:latest".into());
@@ -158,21 +186,16 @@ async fn chatcluster_controller_repairs_drift_reports_readiness_and_settles() {
     wait_for(&deployments, "main-gateway", "the new image", T, |d| image_of(d).as_deref() == Some("palaverd:next")).await.unwrap();
 
     // Settled: no hot loop. Watch events of its own writes must not make it write again.
-    let settle = |server: ApiServer| async move {
-        let mut last = server.resource_version();
-        eventually(T, "writes to stop", || {
-            let now = server.resource_version();
-            let quiet = now == last;
-            last = now;
-            async move { quiet.then_some(()) }
-        })
-        .await
-    };
-    settle(server.clone()).await.unwrap();
-    let (rv, writes) = (server.resource_version(), server.calls().iter().filter(|c| c.is_write()).count());
+    settle(&server).await;
+    let (versions, writes) = (server.versions(NS, &OPERATOR_RESOURCES).await.unwrap(), server.audited_writes(CONTROLLER_USER).len());
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(server.resource_version(), rv, "the controller kept changing objects while nothing changed");
-    assert_eq!(server.calls().iter().filter(|c| c.is_write()).count(), writes, "the controller kept sending writes while nothing changed");
+    assert_eq!(
+        server.versions(NS, &OPERATOR_RESOURCES).await.unwrap(),
+        versions,
+        "the controller kept changing objects while nothing changed"
+    );
+    let late: Vec<String> = server.audited_writes(CONTROLLER_USER)[writes..].iter().map(target).collect();
+    assert!(late.is_empty(), "the controller kept sending writes while nothing changed: {late:?}");
 
     stop.send_replace(true);
     tokio::time::timeout(T, task).await.expect("the controller stops on shutdown").unwrap();
@@ -180,12 +203,12 @@ async fn chatcluster_controller_repairs_drift_reports_readiness_and_settles() {
 
 #[tokio::test]
 async fn missing_secret_degrades_with_an_event_and_recovers_when_it_appears() {
-    let server = ApiServer::new();
+    let server = start().await;
     let client = server.client();
     let mut cc = example_cluster(NS, "main", "kafka:9092");
     cc.spec.monitoring = None;
     create_cluster(&client, &cc).await;
-    let (stop, task) = spawn_controller(context(&client));
+    let (stop, task) = spawn_controller(context(&server.controller_client()));
     let clusters = Api::<ChatCluster>::namespaced(client.clone(), NS);
 
     let cc = wait_for(&clusters, "main", "Degraded", T, |c| c.status.as_ref().is_some_and(|s| cond(&s.conditions, "Degraded").is_some()))
@@ -195,13 +218,15 @@ async fn missing_secret_degrades_with_an_event_and_recovers_when_it_appears() {
     let degraded = condition(&status.conditions, "Degraded").unwrap();
     assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "SecretNotFound"));
     assert!(degraded.message.contains("chat/palaver-postgres"), "{degraded:?}");
-    assert!(server.names("apps/deployments", NS).is_empty(), "no Deployment without its Secrets");
+    assert!(server.names(NS, "apps/v1/deployments").await.is_empty(), "no Deployment without its Secrets");
     let evs = events(&client).await;
     assert!(evs.iter().any(|e| e.reason.as_deref() == Some("SecretNotFound") && e.type_.as_deref() == Some("Warning")), "{evs:?}");
-    // Retried with backoff, not in a tight loop: the retries stay few.
+    // Retried with backoff, not in a tight loop: the retries stay few (read from the audit log).
+    let lookups = || server.audit(CONTROLLER_USER).iter().filter(|e| target(e) == "get secrets palaver-postgres").count();
+    let before = lookups();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let gets = server.calls().iter().filter(|c| c.path.ends_with("/secrets/palaver-postgres")).count();
-    assert!((2..=8).contains(&gets), "{gets} Secret lookups in ~1.5 s of backoff");
+    let gets = lookups() - before;
+    assert!((1..=8).contains(&gets), "{gets} Secret lookups in 1.5 s of backoff");
     assert!(!task.is_finished(), "the controller is still running");
 
     create_cluster_secrets(&client, NS, "postgres://unused").await.unwrap();
@@ -210,7 +235,7 @@ async fn missing_secret_degrades_with_an_event_and_recovers_when_it_appears() {
     })
     .await
     .unwrap();
-    assert_eq!(server.names("apps/deployments", NS), ["main-gateway"]);
+    assert_eq!(server.names(NS, "apps/v1/deployments").await, ["main-gateway"]);
     let config_maps: Vec<String> = Api::<ConfigMap>::namespaced(client.clone(), NS)
         .list(&ListParams::default())
         .await
@@ -218,6 +243,7 @@ async fn missing_secret_degrades_with_an_event_and_recovers_when_it_appears() {
         .items
         .iter()
         .map(|c| c.name_any())
+        .filter(|n| n != "kube-root-ca.crt")
         .collect();
     assert_eq!(config_maps, ["main-config"], "monitoring is off: no dashboards ConfigMap");
     stop.send_replace(true);
@@ -226,8 +252,8 @@ async fn missing_secret_degrades_with_an_event_and_recovers_when_it_appears() {
 
 #[tokio::test]
 async fn one_of_two_replicas_leads_and_the_other_takes_over_on_release() {
-    let server = ApiServer::new();
-    let client = server.client();
+    let server = start().await;
+    let client = server.controller_client();
     let settings = |id: &str| leader::Settings {
         name: "palaver-operator".into(),
         namespace: "palaver-system".into(),
@@ -251,37 +277,84 @@ async fn one_of_two_replicas_leads_and_the_other_takes_over_on_release() {
     // Released on shutdown: the standby takes over well before the Lease would expire.
     tokio::time::timeout(Duration::from_secs(2), standby.wait_for(|l| *l)).await.expect("takeover after release").unwrap();
     let lease: k8s_openapi::api::coordination::v1::Lease =
-        Api::namespaced(client.clone(), "palaver-system").get("palaver-operator").await.unwrap();
+        Api::namespaced(server.client(), "palaver-system").get("palaver-operator").await.unwrap();
     let spec = lease.spec.unwrap();
     assert_eq!(spec.holder_identity.as_deref(), Some(if first.0 { "b" } else { "a" }));
     assert_eq!(spec.lease_transitions, Some(1));
 }
 
+/// A real API server error: the operator's ServiceAccount is denied Deployments (its
+/// ClusterRole without that rule) until the chart's full ClusterRole is restored.
 #[tokio::test]
 async fn api_server_errors_degrade_the_cluster_until_they_stop() {
-    let server = ApiServer::new();
+    let server = start().await;
     let client = server.client();
+    let rbac = chart_rbac();
+    let mut without_deployments = rbac.clone();
+    for o in &mut without_deployments {
+        if o["kind"] == "ClusterRole" {
+            let rules = o["rules"].as_array_mut().unwrap();
+            rules.retain(|r| r["resources"] != json!(["deployments"]));
+        }
+    }
+    apply_objects(&client, &without_deployments).await.unwrap();
     create_cluster_secrets(&client, NS, "postgres://unused").await.unwrap();
-    // The API server refuses every write to Deployments.
-    server.fail_when(|call| (call.is_write() && call.path.contains("/deployments/")).then_some(500));
     create_cluster(&client, &example_cluster(NS, "main", "kafka:9092")).await;
-    let (stop, task) = spawn_controller(context(&client));
+    let (stop, task) = spawn_controller(context(&server.operator_client()));
     let clusters = Api::<ChatCluster>::namespaced(client.clone(), NS);
     let cc = wait_for(&clusters, "main", "Degraded", T, |c| {
         c.status.as_ref().is_some_and(|s| cond(&s.conditions, "Degraded") == Some(("True".into(), "KubernetesApiError".into())))
     })
     .await
     .unwrap();
-    assert!(server.names("apps/deployments", NS).is_empty());
-    assert!(cc.status.unwrap().conditions.iter().any(|c| c.type_ == "Degraded" && c.message.contains("injected failure")));
+    assert!(server.names(NS, "apps/v1/deployments").await.is_empty());
+    let degraded = condition(&cc.status.unwrap().conditions, "Degraded").unwrap().clone();
+    assert!(degraded.message.contains("forbidden"), "{degraded:?}");
+    let denied: Vec<String> =
+        server.audit(OPERATOR_USER).iter().filter(|e| e["annotations"]["authorization.k8s.io/decision"] == "forbid").map(target).collect();
+    assert!(!denied.is_empty() && denied.iter().all(|d| d.contains(" deployments ")), "{denied:?}");
 
-    server.clear_faults();
+    apply_objects(&client, &rbac).await.unwrap();
     wait_for(&clusters, "main", "recovered", T, |c| {
         c.status.as_ref().is_some_and(|s| cond(&s.conditions, "Degraded").is_some_and(|(_, reason)| reason != "KubernetesApiError"))
     })
     .await
     .unwrap();
-    assert_eq!(server.names("apps/deployments", NS), ["main-gateway"]);
+    assert_eq!(server.names(NS, "apps/v1/deployments").await, ["main-gateway"]);
     stop.send_replace(true);
     tokio::time::timeout(T, task).await.unwrap().unwrap();
+}
+
+/// Owner references are what cleans up: deleting a ChatCluster leaves its objects to the real
+/// garbage collector (kube-controller-manager's, started for this test), which removes them all;
+/// an object the operator does not own stays.
+#[tokio::test]
+async fn deleting_a_chatcluster_lets_the_garbage_collector_remove_what_it_owned() {
+    let server = KubeServer::start(KubeOptions::default().with_garbage_collector()).await.expect("a test API server with GC");
+    let client = server.client();
+    create_cluster_secrets(&client, NS, "postgres://unused").await.unwrap();
+    let cc = create_cluster(&client, &example_cluster(NS, "main", "kafka:9092")).await;
+    chatcluster::reconcile(Arc::new(cc), context(&server.controller_client())).await.unwrap();
+    let owned = ["apps/v1/deployments", "/v1/services", "policy/v1/poddisruptionbudgets", "autoscaling/v2/horizontalpodautoscalers"];
+    for res in owned {
+        assert!(!server.names(NS, res).await.is_empty(), "{res} created");
+    }
+    let config_maps = || async { server.names(NS, "/v1/configmaps").await.into_iter().filter(|n| n.starts_with("main-")).count() };
+    assert_eq!(config_maps().await, 2);
+
+    // Background deletion, as kubectl delete does: the API server removes the ChatCluster at
+    // once and the garbage collector its dependents.
+    Api::<ChatCluster>::namespaced(client.clone(), NS).delete("main", &DeleteParams::background()).await.unwrap();
+    eventually(T, "the garbage collector to remove every owned object", || async {
+        for res in owned {
+            if !server.names(NS, res).await.is_empty() {
+                return None;
+            }
+        }
+        (config_maps().await == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    let secrets = server.names(NS, "/v1/secrets").await;
+    assert!(secrets.contains(&"palaver-postgres".to_string()), "a referenced, unowned Secret stays: {secrets:?}");
 }

@@ -1,6 +1,6 @@
-//! The shipped `palaver-operator run` binary, against the in-memory Kubernetes API served over
-//! HTTP through a kubeconfig: it becomes ready, leads, reconciles, logs JSON, and on SIGTERM
-//! stops, releases its Lease and exits 0.
+//! The shipped `palaver-operator run` binary, against a real kube-apiserver through a kubeconfig
+//! (TLS, the chart's ServiceAccount and RBAC): it becomes ready, leads, reconciles, logs JSON,
+//! and on SIGTERM stops, releases its Lease and exits 0.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,8 +8,8 @@ use std::time::Duration;
 use kube::api::PostParams;
 use kube::Api;
 use palaver_crds::resources::ChatCluster;
-use palaver_e2e::kube_api::ApiServer;
-use palaver_e2e::operator::{create_cluster_secrets, example_cluster};
+use palaver_e2e::kube_server::{KubeOptions, KubeServer};
+use palaver_e2e::operator::{apply_objects, chart_rbac, create_cluster_secrets, example_cluster};
 use palaver_e2e::{eventually, free_port};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
@@ -18,25 +18,15 @@ const T: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_binary_reconciles_and_shuts_down_cleanly_on_sigterm() {
-    let server = ApiServer::new();
+    let server = KubeServer::start(KubeOptions::default()).await.unwrap();
     let client = server.client();
+    apply_objects(&client, &chart_rbac()).await.unwrap();
     create_cluster_secrets(&client, "chat", "postgres://unused").await.unwrap();
     Api::<ChatCluster>::namespaced(client.clone(), "chat")
         .create(&PostParams::default(), &example_cluster("chat", "main", "kafka:9092"))
         .await
         .unwrap();
-    let api = server.serve_http().await.unwrap();
-    let dir = std::env::temp_dir().join(format!("palaver-op-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{ name: mem, cluster: {{ server: 'http://{api}' }} }}]\n\
-             users: [{{ name: test, user: {{}} }}]\ncontexts: [{{ name: mem, context: {{ cluster: mem, user: test }} }}]\ncurrent-context: mem\n"
-        ),
-    )
-    .unwrap();
+    let kubeconfig = server.operator_kubeconfig().unwrap();
 
     let listen = format!("127.0.0.1:{}", free_port());
     let mut child = tokio::process::Command::new(palaver_e2e::procs::operator_bin())
@@ -44,6 +34,8 @@ async fn the_operator_binary_reconciles_and_shuts_down_cleanly_on_sigterm() {
         .env("KUBECONFIG", &kubeconfig)
         .env("PALAVER_OPERATOR_LISTEN", &listen)
         .env("POD_NAMESPACE", "palaver-system")
+        // As the chart sets it: the Lease its leader-election Role names.
+        .env("PALAVER_OPERATOR_LEASE", "palaver")
         .env("POD_NAME", "operator-0")
         .env("RUST_LOG", "info")
         .env_remove("PALAVER_LOG_FORMAT")
@@ -68,12 +60,12 @@ async fn the_operator_binary_reconciles_and_shuts_down_cleanly_on_sigterm() {
     .await
     .unwrap();
     assert_eq!(http.get(format!("http://{listen}/healthz")).send().await.unwrap().status(), 200);
-    eventually(T, "the Deployment of the ChatCluster", || async { server.object("apps/deployments", "chat", "main-gateway") })
+    eventually(T, "the Deployment of the ChatCluster", || async { server.object("chat", "apps/v1/deployments", "main-gateway").await })
         .await
         .unwrap();
     let metrics = http.get(format!("http://{listen}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("palaver_operator_leader 1"), "{metrics}");
-    let lease = server.object("coordination.k8s.io/leases", "palaver-system", "palaver-operator").expect("the Lease");
+    let lease = server.object("palaver-system", "coordination.k8s.io/v1/leases", "palaver").await.expect("the Lease");
     assert_eq!(lease["spec"]["holderIdentity"], "operator-0");
 
     let pid = child.id().unwrap().to_string();
@@ -81,7 +73,7 @@ async fn the_operator_binary_reconciles_and_shuts_down_cleanly_on_sigterm() {
     assert!(std::process::Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap().success());
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exits after SIGTERM").unwrap();
     assert!(status.success(), "{status}");
-    let lease = server.object("coordination.k8s.io/leases", "palaver-system", "palaver-operator").unwrap();
+    let lease = server.object("palaver-system", "coordination.k8s.io/v1/leases", "palaver").await.unwrap();
     assert!(lease["spec"].get("holderIdentity").is_none_or(Value::is_null), "the Lease is released on shutdown: {lease}");
 
     let lines = logs.await.unwrap();
@@ -91,5 +83,4 @@ async fn the_operator_binary_reconciles_and_shuts_down_cleanly_on_sigterm() {
         assert!(v.get("level").is_some(), "{l}");
     }
     assert!(lines.iter().any(|l| l.contains("shutting down")), "{lines:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,8 +1,11 @@
-//! The chart's RBAC against what the operator really calls. The operator process (leader
-//! election and both controllers) runs against the in-memory API through the whole life of a
-//! ChatCluster and a Workspace; every request it makes must be allowed by the chart's ClusterRole
-//! or leader-election Role, and every permission the chart grants must have been used (least
-//! privilege), save the few listed below with the reason they cannot show up here.
+//! The chart's RBAC against what the operator really calls, judged by a real API server's
+//! authorizer. The operator (leader election and both controllers) runs as the chart's
+//! ServiceAccount, bound to the chart's ClusterRole and leader-election Role, through the whole
+//! life of a ChatCluster and a Workspace on a kube-apiserver with RBAC authorization and the
+//! OwnerReferencesPermissionEnforcement admission plugin. Every request must be allowed (the
+//! audit log records the authorizer's decision for each), and every permission the chart grants
+//! must have been used (least privilege), save the few listed below with the reason they do not
+//! show up as a request of their own.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -12,8 +15,10 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::Api;
 use palaver_crds::resources::{ChatCluster, Workspace};
-use palaver_e2e::kube_api::ApiServer;
-use palaver_e2e::operator::{cond, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for};
+use palaver_e2e::kube_server::{KubeOptions, KubeServer, OPERATOR_USER};
+use palaver_e2e::operator::{
+    apply_objects, chart_rbac, cond, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for,
+};
 use palaver_e2e::{eventually, free_port, Services};
 use palaver_operator::{leader, operator};
 use serde_json::{json, Value};
@@ -21,30 +26,21 @@ use serde_json::{json, Value};
 const NS: &str = "chat";
 const T: Duration = Duration::from_secs(40);
 
-/// Granted, needed on a real cluster, but never requested by the operator itself.
+/// Granted, needed on a real cluster, but not a request of its own in the audit log.
 const NOT_REQUESTED: [(&str, &str, &str, &str); 2] = [
-    ("palaver.dev", "chatclusters/finalizers", "update", "admission checks it for owner references with blockOwnerDeletion"),
+    (
+        "palaver.dev",
+        "chatclusters/finalizers",
+        "update",
+        "OwnerReferencesPermissionEnforcement checks it inside the create of an object owned with blockOwnerDeletion",
+    ),
     ("events.k8s.io", "events", "patch", "the event recorder patches an Event that repeats within its cache window"),
 ];
 
-/// The rules of the chart's ClusterRole and leader-election Role, from the template (its
-/// template expressions only name things; the rules are literal YAML).
+/// The rules of the chart's ClusterRole and leader-election Role.
 fn chart_rules() -> Vec<PolicyRule> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/palaver/templates/rbac.yaml")).unwrap();
-    let text: String = text
-        .lines()
-        .filter(|l| !l.contains("{{-"))
-        .map(|l| {
-            l.replace(r#"{{ include "palaver.fullname" . }}"#, "palaver")
-                .replace(r#"{{ include "palaver.serviceAccountName" . }}"#, "palaver")
-                .replace("{{ .Release.Namespace }}", "palaver-system")
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(!text.contains("{{"), "a template expression the test does not know: {text}");
     let mut rules = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+    for v in chart_rbac() {
         if matches!(v["kind"].as_str(), Some("ClusterRole" | "Role")) {
             rules.extend(serde_json::from_value::<Vec<PolicyRule>>(v["rules"].clone()).unwrap());
         }
@@ -68,24 +64,33 @@ fn granted(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
     out
 }
 
+/// `(API group, resource[/subresource], verb)` of an audited request. A server-side apply that
+/// created its object (201) was authorized as create too.
+fn permissions(e: &Value) -> Vec<(String, String, String)> {
+    let r = &e["objectRef"];
+    let Some(resource) = r["resource"].as_str() else { return Vec::new() };
+    let resource = match r["subresource"].as_str() {
+        Some(sub) => format!("{resource}/{sub}"),
+        None => resource.to_string(),
+    };
+    let group = r["apiGroup"].as_str().unwrap_or_default().to_string();
+    let verb = e["verb"].as_str().unwrap_or_default().to_string();
+    let mut out = vec![(group.clone(), resource.clone(), verb.clone())];
+    if verb == "patch" && e["responseStatus"]["code"] == 201 {
+        out.push((group, resource, "create".into()));
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_grants_exactly_what_the_operator_uses() {
     let svc = Services::from_env().private_database().await.unwrap();
-    let server = ApiServer::new();
+    let server = KubeServer::start(KubeOptions::default()).await.unwrap();
     let client = server.client();
     for (plural, kind) in [("servicemonitors", "ServiceMonitor"), ("prometheusrules", "PrometheusRule")] {
-        let crd = serde_json::from_value(json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": { "name": format!("{plural}.monitoring.coreos.com") },
-            "spec": { "group": "monitoring.coreos.com", "scope": "Namespaced", "names": { "plural": plural, "kind": kind },
-                      "versions": [{ "name": "v1", "served": true, "storage": true }] }
-        }))
-        .unwrap();
-        Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client.clone())
-            .create(&PostParams::default(), &crd)
-            .await
-            .unwrap();
+        server.install_schemaless_crd("monitoring.coreos.com", plural, kind).await.unwrap();
     }
+    apply_objects(&client, &chart_rbac()).await.unwrap();
     create_cluster_secrets(&client, NS, &svc.database_url).await.unwrap();
     let clusters = Api::<ChatCluster>::namespaced(client.clone(), NS);
     clusters.create(&PostParams::default(), &example_cluster(NS, "main", &svc.kafka_brokers)).await.unwrap();
@@ -104,7 +109,7 @@ async fn the_chart_grants_exactly_what_the_operator_uses() {
         settings: fast_settings(),
     };
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let op = tokio::spawn(operator::run(server.client_as("operator"), opts, async move {
+    let op = tokio::spawn(operator::run(server.operator_client(), opts, async move {
         let _ = rx.await;
     }));
 
@@ -139,8 +144,8 @@ async fn the_chart_grants_exactly_what_the_operator_uses() {
         .await
         .unwrap();
     eventually(T, "the HPA and monitoring objects deleted", || async {
-        (server.names("autoscaling/horizontalpodautoscalers", NS).is_empty()
-            && server.names("monitoring.coreos.com/servicemonitors", NS).is_empty())
+        (server.names(NS, "autoscaling/v2/horizontalpodautoscalers").await.is_empty()
+            && server.names(NS, "monitoring.coreos.com/v1/servicemonitors").await.is_empty())
         .then_some(())
     })
     .await
@@ -148,16 +153,18 @@ async fn the_chart_grants_exactly_what_the_operator_uses() {
     stop.send(()).unwrap();
     tokio::time::timeout(T, op).await.expect("the operator stops").unwrap().unwrap();
 
-    let used: BTreeSet<(String, String, String)> = server
-        .calls()
+    // The authorizer's verdict on every request the operator made.
+    let audit = server.audit(OPERATOR_USER);
+    assert!(audit.len() > 20, "too few audited requests: {audit:?}");
+    let denied: Vec<_> = audit
         .iter()
-        .filter(|c| c.client == "operator")
-        .flat_map(|c| c.permissions())
-        .map(|(g, r, v)| (g, r, v.to_string()))
+        .filter(|e| e["annotations"]["authorization.k8s.io/decision"] != "allow" || e["responseStatus"]["code"] == 403)
         .collect();
-    let grants = granted(&chart_rules());
-    let denied: Vec<_> = used.difference(&grants).collect();
     assert!(denied.is_empty(), "the operator calls what the chart does not grant: {denied:?}");
+    let used: BTreeSet<(String, String, String)> = audit.iter().flat_map(permissions).collect();
+    let grants = granted(&chart_rules());
+    let outside: Vec<_> = used.difference(&grants).collect();
+    assert!(outside.is_empty(), "allowed, but not by the chart's rules: {outside:?}");
     let exempt: BTreeSet<(String, String, String)> =
         NOT_REQUESTED.iter().map(|(g, r, v, _)| (g.to_string(), r.to_string(), v.to_string())).collect();
     let unused: Vec<_> = grants.difference(&used).filter(|p| !exempt.contains(*p)).collect();

@@ -1,5 +1,6 @@
-//! The Workspace controller end to end: the real kube-runtime Controller against the in-memory
-//! Kubernetes API, provisioning in the real Postgres and the shared Apache Kafka broker
+//! The Workspace controller end to end: the real kube-runtime Controller against a real
+//! kube-apiserver (e2e/src/kube_server.rs, the CRDs' admission rules in force), provisioning
+//! in the real Postgres and the shared Apache Kafka broker
 //! (partition growth and retention changes are read back from it; a Delete removes exactly
 //! that workspace's topics). The Postgres outage is a proxy cut, so the shared server keeps
 //! running for the other tests.
@@ -12,13 +13,13 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use palaver_crds::resources::{ChatCluster, Workspace};
 use palaver_crds::WorkspaceName;
-use palaver_e2e::kube_api::ApiServer;
+use palaver_e2e::kube_server::{KubeOptions, KubeServer, CONTROLLER_USER};
 use palaver_e2e::operator::{cond, create_cluster_secrets, example_cluster, fast_settings, registered, schema_exists, wait_for};
 use palaver_e2e::proxy::TcpProxy;
 use palaver_e2e::{eventually, unique_workspace, Services};
 use palaver_operator::controller::{workspace, Context};
 use palaver_operator::metrics::Metrics;
-use palaver_operator::provision::{Provisioner, TopicAdmin, WorkspacePlan};
+use palaver_operator::provision::{Provisioner, TopicAdmin, TopicSpec, WorkspacePlan};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -33,9 +34,10 @@ struct Harness {
 }
 
 impl Harness {
-    fn start(server: &ApiServer) -> Self {
+    /// The controller, as `palaver-controller`; `client` is the test's own (admin).
+    fn start(server: &KubeServer) -> Self {
         let client = server.client();
-        let ctx = Context::new(client.clone(), Arc::new(Metrics::new()), fast_settings(), None);
+        let ctx = Context::new(server.controller_client(), Arc::new(Metrics::new()), fast_settings(), None);
         let (stop, mut rx) = watch::channel(false);
         let task = tokio::spawn(workspace::run(ctx, None, async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -81,20 +83,17 @@ async fn workspace_waits_for_its_cluster_provisions_grows_refuses_shrink_and_del
     let svc = Services::from_env().private_database().await.unwrap();
     let db = PgPool::connect(&svc.database_url).await.unwrap();
     let admin = TopicAdmin::new(&svc.kafka_brokers, &[]).unwrap();
-    let server = ApiServer::new();
+    let server = KubeServer::start(KubeOptions::default()).await.unwrap();
     let h = Harness::start(&server);
     let name = unique_workspace("ctl");
 
     // No ChatCluster yet: a condition says what it waits for; no error loop.
     h.workspaces().create(&PostParams::default(), &workspace(&name, 2, "Delete")).await.unwrap();
-    let ws = match wait_for(&h.workspaces(), name.as_str(), "waiting", Duration::from_secs(5), |w| {
+    let ws = wait_for(&h.workspaces(), name.as_str(), "waiting", Duration::from_secs(10), |w| {
         has(w, "Progressing", "True", "WaitingForCluster")
     })
     .await
-    {
-        Ok(w) => w,
-        Err(e) => panic!("{:?} {e}", server.calls().iter().map(|c| format!("{} {}?{}", c.method, c.path, c.query)).collect::<Vec<_>>()),
-    };
+    .unwrap();
     assert!(has(&ws, "Ready", "False", "ClusterNotFound"));
     assert_eq!(ws.metadata.finalizers.as_deref(), Some(&["palaver.dev/workspace".to_string()][..]));
     assert!(!schema_exists(&db, &name).await);
@@ -119,30 +118,45 @@ async fn workspace_waits_for_its_cluster_provisions_grows_refuses_shrink_and_del
     assert_eq!(admin.partitions(&name.dlq_topic()).await.unwrap(), 1);
     assert!(reasons(&h.client).await.contains(&"Provisioned".to_string()));
     // Ready and unchanged: no further writes (the status is not rewritten, no Event repeats).
-    let rv = server.resource_version();
+    let writes = server.audited_writes(CONTROLLER_USER).len();
+    let versions = server.versions(NS, &["palaver.dev/v1alpha1/workspaces", "events.k8s.io/v1/events"]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(server.resource_version(), rv, "the controller kept writing after Ready");
+    let late: Vec<_> = server.audited_writes(CONTROLLER_USER)[writes..].to_vec();
+    assert!(late.is_empty(), "the controller kept writing after Ready: {late:?}");
+    assert_eq!(server.versions(NS, &["palaver.dev/v1alpha1/workspaces", "events.k8s.io/v1/events"]).await.unwrap(), versions);
 
-    // Fewer partitions (the CRD's CEL rule refuses this on a real API server; the controller
-    // must hold anyway): refused with a condition, the topic keeps its partitions.
-    h.workspaces().patch(name.as_str(), &PatchParams::default(), &Patch::Merge(json!({ "spec": { "partitions": 1 } }))).await.unwrap();
+    // Fewer partitions: the CRD's CEL rule refuses it at admission.
+    let err = h
+        .workspaces()
+        .patch(name.as_str(), &PatchParams::default(), &Patch::Merge(json!({ "spec": { "partitions": 1 } })))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, kube::Error::Api(e) if e.code == 422 && e.message.contains("partitions may only grow")), "{err:?}");
+    // The controller holds anyway where admission cannot see it: the topic was grown with
+    // Kafka's own tools behind the operator's back, and the next provisioning keeps it.
+    let grown = TopicSpec { name: &name.events_topic(), partitions: 3, retention_ms: None, retention_changed: false };
+    assert_eq!(admin.ensure_topic(&grown).await.unwrap(), 3);
+    h.workspaces()
+        .patch(name.as_str(), &PatchParams::default(), &Patch::Merge(json!({ "spec": { "displayName": "Grown" } })))
+        .await
+        .unwrap();
     let ws = wait_for(&h.workspaces(), name.as_str(), "shrink refused", T, |w| has(w, "Degraded", "True", "PartitionShrinkRefused"))
         .await
         .unwrap();
     assert!(has(&ws, "Ready", "True", "Provisioned"), "still serving: {:?}", ws.status);
     assert_eq!(ws.status.unwrap().observed_generation, Some(2));
-    assert_eq!(admin.partitions(&name.events_topic()).await.unwrap(), 2);
+    assert_eq!(admin.partitions(&name.events_topic()).await.unwrap(), 3);
 
     // More partitions: the live topic grows (CreatePartitions), read back from the broker.
-    h.workspaces().patch(name.as_str(), &PatchParams::default(), &Patch::Merge(json!({ "spec": { "partitions": 3 } }))).await.unwrap();
+    h.workspaces().patch(name.as_str(), &PatchParams::default(), &Patch::Merge(json!({ "spec": { "partitions": 4 } }))).await.unwrap();
     let ws = wait_for(&h.workspaces(), name.as_str(), "grown", T, |w| {
         has(w, "Ready", "True", "Provisioned") && w.status.as_ref().is_some_and(|s| s.observed_generation == Some(3))
     })
     .await
     .unwrap();
     assert!(has(&ws, "Degraded", "False", "AsExpected"), "{:?}", ws.status);
-    assert_eq!(ws.status.unwrap().partitions, Some(3));
-    assert_eq!(admin.partitions(&name.events_topic()).await.unwrap(), 3, "the broker has the new partition");
+    assert_eq!(ws.status.unwrap().partitions, Some(4));
+    assert_eq!(admin.partitions(&name.events_topic()).await.unwrap(), 4, "the broker has the new partition");
 
     // A retention change on the live Workspace: applied to the topic, read back from the broker.
     assert_eq!(admin.topic_overrides(&name.events_topic()).await.unwrap().get("retention.ms"), None, "broker default at first");
@@ -197,7 +211,7 @@ async fn postgres_outage_degrades_then_recovers_and_retain_keeps_the_data() {
     let (upstream, rest) = svc.database_url.split_once("@").map(|(_, r)| r.split_once('/').unwrap()).unwrap();
     let mut proxy = TcpProxy::start(upstream).await.unwrap();
     let via_proxy = format!("postgres://postgres@{}/{rest}", proxy.addr());
-    let server = ApiServer::new();
+    let server = KubeServer::start(KubeOptions::default()).await.unwrap();
     let h = Harness::start(&server);
     create_cluster_secrets(&h.client, NS, &via_proxy).await.unwrap();
     Api::<ChatCluster>::namespaced(h.client.clone(), NS)
@@ -252,24 +266,30 @@ async fn postgres_outage_degrades_then_recovers_and_retain_keeps_the_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_spec_and_unreachable_kafka_degrade_with_precise_reasons() {
     let svc = Services::from_env();
-    let server = ApiServer::new();
+    let server = KubeServer::start(KubeOptions::default()).await.unwrap();
     let h = Harness::start(&server);
     create_cluster_secrets(&h.client, NS, &svc.database_url).await.unwrap();
+    let clusters = Api::<ChatCluster>::namespaced(h.client.clone(), NS);
     // Nothing listens on this port.
     let nowhere = format!("127.0.0.1:{}", palaver_e2e::free_port());
-    Api::<ChatCluster>::namespaced(h.client.clone(), NS)
-        .create(&PostParams::default(), &example_cluster(NS, "main", &nowhere))
+    clusters.create(&PostParams::default(), &example_cluster(NS, "main", &nowhere)).await.unwrap();
+    // A cluster whose Kafka credentials Secret is not `name=value` lines: no schema can tell.
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(h.client.clone(), NS)
+        .create(&PostParams::default(), &palaver_e2e::operator::secret(NS, "kafka-props", "client.properties", "oops\n"))
         .await
         .unwrap();
+    let mut garbled = example_cluster(NS, "garbled", &svc.kafka_brokers);
+    garbled.spec.kafka.secret_ref =
+        Some(palaver_crds::resources::SecretKeyRef { name: "kafka-props".into(), key: "client.properties".into() });
+    clusters.create(&PostParams::default(), &garbled).await.unwrap();
 
-    // A name the CRD's CEL rule refuses on a real API server: the controller refuses it too.
-    let bad: Workspace = serde_json::from_value(json!({
-        "apiVersion": "palaver.dev/v1alpha1", "kind": "Workspace", "metadata": { "name": "Bad--Name", "namespace": NS },
-        "spec": { "clusterRef": "main" }
-    }))
-    .unwrap();
-    h.workspaces().create(&PostParams::default(), &bad).await.unwrap();
-    let ws = wait_for(&h.workspaces(), "Bad--Name", "InvalidSpec", T, |w| has(w, "Degraded", "True", "InvalidSpec")).await.unwrap();
+    // A name the CRD's CEL rule refuses never reaches the controller (the admission tests in
+    // kube_admission.rs cover the rules); the spec the controller alone can judge: InvalidSpec.
+    let bad = unique_workspace("props");
+    let mut ws = workspace(&bad, 1, "Retain");
+    ws.spec.cluster_ref = "garbled".into();
+    h.workspaces().create(&PostParams::default(), &ws).await.unwrap();
+    let ws = wait_for(&h.workspaces(), bad.as_str(), "InvalidSpec", T, |w| has(w, "Degraded", "True", "InvalidSpec")).await.unwrap();
     assert!(has(&ws, "Ready", "False", "InvalidSpec"), "{:?}", ws.status);
 
     let name = unique_workspace("nokafka");

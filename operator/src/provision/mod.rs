@@ -15,8 +15,7 @@ use palaver_crds::resources::{DeletionPolicy, Workspace};
 use palaver_crds::{validate_channel_name, WorkspaceName};
 use sqlx::PgPool;
 
-pub use kafka::TopicAdmin;
-use kafka::TopicSpec;
+pub use kafka::{TopicAdmin, TopicSpec};
 pub use postgres::{ensure_control_schema, latest_tenant_migration, migrate_tenant_schema, CONTROL_SCHEMA};
 
 /// Why provisioning failed. Each variant names the dependency at fault so a controller can put a
