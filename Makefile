@@ -53,7 +53,8 @@
 #   DEV_LISTEN_A, DEV_LISTEN_B 127.0.0.1:8081, 127.0.0.1:8082 — the make dev pods pod-a, pod-b.
 #   BENCH_WORKSPACE            bench — workspace make bench provisions (BENCH_PARTITIONS: 3).
 #   BENCH_LISTEN_A, BENCH_LISTEN_B  127.0.0.1:8091, 127.0.0.1:8092 — the release pods of make bench.
-#   BENCH_ARGS                 the palaver-bench command line (default below).
+#   BENCH_ARGS                 the palaver-bench command line (default below: the send scenario;
+#                              `reads …` and `presence …` run the other scenarios, docs/benchmarks.md).
 #   NEXTEST_PROFILE            `ci` when CI is true/1/yes, else `default` (.config/nextest.toml).
 #   CARGO                      cargo
 #
