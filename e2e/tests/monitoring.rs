@@ -60,6 +60,8 @@ fn chart_files(dir: &str) -> Vec<(String, String)> {
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        // alerts/tests/ holds the rules' promtool unit tests, not rules.
+        .filter(|p| p.is_file())
         .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
         .collect();
     files.sort();
