@@ -3,7 +3,7 @@
 
 use palaver_e2e::bench::presence::{self, PresenceOpts};
 use palaver_e2e::bench::reads::{self, ReadsOpts};
-use palaver_e2e::bench::{self, BenchOpts};
+use palaver_e2e::bench::{self, BenchOpts, Target};
 use palaver_e2e::{new_workspace, Pod, PodOptions, Services, TEST_SECRET};
 
 /// Two pods whose per-connection limits do not throttle the generator.
@@ -17,11 +17,17 @@ async fn pods(svc: &Services) -> (Pod, Pod) {
     (a, b)
 }
 
-fn send_opts(a: &Pod, b: &Pod, ws: &str) -> BenchOpts {
-    BenchOpts {
+fn target(a: &Pod, b: &Pod, ws: &str) -> Target {
+    Target {
         pods: vec![format!("ws://127.0.0.1:{}", a.port), format!("ws://127.0.0.1:{}", b.port)],
         workspace: ws.to_string(),
         secret: TEST_SECRET.into(),
+    }
+}
+
+fn send_opts(a: &Pod, b: &Pod, ws: &str) -> BenchOpts {
+    BenchOpts {
+        target: target(a, b, ws),
         users: 30,
         channels: 6,
         members: 5,
@@ -100,9 +106,7 @@ async fn bench_presence_delivers_every_transition_to_every_follower() {
     let ws = new_workspace(&svc, "benchpresence").await.unwrap();
     let (a, b) = pods(&svc).await;
     let o = PresenceOpts {
-        pods: vec![format!("ws://127.0.0.1:{}", a.port), format!("ws://127.0.0.1:{}", b.port)],
-        workspace: ws.to_string(),
-        secret: TEST_SECRET.into(),
+        target: target(&a, &b, ws.as_str()),
         users: 60,
         subs: 5,
         idle: 1.0,

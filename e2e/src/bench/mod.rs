@@ -27,6 +27,19 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use send::{run, BenchOpts, Report};
 
+/// The pods a scenario spreads its users over, and the workspace and token secret it uses.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// Comma-separated WebSocket URLs of the pods (ws://host:port/v1/ws is implied by ws://host:port).
+    #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8081,ws://127.0.0.1:8082")]
+    pub pods: Vec<String>,
+    #[arg(long, default_value = "bench")]
+    pub workspace: String,
+    /// HS256 secret the pods accept (PALAVER_DEV_JWT_SECRET).
+    #[arg(long, env = "PALAVER_DEV_JWT_SECRET", hide_env_values = true)]
+    pub secret: String,
+}
+
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Percentiles {
     pub p50_ms: f64,

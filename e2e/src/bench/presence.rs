@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{connect, heartbeat, http_url, total_rate, Percentiles, RedisCalls};
+use super::{connect, heartbeat, http_url, total_rate, Percentiles, RedisCalls, Target};
 use crate::client::Rest;
 use crate::token_with;
 
@@ -27,14 +27,8 @@ const PRESENCE_QUERY_USERS: usize = 100;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PresenceOpts {
-    /// Comma-separated WebSocket URLs of the pods; users are spread over them.
-    #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8081,ws://127.0.0.1:8082")]
-    pub pods: Vec<String>,
-    #[arg(long, default_value = "bench")]
-    pub workspace: String,
-    /// HS256 secret the pods accept (PALAVER_DEV_JWT_SECRET).
-    #[arg(long, env = "PALAVER_DEV_JWT_SECRET", hide_env_values = true)]
-    pub secret: String,
+    #[command(flatten)]
+    pub target: Target,
     #[arg(long, default_value_t = 10_000)]
     pub users: usize,
     /// Users each user follows (and is followed by).
@@ -127,6 +121,47 @@ struct Shared {
     finished: bool,
 }
 
+/// Where a phase began: when, the frames counted so far, and the Redis counters then.
+struct Mark {
+    at: Instant,
+    frames: u64,
+    redis: Option<RedisCalls>,
+}
+
+impl Mark {
+    async fn now(o: &PresenceOpts, frames: &AtomicU64) -> anyhow::Result<Self> {
+        let redis = match &o.redis {
+            Some(url) => Some(RedisCalls::sample(url).await?),
+            None => None,
+        };
+        Ok(Self { at: Instant::now(), frames: frames.load(Ordering::Relaxed), redis })
+    }
+
+    /// Waits until `want` frames arrived since the mark (or the drain deadline), then closes
+    /// the phase.
+    async fn finish(self, o: &PresenceOpts, frames: &AtomicU64, want: u64) -> anyhow::Result<Phase> {
+        let deadline = Instant::now() + Duration::from_secs_f64(o.drain);
+        while frames.load(Ordering::Relaxed) - self.frames < want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let secs = self.at.elapsed().as_secs_f64();
+        let got = frames.load(Ordering::Relaxed) - self.frames;
+        let end = Mark::now(o, frames).await?;
+        let by_command = match (self.redis, end.redis) {
+            (Some(a), Some(b)) => b.rate_since(&a, secs),
+            _ => BTreeMap::new(),
+        };
+        Ok(Phase {
+            secs,
+            expected_frames: want,
+            frames: got,
+            frames_per_s: got as f64 / secs,
+            redis_ops_per_s: total_rate(&by_command),
+            redis_by_command: by_command,
+        })
+    }
+}
+
 /// The users user `u` follows: `subs` distinct others, at a stride, so every user is followed
 /// by exactly `subs` users too.
 fn followees(u: usize, users: usize, subs: usize) -> Vec<usize> {
@@ -135,7 +170,7 @@ fn followees(u: usize, users: usize, subs: usize) -> Vec<usize> {
 }
 
 pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
-    anyhow::ensure!(!o.pods.is_empty(), "no pods given");
+    anyhow::ensure!(!o.target.pods.is_empty(), "no pods given");
     anyhow::ensure!(o.subs >= 1 && o.users > o.subs * 2 && o.subs <= 500, "need 1 <= subs <= 500 and users > 2 * subs");
     anyhow::ensure!(o.churn > 0.0 && o.churn_secs > 0.0 && o.idle >= 0.0, "--churn and --churn-secs must be positive");
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
@@ -143,16 +178,10 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
     let index: Arc<HashMap<String, usize>> = Arc::new((0..o.users).map(|u| (name(u), u)).collect());
     let frames = Arc::new(AtomicU64::new(0));
     let shared = Arc::new(Mutex::new(Shared::default()));
-    let redis = |url: Option<String>| async move {
-        match url {
-            Some(u) => RedisCalls::sample(&u).await.map(Some),
-            None => Ok(None),
-        }
-    };
-
     let started = Instant::now();
     let connecting = futures::stream::iter(0..o.users).map(|u| {
-        let (pod, token) = (o.pods[u % o.pods.len()].clone(), token_with(&o.workspace, &name(u), &o.secret, 3600));
+        let (pod, token) =
+            (o.target.pods[u % o.target.pods.len()].clone(), token_with(&o.target.workspace, &name(u), &o.target.secret, 3600));
         async move { connect(&pod, &token).await.with_context(|| format!("connecting user {u}")).map(|c| (u, c)) }
     });
     let mut writers: Vec<Option<mpsc::UnboundedSender<String>>> = vec![None; o.users];
@@ -192,7 +221,7 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
     let heartbeat = heartbeat(writers.clone());
     // A connection's own "online" transition is published just after its hello: wait until
     // every user is online, so no late one lands in a phase as an extra frame.
-    let rest = Rest::new(&http_url(&o.pods[0]), &token_with(&o.workspace, &name(0), &o.secret, 3600));
+    let rest = Rest::new(&http_url(&o.target.pods[0]), &token_with(&o.target.workspace, &name(0), &o.target.secret, 3600));
     let names: Vec<String> = (0..o.users).map(name).collect();
     let deadline = Instant::now() + Duration::from_secs_f64(o.drain);
     for chunk in names.chunks(PRESENCE_QUERY_USERS) {
@@ -210,47 +239,21 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
     }
     let connect_s = started.elapsed().as_secs_f64();
 
-    // Waits until `want` frames arrived since `base` (or the drain deadline), then closes the
-    // phase begun at `begun` with Redis sample `r0`.
-    let finish = |begun: Instant, base: u64, want: u64, r0: Option<RedisCalls>| {
-        let (frames, redis_url, drain) = (frames.clone(), o.redis.clone(), o.drain);
-        async move {
-            let deadline = Instant::now() + Duration::from_secs_f64(drain);
-            while frames.load(Ordering::Relaxed) - base < want && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let secs = begun.elapsed().as_secs_f64();
-            let got = frames.load(Ordering::Relaxed) - base;
-            let by_command = match (r0, redis(redis_url).await?) {
-                (Some(a), Some(b)) => b.rate_since(&a, secs),
-                _ => BTreeMap::new(),
-            };
-            anyhow::Ok(Phase {
-                secs,
-                expected_frames: want,
-                frames: got,
-                frames_per_s: got as f64 / secs,
-                redis_ops_per_s: total_rate(&by_command),
-                redis_by_command: by_command,
-            })
-        }
-    };
-
     // Subscribe: every user's followees' statuses (all online) come back at once.
-    let (r0, base, begun) = (redis(o.redis.clone()).await?, frames.load(Ordering::Relaxed), Instant::now());
+    let mark = Mark::now(o, &frames).await?;
     for (u, w) in writers.iter().enumerate() {
         let users: Vec<String> = followees(u, o.users, o.subs).into_iter().map(name).collect();
         let _ = w.send(json!({"t": "presence_sub", "users": users}).to_string());
     }
-    let subscribe = finish(begun, base, (o.users * o.subs) as u64, r0).await?;
+    let subscribe = mark.finish(o, &frames, (o.users * o.subs) as u64).await?;
 
     // Idle: nobody changes status; only the connections' refreshes run.
-    let (r0, base, begun) = (redis(o.redis.clone()).await?, frames.load(Ordering::Relaxed), Instant::now());
+    let mark = Mark::now(o, &frames).await?;
     tokio::time::sleep(Duration::from_secs_f64(o.idle)).await;
-    let idle = finish(begun, base, 0, r0).await?;
+    let idle = mark.finish(o, &frames, 0).await?;
 
     // Churn: users in turn go away, then (a round later) come back.
-    let (r0, base, begun) = (redis(o.redis.clone()).await?, frames.load(Ordering::Relaxed), Instant::now());
+    let mark = Mark::now(o, &frames).await?;
     let transitions = (o.churn * o.churn_secs).round() as u64;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / o.churn));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -265,7 +268,7 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
         shared.lock().unwrap().pending.insert(u, (status.to_string(), Instant::now()));
         let _ = writers[u].send(json!({"t": "presence", "status": status}).to_string());
     }
-    let churn = finish(begun, base, transitions * o.subs as u64, r0).await?;
+    let churn = mark.finish(o, &frames, transitions * o.subs as u64).await?;
 
     heartbeat.abort();
     let mut s = shared.lock().unwrap();

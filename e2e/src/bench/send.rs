@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{connect, heartbeat, http_url, Percentiles};
+use super::{connect, heartbeat, http_url, Percentiles, Target};
 use crate::client::Rest;
 use crate::token_with;
 
@@ -24,14 +24,8 @@ const MAX_REACTIONS: u32 = 50;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOpts {
-    /// Comma-separated WebSocket URLs of the pods (ws://host:port/v1/ws is implied by ws://host:port).
-    #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8081,ws://127.0.0.1:8082")]
-    pub pods: Vec<String>,
-    #[arg(long, default_value = "bench")]
-    pub workspace: String,
-    /// HS256 secret the pods accept (PALAVER_DEV_JWT_SECRET).
-    #[arg(long, env = "PALAVER_DEV_JWT_SECRET", hide_env_values = true)]
-    pub secret: String,
+    #[command(flatten)]
+    pub target: Target,
     #[arg(long, default_value_t = 200)]
     pub users: usize,
     #[arg(long, default_value_t = 50)]
@@ -168,15 +162,16 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
         [o.replies, o.reactions, o.edits].iter().all(|s| *s >= 0.0) && o.replies + o.reactions + o.edits <= 1.0,
         "--replies, --reactions and --edits are shares: each >= 0, together <= 1"
     );
-    anyhow::ensure!(!o.pods.is_empty(), "no pods given");
+    anyhow::ensure!(!o.target.pods.is_empty(), "no pods given");
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let tok = |u: usize| token_with(&o.workspace, &format!("b{run_id}-u{u}"), &o.secret, 3600);
+    let tok = |u: usize| token_with(&o.target.workspace, &format!("b{run_id}-u{u}"), &o.target.secret, 3600);
     let shared = Arc::new(Mutex::new(Shared::default()));
 
     // Connect everybody first (creates the users), then build channels over REST.
     let mut writers = Vec::new();
     for u in 0..o.users {
-        let (tx, mut stream) = connect(&o.pods[u % o.pods.len()], &tok(u)).await.with_context(|| format!("connecting user {u}"))?;
+        let (tx, mut stream) =
+            connect(&o.target.pods[u % o.target.pods.len()], &tok(u)).await.with_context(|| format!("connecting user {u}"))?;
         let sh = shared.clone();
         tokio::spawn(async move {
             while let Some(Ok(m)) = stream.next().await {
@@ -228,7 +223,7 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
     let mut channel_ids = Vec::new();
     for i in 0..o.channels {
         let owner = i % o.senders;
-        let rest = Rest::new(&http_url(&o.pods[owner % o.pods.len()]), &tok(owner));
+        let rest = Rest::new(&http_url(&o.target.pods[owner % o.target.pods.len()]), &tok(owner));
         let (s, body) = rest.post("/v1/channels", json!({"name": format!("b{run_id}-{i}")})).await?;
         anyhow::ensure!(s == 201, "create channel: {s} {body}");
         let id = body["id"].as_str().context("channel id")?.to_string();
@@ -264,8 +259,8 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
             let mut s = shared.lock().unwrap();
             // Until the channel has an acked message (and while its latest one has all the
             // reactions it may take) the operation is a plain send.
-            let target = s.latest.get_mut(channel).filter(|(_, reactions)| *reactions < MAX_REACTIONS);
-            let (kind, frame) = match (pick(o, n), target) {
+            let latest = s.latest.get_mut(channel).filter(|(_, reactions)| *reactions < MAX_REACTIONS);
+            let (kind, frame) = match (pick(o, n), latest) {
                 ("reply", Some((root, _))) => {
                     ("reply", json!({"t": "send", "ref": r, "channel": channel, "cmid": r, "text": format!("reply {n}"), "thread": root}))
                 }
