@@ -68,7 +68,10 @@ pub async fn reconcile(cc: Arc<ChatCluster>, ctx: Arc<Context>) -> Result<Action
 async fn apply(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
     let ns = cc.namespace().ok_or_else(|| Error::InvalidSpec("ChatCluster must be namespaced".into()))?;
     let api: Api<ChatCluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let stored = cc.status.clone().unwrap_or_default();
+    // The status as stored now, not as the watch cache last saw it: a reconcile running on a
+    // cached object older than our last status write would merge against stale conditions
+    // and move their transition times.
+    let stored = api.get(&cc.name_any()).await?.status.unwrap_or_default();
     match apply_children(cc, ctx, &ns).await {
         Ok(observed) => {
             let next = status(cc, &stored, &observed);
@@ -83,7 +86,7 @@ async fn apply(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
                     ctx.event(cc, true, "MonitoringUnavailable", "Reconcile", warning).await;
                 }
             }
-            write_status(cc, &api, ctx, next).await?;
+            write_status(cc, &api, ctx, &stored, next).await?;
             Ok(Action::requeue(ctx.settings.resync))
         }
         Err(err) => {
@@ -98,7 +101,7 @@ async fn apply(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
             if conditions::reason(&stored.conditions, DEGRADED) != Some(err.reason()) {
                 ctx.event(cc, true, err.reason(), "Reconcile", message).await;
             }
-            if let Err(e) = write_status(cc, &api, ctx, next).await {
+            if let Err(e) = write_status(cc, &api, ctx, &stored, next).await {
                 tracing::warn!(error = %e, "could not record the failure on the ChatCluster status");
             }
             Err(err)
@@ -233,9 +236,15 @@ fn status(cc: &ChatCluster, stored: &ChatClusterStatus, o: &Observed) -> ChatClu
     }
 }
 
-async fn write_status(cc: &ChatCluster, api: &Api<ChatCluster>, ctx: &Context, next: ChatClusterStatus) -> Result<(), Error> {
+async fn write_status(
+    cc: &ChatCluster,
+    api: &Api<ChatCluster>,
+    ctx: &Context,
+    stored: &ChatClusterStatus,
+    next: ChatClusterStatus,
+) -> Result<(), Error> {
     ctx.metrics.set_ready(KIND, &cc.namespace().unwrap_or_default(), &cc.name_any(), conditions::is_true(&next.conditions, READY));
-    if cc.status.as_ref() == Some(&next) {
+    if *stored == next {
         return Ok(());
     }
     api.patch_status(&cc.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": next }))).await?;
