@@ -74,7 +74,11 @@ pub async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, 
 }
 
 async fn apply(ws: Arc<Workspace>, api: Api<Workspace>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let (ws, api, ctx) = (ws.as_ref(), &api, ctx.as_ref());
+    let (api, ctx) = (&api, ctx.as_ref());
+    // The object as stored now, not as the watch cache last saw it: a reconcile running on a
+    // cached Workspace older than our last status write would provision again, merge against
+    // stale conditions (moving their transition times) or record an older observedGeneration.
+    let ws = &api.get(&ws.name_any()).await?;
     let status = ws.status.clone().unwrap_or_default();
     let generation = ws.metadata.generation;
     let up_to_date = status.observed_generation == generation
