@@ -82,23 +82,41 @@ pub(super) async fn lock_channel(
 
 /// Appends to a channel whose row the transaction has locked; inserts the outbox row too.
 pub(super) async fn append_locked(tx: &mut Transaction<'_, Postgres>, channel: &str, ev: NewEvent) -> Result<Appended, sqlx::Error> {
+    let appended = append_if(tx, channel, ev, LOCKED_GUARD, &[]).await?;
+    appended.ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The guard of [`append_if`] for a channel whose row the transaction has locked.
+pub(super) const LOCKED_GUARD: &str = "UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
+
+/// Appends `ev` in one statement, if `guard` returns a row: an `UPDATE channels … WHERE id = $1
+/// … RETURNING last_seq` that moves the channel's `last_seq` on (and takes its row lock).
+/// `also` are more data-modifying statements of the same append, which see the new seq as
+/// `s.last_seq` and, like every part of one statement, the rows as they were before it. All
+/// bind what [`bind_append`] binds. An `edit` event records its time as `edited_at` too.
+pub(super) async fn append_if(
+    tx: &mut Transaction<'_, Postgres>,
+    channel: &str,
+    ev: NewEvent,
+    guard: &str,
+    also: &[&str],
+) -> Result<Option<Appended>, sqlx::Error> {
     let id = new_id("m");
     let ts = now_ts();
-    let (outbox_id, seq) = bind_append(
-        sqlx::query_as(
-            "WITH s AS (UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq), \
-              e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, state_seq) \
-                    SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, s.last_seq FROM s RETURNING seq) \
-         INSERT INTO outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
-        ),
-        channel,
-        &id,
-        &ev,
-        ts,
-    )
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(Appended { event: ev.into_event(channel, seq, id, ts), outbox_id: Some(outbox_id) })
+    let also: String = also.iter().enumerate().map(|(i, sql)| format!("a{i} AS ({sql}), ")).collect();
+    let sql = format!(
+        "WITH s AS ({guard}), {also}\
+              e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, state_seq, edited_at) \
+                    SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, s.last_seq, CASE WHEN $3 = 'edit' THEN $8 END FROM s \
+                    RETURNING seq) \
+         INSERT INTO outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq"
+    );
+    let row = bind_append(sqlx::query_as(&sql), channel, &id, &ev, ts).fetch_optional(&mut **tx).await?;
+    Ok(row.map(|(outbox_id, seq)| {
+        let mut event = ev.into_event(channel, seq, id, ts);
+        event.edited_at = (event.kind == "edit").then_some(ts);
+        Appended { event, outbox_id: Some(outbox_id) }
+    }))
 }
 
 type AppendQuery<'q> = sqlx::query::QueryAs<'q, Postgres, (i64, i64), sqlx::postgres::PgArguments>;
