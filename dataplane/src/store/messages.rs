@@ -8,10 +8,10 @@
 
 use chrono::{DateTime, Utc};
 use palaver_crds::WorkspaceName;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 
-use super::events::{append_locked, archived_error, lock_channel, EVENT_COLUMNS};
+use super::events::{append_if, archived_error, lock_channel, EVENT_COLUMNS, LOCKED_GUARD};
 use super::{now_ts, Appended, NewEvent, Store};
 use crate::error::ApiError;
 use crate::protocol::{Event, MessageState, ReactionSummary};
@@ -91,11 +91,36 @@ async fn lock_target(
     }
 }
 
-/// Appends a change event and moves the message's `state_seq` to it.
-async fn append_change(tx: &mut Transaction<'_, Postgres>, channel: &str, message: &str, ev: NewEvent) -> Result<Appended, sqlx::Error> {
-    let appended = append_locked(tx, channel, NewEvent { target: Some(message.to_string()), ..ev }).await?;
-    sqlx::query("UPDATE events SET state_seq = $2 WHERE id = $1").bind(message).bind(appended.event.seq).execute(&mut **tx).await?;
-    Ok(appended)
+/// Moves the target message's (`$9`'s) `state_seq` to the change's seq (`s.last_seq`).
+const MOVE_STATE: &str = "UPDATE events SET state_seq = s.last_seq FROM s WHERE events.id = $9";
+
+/// [`MOVE_STATE`], and rewrites the message's reaction summary from `reactions` (migration 0008:
+/// emoji in the order they first appeared, the first five users of each).
+const MOVE_STATE_AND_REACTIONS: &str = "UPDATE events SET state_seq = s.last_seq, reactions = \
+       (SELECT COALESCE(jsonb_agg(jsonb_build_object('emoji', emoji, 'count', n, 'users', users) ORDER BY first, emoji), '[]') \
+        FROM (SELECT emoji, count(*) AS n, (array_agg(user_id ORDER BY created_at, user_id))[1:5] AS users, min(created_at) AS first \
+              FROM reactions WHERE message_id = $9 GROUP BY emoji) g) \
+     FROM s WHERE events.id = $9";
+
+/// An edit: the message takes the new text (`$6`) and time (`$8`), and its old text goes to
+/// the edit history (read from the row as it was before this statement).
+const EDIT: [&str; 2] = [
+    "UPDATE events SET state_seq = s.last_seq, body = $6, edited_at = $8 FROM s WHERE events.id = $9",
+    "INSERT INTO message_edits (message_id, seq, old_text, edited_at) \
+     SELECT $9, s.last_seq, COALESCE(m.body, ''), $8 FROM s, events m WHERE m.id = $9",
+];
+
+/// Appends a change event of a locked channel and, in the same statement, changes the message
+/// (`also`: [`MOVE_STATE`], [`MOVE_STATE_AND_REACTIONS`] or [`EDIT`]).
+async fn append_change(
+    tx: &mut Transaction<'_, Postgres>,
+    channel: &str,
+    message: &str,
+    ev: NewEvent,
+    also: &[&str],
+) -> Result<Appended, sqlx::Error> {
+    let ev = NewEvent { target: Some(message.to_string()), ..ev };
+    append_if(tx, channel, ev, LOCKED_GUARD, also).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
 impl Store {
@@ -120,25 +145,8 @@ impl Store {
             return Ok(Change::Noop);
         }
         let ev = NewEvent { kind: "edit", user: actor.user.into(), text: Some(text.into()), ..Default::default() };
-        let mut appended = append_change(&mut tx, channel, message, ev).await?;
-        let ts = appended.event.ts;
-        sqlx::query("INSERT INTO message_edits (message_id, seq, old_text, edited_at) VALUES ($1, $2, $3, $4)")
-            .bind(message)
-            .bind(appended.event.seq)
-            .bind(t.body.unwrap_or_default())
-            .bind(ts)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE events SET body = $2, edited_at = $3 WHERE id = $1")
-            .bind(message)
-            .bind(text)
-            .bind(ts)
-            .execute(&mut *tx)
-            .await?;
-        // The edit event carries its time too, also when read back (replay, fills, the sweeper).
-        sqlx::query("UPDATE events SET edited_at = $2 WHERE id = $1").bind(&appended.event.id).bind(ts).execute(&mut *tx).await?;
+        let appended = append_change(&mut tx, channel, message, ev, &EDIT).await?;
         tx.commit().await?;
-        appended.event.edited_at = Some(ts);
         Ok(Change::Applied(Box::new(appended)))
     }
 
@@ -165,31 +173,36 @@ impl Store {
         if t.deleted {
             return Err(ApiError::not_found(format!("message {message} was deleted")));
         }
-        let (mine, emoji_known, distinct): (bool, bool, i64) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3), \
-                    EXISTS (SELECT 1 FROM reactions WHERE message_id = $1 AND emoji = $2), \
-                    (SELECT count(DISTINCT emoji) FROM reactions WHERE message_id = $1)",
+        // One statement in the common case: inserted unless already there or over the limit.
+        let inserted = sqlx::query(
+            "INSERT INTO reactions (message_id, emoji, user_id, created_at) SELECT $1, $2, $3, $4 \
+             WHERE EXISTS (SELECT 1 FROM reactions WHERE message_id = $1 AND emoji = $2) \
+                OR (SELECT count(DISTINCT emoji) FROM reactions WHERE message_id = $1) < $5 \
+             ON CONFLICT DO NOTHING",
         )
         .bind(message)
         .bind(emoji)
         .bind(user)
-        .fetch_one(&mut *tx)
-        .await?;
-        if mine {
-            return Ok(Change::Noop);
-        }
-        if !emoji_known && distinct >= MAX_DISTINCT_REACTIONS {
+        .bind(now_ts())
+        .bind(MAX_DISTINCT_REACTIONS)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let mine: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3)")
+                    .bind(message)
+                    .bind(emoji)
+                    .bind(user)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if mine {
+                return Ok(Change::Noop);
+            }
             return Err(ApiError::conflict(format!("a message has at most {MAX_DISTINCT_REACTIONS} distinct reactions")));
         }
-        sqlx::query("INSERT INTO reactions (message_id, emoji, user_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(message)
-            .bind(emoji)
-            .bind(user)
-            .bind(now_ts())
-            .execute(&mut *tx)
-            .await?;
         let ev = NewEvent { kind: "reaction_add", user: user.into(), emoji: Some(emoji.into()), ..Default::default() };
-        let appended = append_change(&mut tx, channel, message, ev).await?;
+        let appended = append_change(&mut tx, channel, message, ev, &[MOVE_STATE_AND_REACTIONS]).await?;
         tx.commit().await?;
         Ok(Change::Applied(Box::new(appended)))
     }
@@ -212,7 +225,7 @@ impl Store {
             return Ok(Change::Noop);
         }
         let ev = NewEvent { kind: "reaction_remove", user: user.into(), emoji: Some(emoji.into()), ..Default::default() };
-        let appended = append_change(&mut tx, channel, message, ev).await?;
+        let appended = append_change(&mut tx, channel, message, ev, &[MOVE_STATE_AND_REACTIONS]).await?;
         tx.commit().await?;
         Ok(Change::Applied(Box::new(appended)))
     }
@@ -232,7 +245,8 @@ impl Store {
     }
 
     /// Adds each `message`'s current state (tombstone, `state_seq`, reactions as `viewer` sees
-    /// them) to events read from the log: what history and replay send.
+    /// them) to events read from the log: what history and replay send. The summaries are read
+    /// as stored on the rows; only the viewer's own reactions are looked up.
     pub async fn render(&self, ws: &WorkspaceName, viewer: &str, events: &mut [Event]) -> Result<(), sqlx::Error> {
         let ids: Vec<&str> = events.iter().filter(|e| e.kind == "message").map(|e| e.id.as_str()).collect();
         if ids.is_empty() {
@@ -241,20 +255,20 @@ impl Store {
         let sql = Store::tenant_sql(
             ws,
             "SELECT e.id, e.deleted, COALESCE(e.state_seq, e.seq), e.reply_count, e.last_reply_ts, e.reply_users, e.reply_users_count, \
-               COALESCE((SELECT json_agg(json_build_object('emoji', r.emoji, 'count', r.n, 'me', r.me, 'users', r.users) ORDER BY r.first, r.emoji) \
-                 FROM (SELECT emoji, count(*) AS n, bool_or(user_id = $2) AS me, \
-                         (array_agg(user_id ORDER BY created_at, user_id))[1:5] AS users, min(created_at) AS first \
-                       FROM {s}.reactions WHERE message_id = e.id GROUP BY emoji) r), '[]'::json) \
+               e.reactions, CASE WHEN e.reactions = '[]' THEN '{}' \
+                 ELSE ARRAY(SELECT r.emoji FROM {s}.reactions r WHERE r.message_id = e.id AND r.user_id = $2) END \
              FROM {s}.events e WHERE e.id = ANY($1)",
         );
         let rows: Vec<StateRow> = sqlx::query_as(&sql).bind(&ids).bind(viewer).fetch_all(self.pool()).await?;
         let mut by_id: std::collections::HashMap<String, MessageState> = rows
             .into_iter()
-            .map(|(id, deleted, state_seq, reply_count, last_reply_ts, reply_users, reply_users_count, reactions)| {
-                (
-                    id,
-                    MessageState { deleted, state_seq, reactions: reactions.0, reply_count, last_reply_ts, reply_users, reply_users_count },
-                )
+            .map(|(id, deleted, state_seq, reply_count, last_reply_ts, reply_users, reply_users_count, stored, mine)| {
+                let reactions = stored
+                    .0
+                    .into_iter()
+                    .map(|r| ReactionSummary { me: mine.contains(&r.emoji), emoji: r.emoji, count: r.count, users: r.users })
+                    .collect();
+                (id, MessageState { deleted, state_seq, reactions, reply_count, last_reply_ts, reply_users, reply_users_count })
             })
             .collect();
         for e in events.iter_mut().filter(|e| e.kind == "message") {
@@ -270,12 +284,21 @@ impl Store {
     }
 }
 
-type StateRow = (String, bool, i64, i32, Option<DateTime<Utc>>, Vec<String>, i32, sqlx::types::Json<Vec<ReactionSummary>>);
+type StateRow = (String, bool, i64, i32, Option<DateTime<Utc>>, Vec<String>, i32, sqlx::types::Json<Vec<StoredReaction>>, Vec<String>);
+
+/// One entry of a message's stored reaction summary (`events.reactions`, migration 0008).
+#[derive(Deserialize)]
+struct StoredReaction {
+    emoji: String,
+    count: i64,
+    users: Vec<String>,
+}
 
 /// The tombstone: a `delete` event; text, edit history, edit events' text and reactions gone.
 async fn purge(tx: &mut Transaction<'_, Postgres>, channel: &str, message: &str, actor: &str) -> Result<Appended, sqlx::Error> {
-    let appended = append_change(tx, channel, message, NewEvent { kind: "delete", user: actor.into(), ..Default::default() }).await?;
-    sqlx::query("UPDATE events SET body = NULL, deleted = true WHERE id = $1").bind(message).execute(&mut **tx).await?;
+    let delete = NewEvent { kind: "delete", user: actor.into(), ..Default::default() };
+    let appended = append_change(tx, channel, message, delete, &[MOVE_STATE]).await?;
+    sqlx::query("UPDATE events SET body = NULL, deleted = true, reactions = '[]' WHERE id = $1").bind(message).execute(&mut **tx).await?;
     sqlx::query("UPDATE events SET body = NULL WHERE target = $1 AND kind = 'edit'").bind(message).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM message_edits WHERE message_id = $1").bind(message).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(message).execute(&mut **tx).await?;
