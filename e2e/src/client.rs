@@ -222,6 +222,11 @@ impl Rest {
         Self { http: reqwest::Client::new(), base: base.into(), token: token.into() }
     }
 
+    /// The same server and HTTP client (its connection pool), another user's token.
+    pub fn with_token(&self, token: &str) -> Self {
+        Self { http: self.http.clone(), base: self.base.clone(), token: token.into() }
+    }
+
     /// Sends the request; returns the status and JSON body (Null if it is not JSON), after
     /// checking both against docs/openapi.yaml.
     async fn exchange(&self, method: reqwest::Method, path: &str, req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {

@@ -70,6 +70,8 @@ pub struct Phase {
 pub struct PresenceReport {
     pub users: usize,
     pub subs: usize,
+    /// Seconds to create the users (first sight, with their default-channel joins).
+    pub create_s: f64,
     pub connect_s: f64,
     pub subscribe: Phase,
     pub idle: Phase,
@@ -97,9 +99,11 @@ impl PresenceReport {
             )
         };
         format!(
-            "{} users x {} subscriptions, connected in {:.1} s; closed {} errors {}\n{}\n{}\n{}\ntransition latency ms: {}",
+            "{} users x {} subscriptions, created in {:.1} s ({:.0}/s), connected in {:.1} s; closed {} errors {}\n{}\n{}\n{}\ntransition latency ms: {}",
             self.users,
             self.subs,
+            self.create_s,
+            self.users as f64 / self.create_s.max(1e-9),
             self.connect_s,
             self.closed,
             self.errors,
@@ -178,6 +182,26 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
     let index: Arc<HashMap<String, usize>> = Arc::new((0..o.users).map(|u| (name(u), u)).collect());
     let frames = Arc::new(AtomicU64::new(0));
     let shared = Arc::new(Mutex::new(Shared::default()));
+    // A user's first request creates them and joins them to the default channels (a sequenced
+    // member_join each, fanned out to whoever is connected). A workspace's users arrive over
+    // days, not in one burst: create them first, one REST request each, and time the connects
+    // of users who exist, as in a workspace in use.
+    let created = Instant::now();
+    let rest = Rest::new(&http_url(&o.target.pods[0]), &token_with(&o.target.workspace, &name(0), &o.target.secret, 3600));
+    futures::stream::iter(0..o.users)
+        .map(|u| {
+            let rest = rest.with_token(&token_with(&o.target.workspace, &name(u), &o.target.secret, 3600));
+            async move {
+                let (s, body) = rest.get(&format!("/v1/users/{}", name(u))).await?;
+                anyhow::ensure!(s == 200, "creating user {u}: {s} {body}");
+                Ok(())
+            }
+        })
+        .buffer_unordered(o.connect_concurrency.max(1))
+        .try_collect::<()>()
+        .await?;
+    let create_s = created.elapsed().as_secs_f64();
+
     let started = Instant::now();
     let connecting = futures::stream::iter(0..o.users).map(|u| {
         let (pod, token) =
@@ -221,7 +245,6 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
     let heartbeat = heartbeat(writers.clone());
     // A connection's own "online" transition is published just after its hello: wait until
     // every user is online, so no late one lands in a phase as an extra frame.
-    let rest = Rest::new(&http_url(&o.target.pods[0]), &token_with(&o.target.workspace, &name(0), &o.target.secret, 3600));
     let names: Vec<String> = (0..o.users).map(name).collect();
     let deadline = Instant::now() + Duration::from_secs_f64(o.drain);
     for chunk in names.chunks(PRESENCE_QUERY_USERS) {
@@ -276,6 +299,7 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
     Ok(PresenceReport {
         users: o.users,
         subs: o.subs,
+        create_s,
         connect_s,
         subscribe,
         idle,
