@@ -86,10 +86,11 @@ impl Domain {
             cmid: Some(req.cmid),
             text: Some(req.text),
             thread: req.thread.map(MessageId::into_string),
+            also_channel: reply && req.also_channel,
             ..Default::default()
         };
         let r = if reply {
-            self.store.send_reply(&p.workspace, channel, ev, req.also_channel).await
+            self.store.send_reply(&p.workspace, channel, ev).await
         } else {
             self.store.send_message(&p.workspace, channel, ev).await
         };
@@ -133,9 +134,7 @@ impl Domain {
         limit: i64,
     ) -> Result<HistoryPage, ApiError> {
         self.store.can_read(&p.workspace, channel, &p.user).await?;
-        let mut page = self.store.history(&p.workspace, channel, after, before, limit).await?;
-        self.store.render(&p.workspace, &p.user, &mut page.events).await?;
-        Ok(page)
+        Ok(self.store.history(&p.workspace, channel, &p.user, after, before, limit).await?)
     }
 
     /// `@here` and `@channel` in large channels are for owners and admins only.

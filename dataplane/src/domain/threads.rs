@@ -9,7 +9,6 @@ use super::Domain;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::ids::{ChannelId, MessageId};
-use crate::protocol::Event;
 use crate::store::{FollowedThread, ThreadPage};
 
 /// The `next_cursor` of the followed-threads list: the last entry's reply time and root.
@@ -45,15 +44,7 @@ impl Domain {
     ) -> Result<ThreadPage, ApiError> {
         let after = cursor.map(parse_seq_cursor).transpose()?;
         self.store.can_read(&p.workspace, channel, &p.user).await?;
-        let mut page = self.store.thread_page(&p.workspace, channel, root, after, limit).await?;
-        // The root and its replies rendered in one query.
-        let had_root = page.root.is_some();
-        let mut all: Vec<Event> = page.root.take().into_iter().chain(page.replies.drain(..)).collect();
-        self.store.render(&p.workspace, &p.user, &mut all).await?;
-        let mut all = all.into_iter();
-        page.root = if had_root { all.next() } else { None };
-        page.replies = all.collect();
-        Ok(page)
+        self.store.thread_page(&p.workspace, channel, root, &p.user, after, limit).await
     }
 
     pub async fn follow(&self, p: &Principal, channel: &ChannelId, root: &MessageId, follow: bool) -> Result<(), ApiError> {

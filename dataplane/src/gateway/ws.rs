@@ -573,12 +573,8 @@ impl Conn {
             while after < last {
                 // Replay renders each message as it is now (edits, tombstones, reactions); the
                 // change events follow at their own seqs (docs/protocol.md, state_seq).
-                let mut events = self.st.store.events_range(&ws, &id, after + 1, last, REPLAY_PAGE).await.map_err(|e| {
+                let events = self.st.store.replay_range(&ws, &id, &self.p.user, after + 1, last, REPLAY_PAGE).await.map_err(|e| {
                     tracing::warn!(error = %e, "replay read failed");
-                    End::Close(close::TRY_AGAIN, "temporarily unavailable; reconnect with backoff")
-                })?;
-                self.st.store.render(&ws, &self.p.user, &mut events).await.map_err(|e| {
-                    tracing::warn!(error = %e, "replay render failed");
                     End::Close(close::TRY_AGAIN, "temporarily unavailable; reconnect with backoff")
                 })?;
                 let Some(max) = events.last().map(|e| e.seq) else { break };

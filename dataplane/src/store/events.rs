@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use palaver_crds::WorkspaceName;
 use sqlx::{Postgres, Transaction};
 
+use super::messages::{state_columns, RenderedRow};
 use super::{new_id, now_ts, ChannelKind, Store};
 use crate::error::ApiError;
 use crate::protocol::Event;
@@ -19,6 +20,8 @@ pub struct NewEvent {
     /// The message a change event changes.
     pub target: Option<String>,
     pub emoji: Option<String>,
+    /// A reply also shown in the channel.
+    pub also_channel: bool,
 }
 
 /// The result of an append: the event, and its outbox row (None when the cmid was seen before
@@ -106,8 +109,9 @@ pub(super) async fn append_if(
     let also: String = also.iter().enumerate().map(|(i, sql)| format!("a{i} AS ({sql}), ")).collect();
     let sql = format!(
         "WITH s AS ({guard}), {also}\
-              e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, state_seq, edited_at) \
-                    SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, s.last_seq, CASE WHEN $3 = 'edit' THEN $8 END FROM s \
+              e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, also_channel, \
+                                        state_seq, edited_at) \
+                    SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, s.last_seq, CASE WHEN $3 = 'edit' THEN $8 END FROM s \
                     RETURNING seq) \
          INSERT INTO outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq"
     );
@@ -121,8 +125,8 @@ pub(super) async fn append_if(
 
 type AppendQuery<'q> = sqlx::query::QueryAs<'q, Postgres, (i64, i64), sqlx::postgres::PgArguments>;
 
-/// Binds $1..$10 of the append statements: channel, id, kind, user, cmid, text, thread, ts,
-/// target, emoji.
+/// Binds $1..$11 of the append statements: channel, id, kind, user, cmid, text, thread, ts,
+/// target, emoji, also_channel.
 fn bind_append<'q>(q: AppendQuery<'q>, channel: &'q str, id: &'q str, ev: &'q NewEvent, ts: DateTime<Utc>) -> AppendQuery<'q> {
     q.bind(channel)
         .bind(id)
@@ -134,6 +138,7 @@ fn bind_append<'q>(q: AppendQuery<'q>, channel: &'q str, id: &'q str, ev: &'q Ne
         .bind(ts)
         .bind(&ev.target)
         .bind(&ev.emoji)
+        .bind(ev.also_channel)
 }
 
 impl NewEvent {
@@ -150,6 +155,7 @@ impl NewEvent {
             thread: self.thread,
             target: self.target,
             emoji: self.emoji,
+            also_channel: self.also_channel,
             ..Default::default()
         }
     }
@@ -190,8 +196,8 @@ impl Store {
                                 AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) AS go), \
                   c AS (UPDATE {s}.channels SET last_seq = last_seq + 1 WHERE id = $1 AND NOT archived AND (SELECT go FROM ok) \
                         RETURNING last_seq), \
-                  e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, state_seq) \
-                        SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, c.last_seq FROM c RETURNING seq) \
+                  e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, also_channel, state_seq) \
+                        SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, c.last_seq FROM c RETURNING seq) \
              INSERT INTO {s}.outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
         );
         let inserted = bind_append(sqlx::query_as(&sql), channel, &id, &ev, ts).fetch_optional(self.pool()).await;
@@ -228,12 +234,14 @@ impl Store {
         })
     }
 
-    /// History page. `after`/`before` are exclusive seq bounds; with only `before` (or neither)
-    /// the newest events are returned, oldest first.
+    /// History page, each message rendered as `viewer` sees it now. `after`/`before` are
+    /// exclusive seq bounds; with only `before` (or neither) the newest events are returned,
+    /// oldest first.
     pub async fn history(
         &self,
         ws: &WorkspaceName,
         channel: &str,
+        viewer: &str,
         after: Option<i64>,
         before: Option<i64>,
         limit: i64,
@@ -242,13 +250,17 @@ impl Store {
         let hi = before.unwrap_or(i64::MAX);
         let ascending = after.is_some();
         let order = if ascending { "ASC" } else { "DESC" };
+        let state = state_columns(5);
         let sql = Store::tenant_sql(
             ws,
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM {{s}}.events e WHERE e.channel_id = $1 AND e.seq > $2 AND e.seq < $3 ORDER BY e.seq {order} LIMIT $4"
+                "SELECT {EVENT_COLUMNS}, {state} FROM {{s}}.events e \
+                 WHERE e.channel_id = $1 AND e.seq > $2 AND e.seq < $3 ORDER BY e.seq {order} LIMIT $4"
             ),
         );
-        let mut events: Vec<Event> = sqlx::query_as(&sql).bind(channel).bind(lo).bind(hi).bind(limit + 1).fetch_all(self.pool()).await?;
+        let rows: Vec<RenderedRow> =
+            sqlx::query_as(&sql).bind(channel).bind(lo).bind(hi).bind(limit + 1).bind(viewer).fetch_all(self.pool()).await?;
+        let mut events: Vec<Event> = rows.into_iter().map(Event::from).collect();
         let has_more = events.len() as i64 > limit;
         events.truncate(limit as usize);
         if !ascending {
@@ -257,13 +269,37 @@ impl Store {
         Ok(HistoryPage { events, has_more })
     }
 
-    /// Events with `from <= seq <= to`, ascending, at most `limit` (replay and hole fill).
+    /// Events with `from <= seq <= to`, ascending, at most `limit`, as stored (hole fill).
     pub async fn events_range(&self, ws: &WorkspaceName, channel: &str, from: i64, to: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
         let sql = Store::tenant_sql(
             ws,
             &format!("SELECT {EVENT_COLUMNS} FROM {{s}}.events e WHERE e.channel_id = $1 AND e.seq >= $2 AND e.seq <= $3 ORDER BY e.seq LIMIT $4"),
         );
         sqlx::query_as(&sql).bind(channel).bind(from).bind(to).bind(limit).fetch_all(self.pool()).await
+    }
+
+    /// [`Store::events_range`] with each message rendered as `viewer` sees it now (replay; the
+    /// change events follow at their own seqs, docs/protocol.md).
+    pub async fn replay_range(
+        &self,
+        ws: &WorkspaceName,
+        channel: &str,
+        viewer: &str,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>, sqlx::Error> {
+        let state = state_columns(5);
+        let sql = Store::tenant_sql(
+            ws,
+            &format!(
+                "SELECT {EVENT_COLUMNS}, {state} FROM {{s}}.events e \
+                 WHERE e.channel_id = $1 AND e.seq >= $2 AND e.seq <= $3 ORDER BY e.seq LIMIT $4"
+            ),
+        );
+        let rows: Vec<RenderedRow> =
+            sqlx::query_as(&sql).bind(channel).bind(from).bind(to).bind(limit).bind(viewer).fetch_all(self.pool()).await?;
+        Ok(rows.into_iter().map(Event::from).collect())
     }
 
     /// Current `last_seq` of the given channels (position check).

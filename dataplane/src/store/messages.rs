@@ -244,39 +244,6 @@ impl Store {
         Ok(sqlx::query_as(&sql).bind(message).bind(channel).fetch_all(self.pool()).await?)
     }
 
-    /// Adds each `message`'s current state (tombstone, `state_seq`, reactions as `viewer` sees
-    /// them) to events read from the log: what history and replay send. The summaries are read
-    /// as stored on the rows; only the viewer's own reactions are looked up.
-    pub async fn render(&self, ws: &WorkspaceName, viewer: &str, events: &mut [Event]) -> Result<(), sqlx::Error> {
-        let ids: Vec<&str> = events.iter().filter(|e| e.kind == "message").map(|e| e.id.as_str()).collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let sql = Store::tenant_sql(
-            ws,
-            "SELECT e.id, e.deleted, COALESCE(e.state_seq, e.seq), e.reply_count, e.last_reply_ts, e.reply_users, e.reply_users_count, \
-               e.reactions, CASE WHEN e.reactions = '[]' THEN '{}' \
-                 ELSE ARRAY(SELECT r.emoji FROM {s}.reactions r WHERE r.message_id = e.id AND r.user_id = $2) END \
-             FROM {s}.events e WHERE e.id = ANY($1)",
-        );
-        let rows: Vec<StateRow> = sqlx::query_as(&sql).bind(&ids).bind(viewer).fetch_all(self.pool()).await?;
-        let mut by_id: std::collections::HashMap<String, MessageState> = rows
-            .into_iter()
-            .map(|(id, deleted, state_seq, reply_count, last_reply_ts, reply_users, reply_users_count, stored, mine)| {
-                let reactions = stored
-                    .0
-                    .into_iter()
-                    .map(|r| ReactionSummary { me: mine.contains(&r.emoji), emoji: r.emoji, count: r.count, users: r.users })
-                    .collect();
-                (id, MessageState { deleted, state_seq, reactions, reply_count, last_reply_ts, reply_users, reply_users_count })
-            })
-            .collect();
-        for e in events.iter_mut().filter(|e| e.kind == "message") {
-            e.state = by_id.remove(&e.id);
-        }
-        Ok(())
-    }
-
     /// One event by id, as stored (a change's target, for the consumers).
     pub async fn event_by_id(&self, ws: &WorkspaceName, id: &str) -> Result<Option<Event>, sqlx::Error> {
         let sql = Store::tenant_sql(ws, &format!("SELECT {EVENT_COLUMNS} FROM {{s}}.events e WHERE e.id = $1"));
@@ -284,7 +251,60 @@ impl Store {
     }
 }
 
-type StateRow = (String, bool, i64, i32, Option<DateTime<Utc>>, Vec<String>, i32, sqlx::types::Json<Vec<StoredReaction>>, Vec<String>);
+/// The current state of a `message` row `e` as `$viewer` sees it, as extra columns of a query
+/// over [`EVENT_COLUMNS`] (read into a [`RenderedRow`]): what history and replay send. The
+/// reaction summary is read as stored on the row; only the viewer's own reactions are looked up.
+pub(super) fn state_columns(viewer: u8) -> String {
+    "e.deleted AS st_deleted, COALESCE(e.state_seq, e.seq) AS st_state_seq, e.reply_count AS st_reply_count, \
+     e.last_reply_ts AS st_last_reply_ts, e.reply_users AS st_reply_users, e.reply_users_count AS st_reply_users_count, \
+     e.reactions AS st_reactions, \
+     CASE WHEN e.kind <> 'message' OR e.reactions = '[]' THEN '{}' \
+       ELSE ARRAY(SELECT r.emoji FROM {s}.reactions r WHERE r.message_id = e.id AND r.user_id = $"
+        .to_string()
+        + &viewer.to_string()
+        + ") END AS st_mine"
+}
+
+/// An event with its [`state_columns`].
+#[derive(sqlx::FromRow)]
+pub(super) struct RenderedRow {
+    #[sqlx(flatten)]
+    event: Event,
+    st_deleted: bool,
+    st_state_seq: i64,
+    st_reply_count: i32,
+    st_last_reply_ts: Option<DateTime<Utc>>,
+    st_reply_users: Vec<String>,
+    st_reply_users_count: i32,
+    st_reactions: sqlx::types::Json<Vec<StoredReaction>>,
+    st_mine: Vec<String>,
+}
+
+impl From<RenderedRow> for Event {
+    /// A `message` carries its state; other events are their own state.
+    fn from(r: RenderedRow) -> Event {
+        let mut event = r.event;
+        if event.kind == "message" {
+            let mine = r.st_mine;
+            let reactions = r
+                .st_reactions
+                .0
+                .into_iter()
+                .map(|x| ReactionSummary { me: mine.contains(&x.emoji), emoji: x.emoji, count: x.count, users: x.users })
+                .collect();
+            event.state = Some(MessageState {
+                deleted: r.st_deleted,
+                state_seq: r.st_state_seq,
+                reactions,
+                reply_count: r.st_reply_count,
+                last_reply_ts: r.st_last_reply_ts,
+                reply_users: r.st_reply_users,
+                reply_users_count: r.st_reply_users_count,
+            });
+        }
+        event
+    }
+}
 
 /// One entry of a message's stored reaction summary (`events.reactions`, migration 0008).
 #[derive(Deserialize)]

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use palaver_crds::WorkspaceName;
 use serde::Serialize;
 
-use super::events::{append_locked, archived_error, is_unique_violation, lock_channel, sent_before, EVENT_COLUMNS};
+use super::events::{append_if, archived_error, is_unique_violation, lock_channel, sent_before, EVENT_COLUMNS, LOCKED_GUARD};
+use super::messages::{state_columns, RenderedRow};
 use super::{Appended, NewEvent, Store};
 use crate::error::ApiError;
 use crate::protocol::Event;
@@ -19,6 +20,33 @@ pub const REPLY_USERS_SHOWN: i32 = 10;
 
 /// Most unread replies counted per thread (like channels' unread counts).
 pub const THREAD_UNREAD_CAP: i64 = 1000;
+
+/// What a reply (`$7`: its root, `$4`: the replier, `$8`: its time, `s.last_seq`: its seq) also
+/// writes in its append statement. Every part reads the rows as they were before it, so "first
+/// reply" means the replier had not replied before.
+static REPLY: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+    [
+    // The replier follows (again, if they had unfollowed) and has read up to their reply; the
+    // root's author follows from the first reply on (a row they may already have is kept).
+    "INSERT INTO thread_followers (root_id, user_id, following, replied, read_seq) \
+       SELECT $7, $4, true, true, s.last_seq FROM s \
+       UNION ALL SELECT $7, r.user_id, true, false, 0 FROM events r WHERE r.id = $7 AND r.user_id <> $4 \
+     ON CONFLICT (root_id, user_id) DO UPDATE SET \
+       following = thread_followers.following OR EXCLUDED.replied, \
+       replied = thread_followers.replied OR EXCLUDED.replied, \
+       read_seq = CASE WHEN EXCLUDED.replied THEN GREATEST(thread_followers.read_seq, EXCLUDED.read_seq) \
+                       ELSE thread_followers.read_seq END"
+        .to_string(),
+    // The reply changes its root: the root's state_seq moves to it (docs/protocol.md).
+    format!(
+        "UPDATE events SET reply_count = reply_count + 1, last_reply_ts = $8, state_seq = s.last_seq, \
+       reply_users = CASE WHEN f.first AND cardinality(reply_users) < {REPLY_USERS_SHOWN} THEN reply_users || $4::text ELSE reply_users END, \
+       reply_users_count = reply_users_count + CASE WHEN f.first THEN 1 ELSE 0 END \
+     FROM s, (SELECT NOT EXISTS (SELECT 1 FROM thread_followers WHERE root_id = $7 AND user_id = $4 AND replied) AS first) f \
+     WHERE events.id = $7"
+    ),
+]
+});
 
 /// A page of a thread: the root (first page only) and replies in seq order.
 #[derive(Debug, Serialize)]
@@ -43,8 +71,9 @@ pub struct FollowedThread {
 
 impl Store {
     /// A reply: like [`Store::send_message`] (membership, cmid idempotency, the channel's row
-    /// lock), plus the root's summary and followers, in one transaction.
-    pub async fn send_reply(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent, also_channel: bool) -> Result<Appended, ApiError> {
+    /// lock), plus the root's summary and followers, in one transaction. After the checks, the
+    /// reply, its outbox row, the followers and the root's summary are one statement.
+    pub async fn send_reply(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent) -> Result<Appended, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
         let locked = lock_channel(&mut tx, channel, &ev.user).await?.ok_or_else(|| ApiError::not_found(format!("no channel {channel}")))?;
         // Under the channel's lock, so a same-cmid reply racing this one has committed.
@@ -63,98 +92,67 @@ impl Store {
         let asked = ev.thread.clone().unwrap_or_default();
         let not_found = || ApiError::not_found(format!("thread: no message {asked} in channel {channel}"));
         // A reply to a reply attaches to its root.
-        let parent: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT id, thread FROM events WHERE id = $1 AND channel_id = $2 AND kind = 'message'")
-                .bind(&asked)
-                .bind(channel)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (parent_id, parent_thread) = parent.ok_or_else(not_found)?;
-        let root_id = parent_thread.unwrap_or(parent_id);
-        let root: Option<(String, bool)> =
-            sqlx::query_as("SELECT user_id, deleted FROM events WHERE id = $1 FOR UPDATE").bind(&root_id).fetch_optional(&mut *tx).await?;
-        let (root_author, root_deleted) = root.ok_or_else(not_found)?;
+        let root: Option<(String, bool)> = sqlx::query_as(
+            "SELECT r.id, r.deleted FROM events p JOIN events r ON r.id = COALESCE(p.thread, p.id) \
+             WHERE p.id = $1 AND p.channel_id = $2 AND p.kind = 'message' FOR UPDATE OF r",
+        )
+        .bind(&asked)
+        .bind(channel)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (root_id, root_deleted) = root.ok_or_else(not_found)?;
         if root_deleted {
             return Err(not_found());
         }
-        let user = ev.user.clone();
         let cmid = ev.cmid.clone().unwrap_or_default();
-        let appended = match append_locked(&mut tx, channel, NewEvent { thread: Some(root_id.clone()), ..ev }).await {
+        let appended = match append_if(
+            &mut tx,
+            channel,
+            NewEvent { thread: Some(root_id), ..ev },
+            LOCKED_GUARD,
+            &REPLY.each_ref().map(String::as_str),
+        )
+        .await
+        {
             // The same cmid, committed meanwhile for another channel (this one's lock is held).
             Err(e) if is_unique_violation(&e) => {
                 return Err(ApiError::conflict(format!("cmid {cmid} was already used for another channel")))
             }
-            r => r?,
+            r => r?.ok_or(sqlx::Error::RowNotFound)?,
         };
-        let (seq, ts) = (appended.event.seq, appended.event.ts);
-        if also_channel {
-            sqlx::query("UPDATE events SET also_channel = true WHERE id = $1").bind(&appended.event.id).execute(&mut *tx).await?;
-        }
-        let first_reply: bool =
-            sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM thread_followers WHERE root_id = $1 AND user_id = $2 AND replied)")
-                .bind(&root_id)
-                .bind(&user)
-                .fetch_one(&mut *tx)
-                .await?;
-        // The replier follows (again, if they had unfollowed) and has read up to their reply;
-        // the root's author follows from the first reply on.
-        sqlx::query(
-            "INSERT INTO thread_followers (root_id, user_id, following, replied, read_seq) VALUES ($1, $2, true, true, $3) \
-             ON CONFLICT (root_id, user_id) DO UPDATE SET following = true, replied = true, \
-               read_seq = GREATEST(thread_followers.read_seq, EXCLUDED.read_seq)",
-        )
-        .bind(&root_id)
-        .bind(&user)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO thread_followers (root_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(&root_id)
-            .bind(&root_author)
-            .execute(&mut *tx)
-            .await?;
-        // The reply changes its root: the root's state_seq moves to it (docs/protocol.md).
-        sqlx::query(
-            "UPDATE events SET reply_count = reply_count + 1, last_reply_ts = $2, state_seq = $3, \
-               reply_users = CASE WHEN $4 AND cardinality(reply_users) < $6 THEN reply_users || $5::text ELSE reply_users END, \
-               reply_users_count = reply_users_count + CASE WHEN $4 THEN 1 ELSE 0 END \
-             WHERE id = $1",
-        )
-        .bind(&root_id)
-        .bind(ts)
-        .bind(seq)
-        .bind(first_reply)
-        .bind(&user)
-        .bind(REPLY_USERS_SHOWN)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        let mut appended = appended;
-        appended.event.also_channel = also_channel;
         Ok(appended)
     }
 
-    /// A thread page: replies after `after` (exclusive), the root with the first page.
+    /// A thread page: replies after `after` (exclusive), the root with the first page, each
+    /// message rendered as `viewer` sees it now.
     pub async fn thread_page(
         &self,
         ws: &WorkspaceName,
         channel: &str,
         root: &str,
+        viewer: &str,
         after: Option<i64>,
         limit: i64,
     ) -> Result<ThreadPage, ApiError> {
+        let state = state_columns(3);
         let sql = Store::tenant_sql(
             ws,
-            &format!("SELECT {EVENT_COLUMNS} FROM {{s}}.events e WHERE e.id = $1 AND e.channel_id = $2 AND e.kind = 'message' AND e.thread IS NULL"),
+            &format!(
+                "SELECT {EVENT_COLUMNS}, {state} FROM {{s}}.events e \
+                 WHERE e.id = $1 AND e.channel_id = $2 AND e.kind = 'message' AND e.thread IS NULL"
+            ),
         );
-        let root_ev: Option<Event> = sqlx::query_as(&sql).bind(root).bind(channel).fetch_optional(self.pool()).await?;
-        let root_ev = root_ev.ok_or_else(|| ApiError::not_found(format!("no thread {root} in channel {channel}")))?;
+        let root_ev: Option<RenderedRow> = sqlx::query_as(&sql).bind(root).bind(channel).bind(viewer).fetch_optional(self.pool()).await?;
+        let root_ev = Event::from(root_ev.ok_or_else(|| ApiError::not_found(format!("no thread {root} in channel {channel}")))?);
+        let state = state_columns(4);
         let sql = Store::tenant_sql(
             ws,
-            &format!("SELECT {EVENT_COLUMNS} FROM {{s}}.events e WHERE e.thread = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"),
+            &format!("SELECT {EVENT_COLUMNS}, {state} FROM {{s}}.events e WHERE e.thread = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"),
         );
-        let mut replies: Vec<Event> =
-            sqlx::query_as(&sql).bind(root).bind(after.unwrap_or(0)).bind(limit + 1).fetch_all(self.pool()).await?;
+        let rows: Vec<RenderedRow> =
+            sqlx::query_as(&sql).bind(root).bind(after.unwrap_or(0)).bind(limit + 1).bind(viewer).fetch_all(self.pool()).await?;
+        let mut replies: Vec<Event> = rows.into_iter().map(Event::from).collect();
         let more = replies.len() as i64 > limit;
         replies.truncate(limit as usize);
         let next_cursor = if more { replies.last().map(|r| r.seq.to_string()) } else { None };
