@@ -13,6 +13,7 @@ pub mod reads;
 pub mod send;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -98,18 +99,45 @@ pub(crate) async fn connect(pod: &str, token: &str) -> anyhow::Result<(mpsc::Unb
     Ok((tx, stream))
 }
 
-/// Pings every connection every 10 s, as every real client does: the server closes
+/// How often each connection pings, and in how many slices of the connections.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+const HEARTBEAT_SLICES: usize = 100;
+
+/// Pings every connection added to it every 10 s, as every real client does: the server closes
 /// connections that stay silent for two heartbeat intervals, and most bench users only read.
-pub(crate) fn heartbeat(writers: Vec<mpsc::UnboundedSender<String>>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut t = tokio::time::interval(Duration::from_secs(10));
-        loop {
-            t.tick().await;
-            for w in &writers {
-                let _ = w.send(r#"{"t":"ping"}"#.to_string());
+/// Add each connection as soon as it is open: connecting thousands takes longer than that.
+pub(crate) struct Heartbeat {
+    writers: Arc<Mutex<Vec<mpsc::UnboundedSender<String>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    pub(crate) fn start() -> Self {
+        let writers: Arc<Mutex<Vec<mpsc::UnboundedSender<String>>>> = Arc::default();
+        let list = writers.clone();
+        let task = tokio::spawn(async move {
+            // Spread over the interval, as independent clients are: one slice of the
+            // connections per tick, never all at once.
+            let mut t = tokio::time::interval(HEARTBEAT_EVERY / HEARTBEAT_SLICES as u32);
+            for tick in 0usize.. {
+                t.tick().await;
+                for w in list.lock().expect("lock").iter().skip(tick % HEARTBEAT_SLICES).step_by(HEARTBEAT_SLICES) {
+                    let _ = w.send(r#"{"t":"ping"}"#.to_string());
+                }
             }
-        }
-    })
+        });
+        Self { writers, task }
+    }
+
+    pub(crate) fn add(&self, w: mpsc::UnboundedSender<String>) {
+        self.writers.lock().expect("lock").push(w);
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Calls per Redis command (`INFO commandstats`), to difference two samples.

@@ -4,6 +4,11 @@
 //! (`churn` users a second tell the server they are away, or back, each a transition that
 //! fans out to its followers). For each phase: frames received per second and, when `--redis`
 //! names the pods' Redis, its commands per second by command. Every expected frame must arrive.
+//!
+//! The users exist before the timed connect (a workspace in use), and each client answers its
+//! `hello` with a `sync` from the channel ends it reports: it shows live state and would page
+//! history over REST, so a connect replays nothing (without it, each of 10,000 new users would
+//! replay up to 1,000 member joins of #general).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{connect, heartbeat, http_url, total_rate, Percentiles, RedisCalls, Target};
+use super::{connect, http_url, total_rate, Heartbeat, Percentiles, RedisCalls, Target};
 use crate::client::Rest;
 use crate::token_with;
 
@@ -209,8 +214,11 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
         async move { connect(&pod, &token).await.with_context(|| format!("connecting user {u}")).map(|c| (u, c)) }
     });
     let mut writers: Vec<Option<mpsc::UnboundedSender<String>>> = vec![None; o.users];
+    let heartbeat = Heartbeat::start();
     let mut conns = connecting.buffer_unordered(o.connect_concurrency.max(1));
     while let Some((u, (tx, mut stream))) = conns.try_next().await? {
+        heartbeat.add(tx.clone());
+        let writer = tx.clone();
         writers[u] = Some(tx);
         let (frames, shared, index) = (frames.clone(), shared.clone(), index.clone());
         tokio::spawn(async move {
@@ -219,6 +227,15 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
                 let now = Instant::now();
                 let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
                 match v["t"].as_str() {
+                    Some("hello") => {
+                        let since: serde_json::Map<String, Value> = v["channels"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|c| Some((c["id"].as_str()?.to_string(), c["last_seq"].clone())))
+                            .collect();
+                        let _ = writer.send(json!({"t": "sync", "since": since}).to_string());
+                    }
                     Some("presence") => {
                         frames.fetch_add(1, Ordering::Relaxed);
                         let Some(&who) = v["user"].as_str().and_then(|w| index.get(w)) else { continue };
@@ -242,7 +259,6 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
     }
     drop(conns);
     let writers: Vec<mpsc::UnboundedSender<String>> = writers.into_iter().map(|w| w.expect("every user connected")).collect();
-    let heartbeat = heartbeat(writers.clone());
     // A connection's own "online" transition is published just after its hello: wait until
     // every user is online, so no late one lands in a phase as an extra frame.
     let names: Vec<String> = (0..o.users).map(name).collect();
@@ -293,7 +309,7 @@ pub async fn run(o: &PresenceOpts) -> anyhow::Result<PresenceReport> {
     }
     let churn = mark.finish(o, &frames, transitions * o.subs as u64).await?;
 
-    heartbeat.abort();
+    drop(heartbeat);
     let mut s = shared.lock().unwrap();
     s.finished = true;
     Ok(PresenceReport {

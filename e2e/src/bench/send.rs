@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{connect, heartbeat, http_url, Percentiles, Target};
+use super::{connect, http_url, Heartbeat, Percentiles, Target};
 use crate::client::Rest;
 use crate::token_with;
 
@@ -169,6 +169,7 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
 
     // Connect everybody first (creates the users), then build channels over REST.
     let mut writers = Vec::new();
+    let heartbeat = Heartbeat::start();
     for u in 0..o.users {
         let (tx, mut stream) =
             connect(&o.target.pods[u % o.target.pods.len()], &tok(u)).await.with_context(|| format!("connecting user {u}"))?;
@@ -213,9 +214,9 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
                 s.closed += 1;
             }
         });
+        heartbeat.add(tx.clone());
         writers.push(tx);
     }
-    let heartbeat = heartbeat(writers.clone());
 
     // Channel i: sender (i % S) plus M-1 receivers, round-robin over the other users.
     let mut members: Vec<Vec<usize>> = Vec::new();
@@ -308,7 +309,7 @@ pub async fn run(o: &BenchOpts) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    heartbeat.abort();
+    drop(heartbeat);
     let mut s = shared.lock().unwrap();
     s.finished = true;
     // (channel, seq) → when its operation was sent.
