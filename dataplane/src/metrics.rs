@@ -67,6 +67,7 @@ pub struct Metrics {
     pub fanout_channels: Gauge,
     pub consumed: Family<ResultLabel, Counter>,
     pub consumer_lag: Gauge,
+    pub consume_delay: Histogram,
     pub notifications: Family<TypeLabel, Counter>,
     pub push_attempts: Family<ResultLabel, Counter>,
     pub push_dead: Counter,
@@ -109,6 +110,7 @@ impl Metrics {
             fanout_channels: Gauge::default(),
             consumed: Family::default(),
             consumer_lag: Gauge::default(),
+            consume_delay: latency_histogram(),
             notifications: Family::default(),
             push_attempts: Family::default(),
             push_dead: Counter::default(),
@@ -150,6 +152,11 @@ impl Metrics {
         r.register("fanout_channels", "Channels this pod is subscribed to", m.fanout_channels.clone());
         r.register("consumed", "Events processed by the partition-by-channel consumer, by result", m.consumed.clone());
         r.register("consumer_lag", "Events in assigned partitions not yet processed by this pod", m.consumer_lag.clone());
+        r.register(
+            "consume_delay_seconds",
+            "Time from an event's publish to Kafka (its message timestamp) to this pod's consumer receiving it",
+            m.consume_delay.clone(),
+        );
         r.register("notifications", "Inbox entries created, by kind (mention, dm)", m.notifications.clone());
         r.register("push_attempts", "Push deliveries attempted, by result", m.push_attempts.clone());
         r.register("push_dead", "Pushes that ran out of attempts and went to the DLQ", m.push_dead.clone());

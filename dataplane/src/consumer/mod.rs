@@ -60,6 +60,10 @@ pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, workspaces: 
                 Ok(m) => {
                     let Some(ws) = WorkspaceName::from_events_topic(m.topic()) else { continue };
                     let payload = m.payload().unwrap_or_default();
+                    if let Some(produced_ms) = m.timestamp().to_millis() {
+                        let delay_ms = chrono::Utc::now().timestamp_millis() - produced_ms;
+                        metrics::global().consume_delay.observe(delay_ms.max(0) as f64 / 1000.0);
+                    }
                     // At least once: retry until processed (or shutdown); never skip an event.
                     let mut backoff = Duration::from_millis(100);
                     loop {
