@@ -49,7 +49,8 @@ impl Store {
         let options = PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_generic_plan")]);
         // sqlx pings every connection it hands out by default: a round trip before each
         // statement, which doubles the send path's (one statement). Only a connection idle for
-        // a while is checked; a busy one that broke fails its statement and is dropped.
+        // a while is checked; a busy one that broke fails its statement and is dropped. (sqlx 0.8
+        // pings again when a connection goes back to the pool, off the request's path.)
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))
