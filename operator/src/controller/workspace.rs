@@ -75,19 +75,22 @@ pub async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, 
 
 async fn apply(ws: Arc<Workspace>, api: Api<Workspace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let (api, ctx) = (&api, ctx.as_ref());
-    // The object as stored now, not as the watch cache last saw it: a reconcile running on a
-    // cached Workspace older than our last status write would provision again, merge against
-    // stale conditions (moving their transition times) or record an older observedGeneration.
-    let ws = &api.get(&ws.name_any()).await?;
-    let status = ws.status.clone().unwrap_or_default();
-    let generation = ws.metadata.generation;
-    let up_to_date = status.observed_generation == generation
-        && conditions::is_true(&status.conditions, READY)
-        && status.migration_version == Some(latest_tenant_migration());
-    if up_to_date {
+    // Up to date as cached: nothing to do, and no request (a newer generation the cache has not
+    // seen yet brings its own reconcile).
+    if up_to_date(&ws) {
         ctx.metrics.set_ready(KIND, &ws.namespace().unwrap_or_default(), &ws.name_any(), true);
         return Ok(Action::await_change());
     }
+    // About to act: on the object as stored now, not as the watch cache last saw it. A cached
+    // Workspace older than our last status write would provision again, merge against stale
+    // conditions (moving their transition times) or record an older observedGeneration.
+    let ws = &api.get(&ws.name_any()).await?;
+    if up_to_date(ws) {
+        ctx.metrics.set_ready(KIND, &ws.namespace().unwrap_or_default(), &ws.name_any(), true);
+        return Ok(Action::await_change());
+    }
+    let status = ws.status.clone().unwrap_or_default();
+    let generation = ws.metadata.generation;
     match provision(ws, ctx).await {
         Ok(Outcome::Provisioned(next)) => {
             let was_ready = conditions::is_true(&status.conditions, READY) && status.observed_generation == generation;
@@ -128,6 +131,15 @@ async fn apply(ws: Arc<Workspace>, api: Api<Workspace>, ctx: Arc<Context>) -> Re
             Err(err)
         }
     }
+}
+
+/// Provisioned at this generation with the newest tenant migrations, and Ready.
+fn up_to_date(ws: &Workspace) -> bool {
+    ws.status.as_ref().is_some_and(|s| {
+        s.observed_generation == ws.metadata.generation
+            && conditions::is_true(&s.conditions, READY)
+            && s.migration_version == Some(latest_tenant_migration())
+    })
 }
 
 enum Outcome {
