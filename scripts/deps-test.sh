@@ -35,10 +35,7 @@ if "$CARGO" nextest --version >/dev/null 2>&1; then
     info "cargo-nextest present ($("$CARGO" nextest --version 2>/dev/null | head -n 1))"
 else
     command -v "$CARGO" >/dev/null || die "$CARGO not found: install the Rust toolchain (rustup) first"
-    # One build per machine at a time, even from several clones.
-    mkdir -p "$HOME/.local/share/palaver"
-    exec 9>"$HOME/.local/share/palaver/cargo-nextest.lock"
-    flock 9
+    install_lock "$HOME/.local/share/palaver/cargo-nextest.lock" cargo-nextest
     if ! "$CARGO" nextest --version >/dev/null 2>&1; then
         info "cargo install cargo-nextest --locked (a few minutes)"
         "$CARGO" install cargo-nextest --locked
@@ -52,9 +49,7 @@ if chart_tools_ok; then
 else
     python_ok || apt_install python3 python3-venv
     python_ok || die "python3 >= 3.10 with the venv module is needed for the chart tools"
-    mkdir -p "$(dirname "$CHART_TOOLS_ROOT")"
-    exec 9>"$CHART_TOOLS_ROOT.lock"
-    flock 9
+    install_lock "$CHART_TOOLS_ROOT.lock" "the chart tools"
     if ! chart_tools_ok; then
         info "installing the chart tools (scripts/chart-tools.txt) into $CHART_TOOLS_ROOT"
         rm -rf "$CHART_TOOLS_ROOT"

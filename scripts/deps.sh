@@ -76,13 +76,7 @@ if kafka_ok; then
 else
     java_ok || die "java >= 17 is needed for Kafka $KAFKA_VERSION (found: '$(java_major)')"
     command -v mvn >/dev/null || die "mvn not found (Debian package maven)"
-    mkdir -p "$(dirname "$KAFKA_ROOT")"
-    # One install per machine at a time, even from several clones.
-    exec 9>"$KAFKA_ROOT.lock"
-    if ! flock -n 9; then
-        info "deps: another make deps is installing Kafka; waiting for it"
-        flock 9
-    fi
+    install_lock "$KAFKA_ROOT.lock" "Apache Kafka $KAFKA_VERSION"
     if kafka_ok; then
         info "deps: Apache Kafka $KAFKA_VERSION present ($KAFKA_ROOT)"
     else

