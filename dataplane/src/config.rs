@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::gateway::forwarded::TrustedProxies;
+use crate::gateway::origin::AllowedOrigins;
+
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address the HTTP/WebSocket server listens on.
@@ -37,6 +40,8 @@ pub struct Config {
     #[command(flatten)]
     pub auth: AuthConfig,
     #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
     pub limits: Limits,
     #[command(flatten)]
     pub timing: Timing,
@@ -60,6 +65,37 @@ pub struct AuthConfig {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     #[arg(long, env = "PALAVER_JWT_LEEWAY_SECS", default_value_t = 30)]
     pub jwt_leeway_secs: u64,
+}
+
+/// palaverd behind an ingress or load balancer (issue 13; docs/operator.md, "Exposing the
+/// gateway").
+#[derive(Debug, Clone, Args)]
+pub struct HttpConfig {
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` (and `X-Forwarded-Host`) are believed:
+    /// comma-separated CIDRs or addresses. Unset: none, the socket's peer is the client.
+    #[arg(long, env = "PALAVER_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+    /// Origins whose pages may open WebSockets, besides the same origin: comma-separated
+    /// `scheme://host[:port]`, or `*` for any. Requests without `Origin` (not browsers) pass.
+    #[arg(long, env = "PALAVER_ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: AllowedOrigins,
+    /// A path prefix the proxy leaves in front of palaverd's routes (`/chat` serves
+    /// `/chat/v1/ws` as `/v1/ws`); requests without it are served as they are.
+    #[arg(long, env = "PALAVER_PATH_PREFIX", value_parser = parse_path_prefix)]
+    pub path_prefix: Option<String>,
+}
+
+/// `/chat` or `/chat/` → `/chat`; the root (`/`) or an empty setting means no prefix.
+fn parse_path_prefix(s: &str) -> Result<String, String> {
+    let trimmed = s.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = s.starts_with('/') && !trimmed.contains("//") && trimmed.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
+    if !valid {
+        return Err(format!("{s:?} is not a path prefix: expected /segment[/segment…] of letters, digits and -._~"));
+    }
+    Ok(trimmed.to_string())
 }
 
 #[derive(Debug, Clone, Args)]
@@ -158,5 +194,21 @@ pub struct Timing {
 impl Timing {
     pub fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_prefixes_are_normalized_and_validated() {
+        assert_eq!(parse_path_prefix("/chat/").as_deref(), Ok("/chat"));
+        assert_eq!(parse_path_prefix("/a/b").as_deref(), Ok("/a/b"));
+        assert_eq!(parse_path_prefix("/").as_deref(), Ok(""), "the root is no prefix");
+        assert_eq!(parse_path_prefix("").as_deref(), Ok(""));
+        for bad in ["chat", "/a//b", "/a b", "/a?x=1"] {
+            assert!(parse_path_prefix(bad).is_err(), "{bad} should be refused");
+        }
     }
 }

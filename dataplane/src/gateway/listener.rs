@@ -2,8 +2,8 @@
 //! cap, the request-head timeout, and graceful shutdown.
 //!
 //! Owns every socket from accept to close, WebSocket connections included (an upgraded socket
-//! keeps its slot until it closes). It must not look at requests: routing, auth and errors are
-//! the router's.
+//! keeps its slot until it closes), and hands each request its socket address (`ConnectInfo`).
+//! It must not look at requests: routing, auth and errors are the router's.
 //!
 //! Why not `axum::serve`: it sets no timer, so hyper's header-read timeout never runs and a
 //! client that opens a socket and sends nothing (or half a request head) holds it forever, and
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, Request, Response};
 use axum::Router;
 use hyper::body::Incoming;
@@ -25,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 use crate::error::ApiError;
 use crate::metrics;
@@ -92,7 +94,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ListenerLimits, s
     let refusing = Arc::new(AtomicUsize::new(0));
     let tracker = TaskTracker::new();
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -110,7 +112,12 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ListenerLimits, s
             Ok(slot) => {
                 metrics::global().http_connections.inc();
                 let io = TokioIo::new(Slotted { io: tcp, _slot: slot });
-                let service = TowerToHyperService::new(app.clone());
+                // The socket's address, for the client address behind proxies (gateway::forwarded).
+                let app = app.clone().map_request(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+                let service = TowerToHyperService::new(app);
                 let stop = stop.clone();
                 tracker.spawn(async move {
                     let conn = http1(limits).serve_connection(io, service).with_upgrades();
@@ -130,6 +137,9 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ListenerLimits, s
             Err(_) => refuse(tcp, limits, &refusing, &tracker),
         }
     }
+    // Closed at once, not after the drain: a connection attempt is then refused and a proxy
+    // retries it on another pod, instead of waiting in this socket's backlog until exit.
+    drop(listener);
     tracker.close();
     tracker.wait().await;
 }

@@ -5,7 +5,9 @@
 //! anything before the store has committed it.
 
 mod extract;
+pub mod forwarded;
 pub mod listener;
+pub mod origin;
 mod rate;
 mod rest;
 mod ws;
@@ -24,6 +26,7 @@ use axum::Router;
 use fred::prelude::*;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::auth::{Principal, Verifier};
 use crate::config::Config;
@@ -65,7 +68,37 @@ const KNOWN_USERS_MAX: usize = 100_000;
 
 pub type Shared = Arc<AppState>;
 
+/// Every route; behind `PALAVER_PATH_PREFIX`, also under that prefix (a proxy forwarding
+/// `/chat/v1/ws` unchanged reaches `/v1/ws`).
 pub fn router(state: Shared) -> Router {
+    let prefix = state.cfg.http.path_prefix.clone().filter(|p| !p.is_empty());
+    let routes = routes(state);
+    match prefix {
+        None => routes,
+        Some(prefix) => Router::new().fallback_service(routes.map_request(move |req: Request| strip_prefix(&prefix, req))),
+    }
+}
+
+/// `req` with `prefix` taken off its path, when its path is `prefix` or below it.
+fn strip_prefix(prefix: &str, mut req: Request) -> Request {
+    let uri = req.uri();
+    let Some(rest) = uri.path().strip_prefix(prefix).filter(|r| r.is_empty() || r.starts_with('/')) else { return req };
+    let path = if rest.is_empty() { "/" } else { rest };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+fn routes(state: Shared) -> Router {
     let body_limit = state.cfg.limits.max_frame_bytes;
     Router::new()
         .route("/v1/ws", get(ws::upgrade))
@@ -178,5 +211,23 @@ impl FromRequestParts<Shared> for Auth {
             known.insert(key);
         }
         Ok(Auth(principal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stripped(prefix: &str, uri: &str) -> String {
+        let req = Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap();
+        strip_prefix(prefix, req).uri().to_string()
+    }
+
+    #[test]
+    fn the_path_prefix_comes_off_only_at_a_segment_boundary() {
+        assert_eq!(stripped("/chat", "/chat/v1/ws?token=t"), "/v1/ws?token=t");
+        assert_eq!(stripped("/chat", "/chat"), "/");
+        assert_eq!(stripped("/chat", "/v1/ws"), "/v1/ws", "unprefixed requests (probes, in-cluster clients) pass");
+        assert_eq!(stripped("/chat", "/chatter/v1/ws"), "/chatter/v1/ws");
     }
 }

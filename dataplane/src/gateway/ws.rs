@@ -20,6 +20,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::forwarded::ClientIp;
+use super::origin::OriginChecked;
 use super::{Auth, Shared, TokenBucket};
 use crate::auth::Principal;
 use crate::domain::messages::{count_send, validate_send, ChangeResult, Send};
@@ -42,7 +44,15 @@ const MEMBER_COUNT_TTL: Duration = Duration::from_secs(60);
 /// Unread notifications sent as frames after the first sync (the rest: REST).
 const INBOX_ON_CONNECT: i64 = 50;
 
-pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
+/// The origin check comes before authentication: a page of another site learns nothing, not
+/// even whether its token is valid.
+pub async fn upgrade(
+    State(st): State<Shared>,
+    _origin: OriginChecked,
+    ClientIp(client_ip): ClientIp,
+    Auth(p): Auth,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
         // Not a WebSocket handshake: the documented JSON body, with the status HTTP gives it
@@ -56,8 +66,17 @@ pub async fn upgrade(State(st): State<Shared>, Auth(p): Auth, ws: Result<WebSock
     ws.max_message_size(max).max_frame_size(max).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| async move {
         metrics::global().connections.inc();
         let mut conn = Conn::new(st, p, socket);
+        let client_ip = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let (workspace, user, session) = (conn.p.workspace.to_string(), conn.p.user.clone(), conn.session.clone());
+        tracing::info!(%workspace, %user, %session, %client_ip, "websocket session opened");
         let reason = conn.run().await;
+        let code = match &reason {
+            End::ClientClosed => "client".to_string(),
+            End::Close(code, _) => code.to_string(),
+            End::Broken => "broken".to_string(),
+        };
         conn.finish(reason).await;
+        tracing::info!(%workspace, %user, %session, %client_ip, close = %code, "websocket session closed");
         metrics::global().connections.dec();
     })
 }
