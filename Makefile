@@ -41,6 +41,11 @@
 #   KUBE_TOOLS_ROOT            $(HOME)/.local/share/palaver/kube-$(KUBE_VERSION) — their install
 #                              (bin/), outside the repository, shared by every clone on the
 #                              machine; the e2e harness (e2e/src/kube_server.rs) runs them.
+#   GATEWAY_API_VERSION        v1.6.3 — the Gateway API release whose HTTPRoute CRD the operator
+#                              tests install (Go module sigs.k8s.io/gateway-api, standard channel).
+#   GATEWAY_API_ROOT           $(HOME)/.local/share/palaver/gateway-api-$(GATEWAY_API_VERSION) —
+#                              where `make deps-test` puts that CRD (httproutes.yaml), outside the
+#                              repository; e2e/tests/operator_exposure.rs reads it from there.
 #   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid (the services,
 #                              and make dev's pods pod-a and pod-b while it runs), data of the
 #                              project-local Postgres, Redis and Kafka (kafka/data).
@@ -98,6 +103,8 @@ NEXTEST_PROFILE ?= $(if $(filter true 1 yes,$(CI)),ci,default)
 KUBE_VERSION ?= 1.33.13
 ETCD_VERSION ?= 3.5.21
 KUBE_TOOLS_ROOT ?= $(HOME)/.local/share/palaver/kube-$(KUBE_VERSION)
+GATEWAY_API_VERSION ?= v1.6.3
+GATEWAY_API_ROOT ?= $(HOME)/.local/share/palaver/gateway-api-$(GATEWAY_API_VERSION)
 CARGO ?= cargo
 # When this make started (epoch seconds): `make dev` reports its time to ready from here, deps
 # and build included. Set once, so recipes and nested makes share it.
@@ -110,14 +117,14 @@ export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_
 	PROMTOOL_VERSION PROMTOOL_ROOT DEV_DIR UP_TIMEOUT \
 	PALAVER_DEV_JWT_SECRET DEV_WORKSPACE DEV_LISTEN_A DEV_LISTEN_B \
 	BENCH_WORKSPACE BENCH_PARTITIONS BENCH_LISTEN_A BENCH_LISTEN_B BENCH_ARGS \
-	KUBE_VERSION ETCD_VERSION KUBE_TOOLS_ROOT NEXTEST_PROFILE CARGO PALAVER_MAKE_T0
+	KUBE_VERSION ETCD_VERSION KUBE_TOOLS_ROOT GATEWAY_API_VERSION GATEWAY_API_ROOT NEXTEST_PROFILE CARGO PALAVER_MAKE_T0
 
 .PHONY: help deps deps-test up down build test dev bench lint
 
 help:
 	@printf '%s\n' \
 	  'make deps   install what running needs: PostgreSQL, Redis, Java, Maven (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central)' \
-	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install), kube-apiserver, kube-controller-manager, kubectl $(KUBE_VERSION) and etcd $(ETCD_VERSION) (Go module proxy)' \
+	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install), kube-apiserver, kube-controller-manager, kubectl $(KUBE_VERSION) and etcd $(ETCD_VERSION), the Gateway API $(GATEWAY_API_VERSION) HTTPRoute CRD (Go module proxy)' \
 	  'make up     start the missing services on loopback, create the databases (idempotent)' \
 	  'make down   stop what make up started, nothing else' \
 	  'make build  cargo build --workspace --bins' \

@@ -4,8 +4,10 @@
 # (scripts/chart-tools.txt, in CHART_TOOLS_ROOT); helm $HELM_VERSION and promtool (Prometheus'
 # Go module $PROMTOOL_VERSION), built from their pinned Go modules into HELM_ROOT and
 # PROMTOOL_ROOT; kube-apiserver, kube-controller-manager, kubectl and etcd of the operator tests
-# (scripts/kube-tools.sh, into KUBE_TOOLS_ROOT). Everything outside the repository, shared by every clone on the machine (CI's
-# too). `make dev` needs none of it. Each step prints its time; a failed step says how to retry.
+# (scripts/kube-tools.sh, into KUBE_TOOLS_ROOT); the Gateway API's HTTPRoute CRD of the operator
+# tests (Go module sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION, into GATEWAY_API_ROOT).
+# Everything outside the repository, shared by every clone on the machine (CI's too). `make dev`
+# needs none of it. Each step prints its time; a failed step says how to retry.
 #
 # One step per tool: a new tool is one more `step NAME RETRY` line and its install command.
 set -euo pipefail
@@ -86,3 +88,28 @@ go_tool_install promtool "$PROMTOOL_ROOT" github.com/prometheus/prometheus/cmd/p
 
 step "Kubernetes $KUBE_VERSION test tools (kube-apiserver, kube-controller-manager, kubectl, etcd)" "make deps-test"
 bash "$REPO_ROOT/scripts/kube-tools.sh"
+
+# The HTTPRoute CRD as the Gateway API release publishes it (standard channel), so the operator
+# tests apply HTTPRoutes against its real schema and CEL rules. The Go module holds the release's
+# config/ tree; `go mod download` verifies it against the checksum database.
+gateway_api_crd() {
+    local go dir crd=$GATEWAY_API_ROOT/httproutes.yaml
+    go=$(go_cmd)
+    [[ -n $go ]] || die "go not found (on PATH or /usr/local/go/bin): the Gateway API CRD comes from its Go module"
+    dir=$(cd / && GOFLAGS=-mod=mod GOTOOLCHAIN=local "$go" mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
+        sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+    [[ -n $dir && -d $dir ]] || die "go mod download sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION failed (no such version, or no network?)"
+    local src=$dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml
+    [[ -r $src ]] || die "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION has no $src"
+    mkdir -p "$GATEWAY_API_ROOT"
+    # Copied next to its place and renamed: an interrupted copy never looks complete.
+    install -m 0644 "$src" "$crd.tmp"
+    mv "$crd.tmp" "$crd"
+    info "Gateway API $GATEWAY_API_VERSION HTTPRoute CRD installed ($crd)"
+}
+step "Gateway API $GATEWAY_API_VERSION HTTPRoute CRD" "make deps-test"
+if [[ -s $GATEWAY_API_ROOT/httproutes.yaml ]]; then
+    info "Gateway API $GATEWAY_API_VERSION HTTPRoute CRD present ($GATEWAY_API_ROOT/httproutes.yaml)"
+else
+    gateway_api_crd
+fi

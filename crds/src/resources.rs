@@ -5,6 +5,8 @@
 //! no internally/adjacently tagged enums, no untagged unions, no `serde_json::Value`, no
 //! flattened maps (a test lints the generated schemas for structural rules).
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -34,9 +36,13 @@ pub struct SecretKeyRef {
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Workspaces","type":"integer","jsonPath":".status.workspaces"}"#,
+    printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.ingress) || !has(self.gatewayAPI) || (has(self.ingress.path) ? self.ingress.path : '/') == (has(self.gatewayAPI.path) ? self.gatewayAPI.path : '/')"
+).message("ingress.path and gatewayAPI.path must be equal: palaverd serves one path prefix"))]
 pub struct ChatClusterSpec {
     /// Container image of palaverd.
     pub image: String,
@@ -67,6 +73,173 @@ pub struct ChatClusterSpec {
     /// Push notifications for members who are offline (unset: notifications are inbox-only).
     #[serde(default)]
     pub push: Option<PushSpec>,
+    /// Expose the gateway through an Ingress (networking.k8s.io/v1). Only `<path>v1` is routed
+    /// (the WebSocket and REST API); health and metrics endpoints stay in the cluster.
+    #[serde(default)]
+    pub ingress: Option<IngressSpec>,
+    /// Expose the gateway through a Gateway API HTTPRoute attached to an existing Gateway (only
+    /// if the HTTPRoute CRD is installed; otherwise the ChatCluster is Degraded with reason
+    /// GatewayAPIUnavailable).
+    #[serde(default, rename = "gatewayAPI")]
+    pub gateway_api: Option<GatewayApiSpec>,
+    /// The client-facing Service (unset: ClusterIP). `type: LoadBalancer` exposes the gateway
+    /// without an ingress controller.
+    #[serde(default)]
+    pub service: Option<ClientServiceSpec>,
+    /// How palaverd treats HTTP requests that reach it through proxies and browsers.
+    #[serde(default)]
+    pub http: Option<HttpSpec>,
+}
+
+fn default_root_path() -> String {
+    "/".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// An Ingress in front of the client Service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// IngressClass of the controller that serves it (unset: the cluster's default class).
+    #[serde(default)]
+    pub class_name: Option<String>,
+    /// Host name clients connect to, e.g. `chat.example.com` (a leading `*.` for a wildcard).
+    #[schemars(length(max = 253), pattern(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    pub host: String,
+    /// Path prefix the gateway is served under, starting and ending with `/`: `/chat/` routes
+    /// `/chat/v1` and palaverd strips `/chat`. Must equal `gatewayAPI.path` when both are set.
+    #[serde(default = "default_root_path")]
+    #[schemars(length(max = 253), pattern(r"^/([A-Za-z0-9._~-]+/)*$"))]
+    pub path: String,
+    /// TLS termination at the ingress controller (unset: plain `ws://`).
+    #[serde(default)]
+    pub tls: Option<IngressTls>,
+    /// Extra annotations of the Ingress; they override the operator's defaults (ingress-nginx
+    /// WebSocket timeouts of one hour, the cert-manager issuer).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The Ingress's certificate: an existing Secret, or one cert-manager issues.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!(has(self.clusterIssuer) && has(self.issuer))").message("set clusterIssuer or issuer, not both"),
+    validation = Rule::new("has(self.secretName) || has(self.clusterIssuer) || has(self.issuer)").message("tls needs secretName or an issuer")
+)]
+pub struct IngressTls {
+    /// The `kubernetes.io/tls` Secret holding the certificate. With an issuer, where cert-manager
+    /// stores it (default `<cluster name>-tls`).
+    #[serde(default)]
+    pub secret_name: Option<String>,
+    /// cert-manager ClusterIssuer to issue the certificate (annotation
+    /// `cert-manager.io/cluster-issuer`).
+    #[serde(default)]
+    pub cluster_issuer: Option<String>,
+    /// cert-manager Issuer in the ChatCluster's namespace to issue the certificate (annotation
+    /// `cert-manager.io/issuer`).
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+/// A Gateway API HTTPRoute in front of the client Service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiSpec {
+    /// Gateways (or their listeners) the route attaches to.
+    #[schemars(length(min = 1, max = 32))]
+    pub parent_refs: Vec<ParentRef>,
+    /// Host names the route serves; the first is the one status.url shows.
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(length(max = 253), pattern(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))
+    )]
+    pub hostnames: Vec<String>,
+    /// Path prefix the gateway is served under, starting and ending with `/` (see
+    /// `ingress.path`). Must equal `ingress.path` when both are set.
+    #[serde(default = "default_root_path")]
+    #[schemars(length(max = 253), pattern(r"^/([A-Za-z0-9._~-]+/)*$"))]
+    pub path: String,
+    /// Whether the Gateway listener the route attaches to terminates TLS. It only decides the
+    /// scheme of status.url (`wss://` or `ws://`): TLS itself is configured on the Gateway, not
+    /// by the operator.
+    #[serde(default = "default_true")]
+    pub tls: bool,
+    /// Annotations of the HTTPRoute.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A Gateway the HTTPRoute attaches to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    /// Name of the Gateway.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Gateway (unset: the ChatCluster's); the Gateway must allow routes from
+    /// this namespace.
+    #[serde(default)]
+    #[schemars(length(max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: Option<String>,
+    /// Listener of the Gateway to attach to (unset: every listener that accepts the route).
+    #[serde(default)]
+    #[schemars(length(max = 253), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    pub section_name: Option<String>,
+}
+
+/// The client-facing Service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.loadBalancerSourceRanges) || size(self.loadBalancerSourceRanges) == 0 || (has(self.type) && self.type == 'LoadBalancer')"
+).message("loadBalancerSourceRanges needs type LoadBalancer"))]
+pub struct ClientServiceSpec {
+    /// Service type.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Annotations of the Service, e.g. a cloud load balancer's idle timeout (raise it above
+    /// palaverd's 30 s heartbeat).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Client CIDRs a LoadBalancer accepts (unset: any), e.g. `203.0.113.0/24`.
+    #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 64)))]
+    #[x_kube(validation = Rule::new("self.all(x, isCIDR(x))").message("loadBalancerSourceRanges holds CIDRs"))]
+    pub load_balancer_source_ranges: Vec<String>,
+}
+
+/// How the client Service is exposed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ServiceType {
+    /// In the cluster only (behind an Ingress or HTTPRoute).
+    #[default]
+    ClusterIP,
+    /// A cloud load balancer; status.url shows its address once it has one.
+    LoadBalancer,
+    /// A port on every node.
+    NodePort,
+}
+
+/// palaverd behind proxies and in browsers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpSpec {
+    /// Proxies (CIDRs or addresses, e.g. the ingress controller's pod network) whose
+    /// `Forwarded` / `X-Forwarded-For` headers palaverd believes for the client's address.
+    /// Unset: none; the connection's peer is the client.
+    #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 64)))]
+    #[x_kube(validation = Rule::new("self.all(x, isCIDR(x) || isIP(x))").message("trustedProxies holds CIDRs or IP addresses"))]
+    pub trusted_proxies: Vec<String>,
+    /// Origins whose web pages may open WebSockets besides the gateway's own, as
+    /// `scheme://host[:port]`, or `*` for any. Requests without an Origin (not browsers) pass.
+    #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 253), pattern(r"^(\*|[a-z][a-z0-9+.-]*://[A-Za-z0-9._:\[\]-]+)$")))]
+    pub allowed_origins: Vec<String>,
 }
 
 /// Where palaverd sends pushes.
@@ -200,6 +373,10 @@ pub struct ChatClusterStatus {
     pub ready_replicas: Option<i32>,
     /// Workspaces served by this cluster.
     pub workspaces: Option<i32>,
+    /// The WebSocket URL clients connect to: through the Ingress, else the HTTPRoute, else the
+    /// LoadBalancer's address, else the client Service's in-cluster name.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// A tenant: its Postgres schema, Kafka topics and registry entry. The resource's name is the

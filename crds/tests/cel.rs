@@ -55,3 +55,71 @@ fn chatcluster_autoscaling_bounds_are_checked() {
     let e = errors(&s, &cc, None);
     assert!(e.iter().any(|e| e.contains("minReplicas must not exceed maxReplicas")), "{e:?}");
 }
+
+/// examples/chatcluster.yaml with `spec` fields replaced by `patch`'s (null removes one).
+fn cluster_with(patch: Value) -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/chatcluster.yaml")).unwrap();
+    let mut cc: Value = serde_yaml::from_str(&text).unwrap();
+    for (k, v) in patch.as_object().unwrap() {
+        cc["spec"][k] = v.clone();
+    }
+    cc
+}
+
+#[test]
+fn chatcluster_exposure_rules_accept_valid_specs_and_refuse_the_rest() {
+    let s = schema(ChatCluster::crd());
+    let ok = |patch: Value| {
+        let e = errors(&s, &cluster_with(patch.clone()), None);
+        assert_eq!(e, Vec::<String>::new(), "{patch}");
+    };
+    let refused = |patch: Value, message: &str| {
+        let e = errors(&s, &cluster_with(patch.clone()), None);
+        assert!(e.iter().any(|e| e.contains(message)), "{patch}: {e:?}");
+    };
+    let route = |path: &str| json!({ "parentRefs": [{ "name": "gw" }], "hostnames": ["chat.example.com"], "path": path });
+
+    // TLS: a Secret or an issuer; one issuer at most.
+    ok(json!({ "ingress": { "host": "chat.example.com", "tls": { "secretName": "cert" } } }));
+    ok(json!({ "ingress": { "host": "chat.example.com", "tls": { "clusterIssuer": "letsencrypt" } } }));
+    ok(json!({ "ingress": { "host": "chat.example.com", "tls": { "issuer": "ca", "secretName": "cert" } } }));
+    ok(json!({ "ingress": { "host": "chat.example.com", "tls": { "issuer": null, "secretName": "cert" } } }));
+    refused(json!({ "ingress": { "host": "chat.example.com", "tls": {} } }), "tls needs secretName or an issuer");
+    refused(
+        json!({ "ingress": { "host": "chat.example.com", "tls": { "issuer": "a", "clusterIssuer": "b" } } }),
+        "set clusterIssuer or issuer, not both",
+    );
+
+    // One path prefix for palaverd: the Ingress's and the HTTPRoute's agree (unset is "/").
+    ok(json!({ "ingress": { "host": "chat.example.com", "path": "/chat/" }, "gatewayAPI": route("/chat/") }));
+    ok(json!({ "ingress": { "host": "chat.example.com" }, "gatewayAPI": route("/") }));
+    ok(json!({ "ingress": { "host": "chat.example.com", "path": "/chat/" } }));
+    refused(json!({ "ingress": { "host": "chat.example.com", "path": "/chat/" }, "gatewayAPI": route("/") }), "must be equal");
+    refused(json!({ "ingress": { "host": "chat.example.com" }, "gatewayAPI": route("/chat/") }), "must be equal");
+
+    // Proxies are addresses or CIDRs; source ranges CIDRs, and only for a LoadBalancer.
+    ok(json!({ "http": { "trustedProxies": ["10.0.0.0/8", "192.168.1.10", "fd00::/8", "::1"] } }));
+    refused(json!({ "http": { "trustedProxies": ["10.0.0.0/8", "ingress-nginx"] } }), "trustedProxies holds CIDRs or IP addresses");
+    refused(json!({ "http": { "trustedProxies": ["10.0.0.0/33"] } }), "trustedProxies holds CIDRs or IP addresses");
+    ok(json!({ "service": { "type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.0/24"] } }));
+    ok(json!({ "service": { "type": "NodePort" } }));
+    refused(
+        json!({ "service": { "type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.7"] } }),
+        "loadBalancerSourceRanges holds CIDRs",
+    );
+    refused(json!({ "service": { "loadBalancerSourceRanges": ["203.0.113.0/24"] } }), "loadBalancerSourceRanges needs type LoadBalancer");
+    refused(
+        json!({ "service": { "type": "NodePort", "loadBalancerSourceRanges": ["203.0.113.0/24"] } }),
+        "loadBalancerSourceRanges needs type LoadBalancer",
+    );
+}
+
+#[test]
+fn the_exposure_examples_are_valid() {
+    let s = schema(ChatCluster::crd());
+    for file in ["chatcluster-ingress.yaml", "chatcluster-gateway-api.yaml", "chatcluster-loadbalancer.yaml"] {
+        let text = std::fs::read_to_string(format!("{}/../examples/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let cc: Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(errors(&s, &cc, None), Vec::<String>::new(), "{file}");
+    }
+}

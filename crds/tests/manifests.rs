@@ -1,7 +1,7 @@
 //! The committed CRD manifests are exactly what the types generate, the schemas are structural
 //! (what the API server requires), the CEL rules are in place, and the examples parse.
 
-use palaver_crds::resources::{manifests, ChatCluster, DeletionPolicy, JwtAlgorithm, Workspace};
+use palaver_crds::resources::{manifests, ChatCluster, DeletionPolicy, JwtAlgorithm, ServiceType, Workspace};
 use serde_json::Value;
 
 fn root() -> std::path::PathBuf {
@@ -85,7 +85,15 @@ fn validation_rules_are_in_the_schema() {
         assert!(ws.contains(rule), "Workspace CRD lacks rule {rule}");
     }
     let cc = serde_json::to_string(&ChatCluster::crd()).unwrap();
-    assert!(cc.contains("self.minReplicas <= self.maxReplicas"));
+    for rule in [
+        "self.minReplicas <= self.maxReplicas",
+        "tls needs secretName or an issuer",
+        "set clusterIssuer or issuer, not both",
+        "ingress.path and gatewayAPI.path must be equal",
+        "isCIDR(x) || isIP(x)",
+    ] {
+        assert!(cc.contains(rule), "ChatCluster CRD lacks rule {rule}");
+    }
     let ws: Value = serde_json::to_value(Workspace::crd()).unwrap();
     assert_eq!(ws["spec"]["names"]["shortNames"][0], "ws");
 }
@@ -95,6 +103,27 @@ fn examples_parse_into_the_types() {
     let cc: ChatCluster = serde_yaml::from_str(&std::fs::read_to_string(root().join("examples/chatcluster.yaml")).unwrap()).unwrap();
     assert_eq!(cc.spec.auth.algorithm, JwtAlgorithm::ES256);
     assert_eq!(cc.spec.autoscaling.as_ref().unwrap().max_replicas, 10);
+    let read = |file: &str| -> ChatCluster { serde_yaml::from_str(&std::fs::read_to_string(root().join(file)).unwrap()).unwrap() };
+    let ingress = read("examples/chatcluster-ingress.yaml").spec.ingress.unwrap();
+    assert_eq!((ingress.host.as_str(), ingress.path.as_str()), ("chat.example.com", "/"));
+    assert_eq!(ingress.tls.unwrap().cluster_issuer.as_deref(), Some("letsencrypt"));
+    let route = read("examples/chatcluster-gateway-api.yaml").spec.gateway_api.unwrap();
+    assert_eq!((route.parent_refs[0].name.as_str(), route.path.as_str(), route.tls), ("public", "/chat/", true));
+    let service = read("examples/chatcluster-loadbalancer.yaml").spec.service.unwrap();
+    assert_eq!(service.type_, ServiceType::LoadBalancer);
+    // Defaults of the exposure fields.
+    let minimal: ChatCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "palaver.dev/v1alpha1", "kind": "ChatCluster", "metadata": { "name": "m" },
+        "spec": { "image": "i", "kafka": { "bootstrap": "k:9092" }, "postgres": { "secretRef": { "name": "p", "key": "k" } },
+                  "redis": { "secretRef": { "name": "r", "key": "k" } },
+                  "auth": { "issuer": "i", "audience": "a", "publicKeySecretRef": { "name": "j", "key": "k" } },
+                  "gatewayAPI": { "parentRefs": [{ "name": "gw" }], "hostnames": ["h.example.com"] },
+                  "service": {} }
+    }))
+    .unwrap();
+    let route = minimal.spec.gateway_api.unwrap();
+    assert_eq!((route.path.as_str(), route.tls), ("/", true));
+    assert_eq!(minimal.spec.service.unwrap().type_, ServiceType::ClusterIP);
     let ws: Workspace = serde_yaml::from_str(&std::fs::read_to_string(root().join("examples/workspace.yaml")).unwrap()).unwrap();
     assert_eq!(ws.spec.cluster_ref, "main");
     assert_eq!(ws.spec.deletion_policy, DeletionPolicy::Retain);

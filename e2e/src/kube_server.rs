@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
@@ -35,6 +35,8 @@ use crate::{eventually, free_port};
 
 /// The pinned Kubernetes release (the Makefile's KUBE_VERSION).
 pub const KUBE_VERSION: &str = "1.33.13";
+/// The pinned Gateway API release (the Makefile's GATEWAY_API_VERSION).
+pub const GATEWAY_API_VERSION: &str = "v1.6.3";
 /// The user the operator's ServiceAccount token authenticates as.
 pub const OPERATOR_USER: &str = "system:serviceaccount:palaver-system:palaver";
 /// The user of [`KubeServer::controller_client`].
@@ -72,6 +74,20 @@ pub fn tools_bin() -> PathBuf {
         home.join(format!(".local/share/palaver/kube-{KUBE_VERSION}"))
     });
     root.join("bin")
+}
+
+/// The Gateway API's HTTPRoute CRD (standard channel) that `make deps-test` puts into
+/// `GATEWAY_API_ROOT` (default `~/.local/share/palaver/gateway-api-<GATEWAY_API_VERSION>`).
+pub fn gateway_api_httproute_crd() -> anyhow::Result<PathBuf> {
+    let root = std::env::var_os("GATEWAY_API_ROOT").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+        home.join(format!(".local/share/palaver/gateway-api-{GATEWAY_API_VERSION}"))
+    });
+    let p = root.join("httproutes.yaml");
+    if !p.exists() {
+        bail!("{} not found: run `make deps-test` to fetch the Gateway API {GATEWAY_API_VERSION} HTTPRoute CRD", p.display());
+    }
+    Ok(p)
 }
 
 fn tool(name: &str) -> anyhow::Result<PathBuf> {
@@ -277,8 +293,26 @@ impl KubeServer {
         let api = Api::<CustomResourceDefinition>::all(self.admin.clone());
         let name = crd.name_any();
         api.create(&PostParams::default(), crd).await.with_context(|| format!("creating CRD {name}"))?;
+        self.wait_established(&name).await
+    }
+
+    /// Applies (server-side) the CRD of a YAML file as it is, such as a project's published CRD,
+    /// and waits until it is established. Sent untyped, so no field of it is lost on the way.
+    pub async fn install_crd_file(&self, path: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let crd: Value = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let name = crd["metadata"]["name"].as_str().with_context(|| format!("{}: no metadata.name", path.display()))?.to_string();
+        let api: Api<DynamicObject> = Api::all_with(self.admin.clone(), &ApiResource::erase::<CustomResourceDefinition>(&()));
+        api.patch(&name, &PatchParams::apply("palaver-test").force(), &Patch::Apply(&crd))
+            .await
+            .with_context(|| format!("applying CRD {name} from {}", path.display()))?;
+        self.wait_established(&name).await
+    }
+
+    async fn wait_established(&self, name: &str) -> anyhow::Result<()> {
+        let api = Api::<CustomResourceDefinition>::all(self.admin.clone());
         eventually(Duration::from_secs(30), &format!("CRD {name} established"), || async {
-            let crd = api.get(&name).await.ok()?;
+            let crd = api.get(name).await.ok()?;
             let conds = crd.status?.conditions?;
             conds.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
         })
@@ -474,7 +508,7 @@ impl KubeServer {
 }
 
 /// The resources the operator tests look at, for [`KubeServer::versions`].
-pub const OPERATOR_RESOURCES: [&str; 11] = [
+pub const OPERATOR_RESOURCES: [&str; 13] = [
     "apps/v1/deployments",
     "/v1/services",
     "/v1/configmaps",
@@ -486,6 +520,8 @@ pub const OPERATOR_RESOURCES: [&str; 11] = [
     "palaver.dev/v1alpha1/workspaces",
     "monitoring.coreos.com/v1/servicemonitors",
     "monitoring.coreos.com/v1/prometheusrules",
+    "networking.k8s.io/v1/ingresses",
+    "gateway.networking.k8s.io/v1/httproutes",
 ];
 
 fn api_resource(r: &str) -> ApiResource {

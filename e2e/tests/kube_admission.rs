@@ -91,6 +91,38 @@ async fn invalid_workspaces_and_chatclusters_are_refused_at_admission() {
         Err(kube::Error::Api(e)) => assert!(e.code == 422 && e.message.contains("minReplicas must not exceed maxReplicas"), "{e:?}"),
         other => panic!("accepted or failed otherwise: {other:?}"),
     }
+    // The exposure rules, CEL (isCIDR and isIP included) and schema patterns.
+    let route = json!({ "parentRefs": [{ "name": "gw" }], "hostnames": ["chat.example.com"] });
+    let refusals = [
+        (json!({ "http": { "trustedProxies": ["10.0.0.0/8", "nginx"] } }), "trustedProxies holds CIDRs or IP addresses"),
+        (json!({ "service": { "type": "ClusterIP", "loadBalancerSourceRanges": ["10.0.0.0/8"] } }), "needs type LoadBalancer"),
+        (json!({ "ingress": { "host": "chat.example.com", "tls": {} } }), "tls needs secretName or an issuer"),
+        (json!({ "ingress": { "host": "chat.example.com", "tls": { "issuer": "a", "clusterIssuer": "b" } } }), "not both"),
+        (json!({ "ingress": { "host": "chat.example.com", "path": "/chat/" }, "gatewayAPI": route }), "must be equal"),
+        (json!({ "ingress": { "host": "Chat.Example.com" } }), "spec.ingress.host"),
+        (json!({ "ingress": { "host": "chat.example.com", "path": "/chat" } }), "spec.ingress.path"),
+        (json!({ "http": { "allowedOrigins": ["https://app.example.com/path"] } }), "spec.http.allowedOrigins"),
+    ];
+    for (spec, want) in refusals {
+        let mut bad = serde_json::to_value(&cc).unwrap();
+        bad["metadata"]["name"] = json!("exposed");
+        for (k, v) in spec.as_object().unwrap() {
+            bad["spec"][k] = v.clone();
+        }
+        match clusters.create(&PostParams::default(), &serde_json::from_value(bad).unwrap()).await {
+            Err(kube::Error::Api(e)) => assert!(e.code == 422 && e.message.contains(want), "{spec}: {e:?}"),
+            other => panic!("{spec}: accepted or failed otherwise: {other:?}"),
+        }
+    }
+    let mut exposed = serde_json::to_value(&cc).unwrap();
+    exposed["metadata"]["name"] = json!("exposed");
+    exposed["spec"]["ingress"] = json!({ "host": "chat.example.com", "path": "/chat/", "tls": { "clusterIssuer": "letsencrypt" } });
+    exposed["spec"]["gatewayAPI"] = json!({ "parentRefs": [{ "name": "gw" }], "hostnames": ["chat.example.com"], "path": "/chat/" });
+    exposed["spec"]["http"] =
+        json!({ "trustedProxies": ["10.0.0.0/8", "fd00::1"], "allowedOrigins": ["*", "https://app.example.com:8443"] });
+    exposed["spec"]["service"] = json!({ "type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.0/24"] });
+    clusters.create(&PostParams::default(), &serde_json::from_value(exposed).unwrap()).await.unwrap();
+
     cc.metadata.name = Some("main".into());
     clusters.create(&PostParams::default(), &cc).await.unwrap();
     let (code, message) = refused_patch(&clusters, "main", json!({ "spec": { "autoscaling": { "minReplicas": 11 } } })).await;
@@ -210,7 +242,7 @@ async fn kubectl_explain_shows_the_descriptions_and_get_prints_the_columns() {
     let (ok, out, err) = server.kubectl_output(&["get", "chatclusters", "-n", NS]).await.unwrap();
     assert!(ok, "{err}");
     let header: Vec<&str> = out.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "REPLICAS", "WORKSPACES", "AGE"], "{out}");
+    assert_eq!(header, ["NAME", "READY", "REPLICAS", "WORKSPACES", "URL", "AGE"], "{out}");
 }
 
 /// The chart rendered as `helm install palaver -n palaver-system` would, with `values` (a file of

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::EnvVar;
 use kube::core::ObjectMeta;
-use palaver_crds::resources::{PushSpec, SecretKeyRef};
+use palaver_crds::resources::{HttpSpec, IngressSpec, PushSpec, SecretKeyRef};
 use palaver_e2e::operator::example_cluster;
 use palaver_e2e::{eventually, free_port, Services};
 use palaver_operator::controller::objects;
@@ -20,6 +20,18 @@ async fn palaverd_starts_ready_with_the_environment_the_operator_gives_its_pods(
     cc.metadata = ObjectMeta { uid: Some("u-1".into()), ..cc.metadata };
     cc.spec.kafka.secret_ref = Some(SecretKeyRef { name: "palaver-kafka".into(), key: "client.properties".into() });
     cc.spec.push = Some(PushSpec { webhook_url: "http://127.0.0.1:9/push".into(), max_attempts: Some(3) });
+    // Behind an ingress under a path prefix, with proxies and origins to trust.
+    cc.spec.ingress = Some(IngressSpec {
+        class_name: None,
+        host: "chat.example.com".into(),
+        path: "/chat/".into(),
+        tls: None,
+        annotations: Default::default(),
+    });
+    cc.spec.http = Some(HttpSpec {
+        trusted_proxies: vec!["10.0.0.0/8".into(), "fd00::1".into()],
+        allowed_origins: vec!["https://app.example.com".into(), "http://localhost:3000".into()],
+    });
 
     let dir = std::env::temp_dir().join(format!("palaver-pod-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -53,6 +65,9 @@ async fn palaverd_starts_ready_with_the_environment_the_operator_gives_its_pods(
         cmd.env(var, local);
     }
     assert!(config.contains_key("PALAVER_LISTEN"));
+    for var in ["PALAVER_PATH_PREFIX", "PALAVER_TRUSTED_PROXIES", "PALAVER_ALLOWED_ORIGINS"] {
+        assert!(config.contains_key(var), "the operator no longer sets {var}");
+    }
     cmd.env("PALAVER_LISTEN", &listen).env("RUST_LOG", "warn").stdout(Stdio::null()).kill_on_drop(true);
     let mut pod = cmd.spawn().unwrap();
 
@@ -69,6 +84,8 @@ async fn palaverd_starts_ready_with_the_environment_the_operator_gives_its_pods(
     assert_eq!(http.get(format!("http://{listen}{probe}")).send().await.unwrap().status(), 200);
     let live = container.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.clone().unwrap();
     assert_eq!(http.get(format!("http://{listen}{live}")).send().await.unwrap().status(), 200);
+    // What an ingress forwards unchanged, prefix included, reaches the same routes.
+    assert_eq!(http.get(format!("http://{listen}/chat{probe}")).send().await.unwrap().status(), 200);
     pod.kill().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

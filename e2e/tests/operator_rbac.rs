@@ -15,7 +15,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::Api;
 use palaver_crds::resources::{ChatCluster, Workspace};
-use palaver_e2e::kube_server::{KubeOptions, KubeServer, OPERATOR_USER};
+use palaver_e2e::kube_server::{gateway_api_httproute_crd, KubeOptions, KubeServer, OPERATOR_USER};
 use palaver_e2e::operator::{
     apply_objects, chart_rbac, cond, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for,
 };
@@ -90,10 +90,16 @@ async fn the_chart_grants_exactly_what_the_operator_uses() {
     for (plural, kind) in [("servicemonitors", "ServiceMonitor"), ("prometheusrules", "PrometheusRule")] {
         server.install_schemaless_crd("monitoring.coreos.com", plural, kind).await.unwrap();
     }
+    server.install_crd_file(&gateway_api_httproute_crd().unwrap()).await.unwrap();
     apply_objects(&client, &chart_rbac()).await.unwrap();
     create_cluster_secrets(&client, NS, &svc.database_url).await.unwrap();
     let clusters = Api::<ChatCluster>::namespaced(client.clone(), NS);
-    clusters.create(&PostParams::default(), &example_cluster(NS, "main", &svc.kafka_brokers)).await.unwrap();
+    // Exposed both ways, so the Ingress and HTTPRoute permissions are exercised too.
+    let mut cc = example_cluster(NS, "main", &svc.kafka_brokers);
+    cc.spec.ingress = Some(serde_json::from_value(json!({ "host": "chat.example.com" })).unwrap());
+    cc.spec.gateway_api =
+        Some(serde_json::from_value(json!({ "parentRefs": [{ "name": "gw" }], "hostnames": ["chat.example.com"] })).unwrap());
+    clusters.create(&PostParams::default(), &cc).await.unwrap();
 
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let opts = operator::Options {
@@ -113,7 +119,7 @@ async fn the_chart_grants_exactly_what_the_operator_uses() {
         let _ = rx.await;
     }));
 
-    // A ChatCluster's life: created, ready, monitoring and autoscaling switched off.
+    // A ChatCluster's life: created, ready, monitoring, autoscaling and exposure switched off.
     wait_for(&clusters, "main", "observed", T, |c| c.status.as_ref().is_some_and(|s| s.observed_generation == Some(1))).await.unwrap();
     mark_ready(&client, NS, "main-gateway", 2).await.unwrap();
     wait_for(&clusters, "main", "Ready", T, |c| {
@@ -140,12 +146,18 @@ async fn the_chart_grants_exactly_what_the_operator_uses() {
     eventually(T, "the Workspace gone", || async { workspaces.get_opt(&name).await.unwrap().is_none().then_some(()) }).await.unwrap();
 
     clusters
-        .patch("main", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "autoscaling": null, "monitoring": null } })))
+        .patch(
+            "main",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "autoscaling": null, "monitoring": null, "ingress": null, "gatewayAPI": null } })),
+        )
         .await
         .unwrap();
-    eventually(T, "the HPA and monitoring objects deleted", || async {
+    eventually(T, "the HPA, Ingress, HTTPRoute and monitoring objects deleted", || async {
         (server.names(NS, "autoscaling/v2/horizontalpodautoscalers").await.is_empty()
-            && server.names(NS, "monitoring.coreos.com/v1/servicemonitors").await.is_empty())
+            && server.names(NS, "monitoring.coreos.com/v1/servicemonitors").await.is_empty()
+            && server.names(NS, "networking.k8s.io/v1/ingresses").await.is_empty()
+            && server.names(NS, "gateway.networking.k8s.io/v1/httproutes").await.is_empty())
         .then_some(())
     })
     .await

@@ -1,9 +1,12 @@
 //! ChatCluster controller: a ChatCluster → the palaverd Deployment, its Services, ConfigMap,
-//! PodDisruptionBudget, optional HPA and monitoring objects, all applied server-side under one
-//! field manager and owned by the ChatCluster (deleting it garbage-collects them).
+//! PodDisruptionBudget, optional HPA, Ingress, HTTPRoute and monitoring objects, all applied
+//! server-side under one field manager and owned by the ChatCluster (deleting it
+//! garbage-collects them).
 //!
 //! Drift is repaired on the next reconcile: the controller watches what it owns, so an edit or a
-//! deletion of a child is reapplied at once. It must not touch Postgres or Kafka (the Workspace
+//! deletion of a child is reapplied at once. Objects of CRDs that may be missing (HTTPRoute,
+//! ServiceMonitor, PrometheusRule) are not watched (a watch on a missing resource fails): their
+//! drift is repaired on the periodic resync. It must not touch Postgres or Kafka (the Workspace
 //! controller and the provisioning library own those).
 
 use std::fmt::Debug;
@@ -13,6 +16,7 @@ use std::time::Instant;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -41,7 +45,8 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl st
         .owns(scoped_api::<Service>(&client, ns), mine.clone())
         .owns(scoped_api::<ConfigMap>(&client, ns), mine.clone())
         .owns(scoped_api::<PodDisruptionBudget>(&client, ns), mine.clone())
-        .owns(scoped_api::<HorizontalPodAutoscaler>(&client, ns), mine)
+        .owns(scoped_api::<HorizontalPodAutoscaler>(&client, ns), mine.clone())
+        .owns(scoped_api::<Ingress>(&client, ns), mine)
         // Workspaces come and go: keep the cluster's workspace count current.
         .watches(scoped_api::<Workspace>(&client, ns), watcher::Config::default(), |ws| {
             ws.namespace().map(|ns| ObjectRef::<ChatCluster>::new(&ws.spec.cluster_ref).within(&ns))
@@ -82,8 +87,8 @@ async fn apply(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
                 ctx.event(cc, !ready && stored.observed_generation.is_some(), &reason, "Reconcile", message).await;
             }
             for warning in observed.warnings {
-                if !stored.conditions.iter().any(|c| c.message.contains(&warning)) {
-                    ctx.event(cc, true, "MonitoringUnavailable", "Reconcile", warning).await;
+                if !stored.conditions.iter().any(|c| c.message.contains(&warning.message)) {
+                    ctx.event(cc, true, warning.reason, "Reconcile", warning.message).await;
                 }
             }
             write_status(cc, &api, ctx, &stored, next).await?;
@@ -112,9 +117,24 @@ async fn apply(cc: &ChatCluster, ctx: &Context) -> Result<Action, Error> {
 /// What applying found out.
 struct Observed {
     deployment: Deployment,
+    /// The client Service as applied (its status holds a LoadBalancer's address).
+    service: Service,
     workspaces: i32,
-    /// Monitoring objects asked for but impossible (their CRD is not installed).
-    warnings: Vec<String>,
+    /// Objects asked for but impossible (their CRD is not installed).
+    warnings: Vec<Warning>,
+}
+
+/// Something the spec asks for that could not be done, though the rest was: it makes the
+/// ChatCluster Degraded (with the first warning's reason) and is published as an Event.
+struct Warning {
+    reason: &'static str,
+    message: String,
+}
+
+/// Whether CRD `name` (`plural.group`) is installed: the controller creates objects of optional
+/// CRDs (Prometheus operator, Gateway API) only where they are.
+async fn crd_installed(client: &kube::Client, name: &str) -> Result<bool, Error> {
+    Ok(Api::<CustomResourceDefinition>::all(client.clone()).get_opt(name).await?.is_some())
 }
 
 async fn apply_children(cc: &ChatCluster, ctx: &Context, ns: &str) -> Result<Observed, Error> {
@@ -123,7 +143,7 @@ async fn apply_children(cc: &ChatCluster, ctx: &Context, ns: &str) -> Result<Obs
     let c = &ctx.client;
     ssa(&Api::<ConfigMap>::namespaced(c.clone(), ns), &names.config, &objects::config_map(cc)).await?;
     let deployment = ssa(&Api::<Deployment>::namespaced(c.clone(), ns), &names.deployment, &objects::deployment(cc)).await?;
-    ssa(&Api::<Service>::namespaced(c.clone(), ns), &names.service, &objects::service(cc)).await?;
+    let service = ssa(&Api::<Service>::namespaced(c.clone(), ns), &names.service, &objects::service(cc)).await?;
     ssa(&Api::<Service>::namespaced(c.clone(), ns), &names.headless, &objects::headless_service(cc)).await?;
     ssa(&Api::<PodDisruptionBudget>::namespaced(c.clone(), ns), &names.pdb, &objects::pdb(cc)).await?;
     let hpas = Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), ns);
@@ -131,9 +151,31 @@ async fn apply_children(cc: &ChatCluster, ctx: &Context, ns: &str) -> Result<Obs
         Some(h) => drop(ssa(&hpas, &names.hpa, &h).await?),
         None => delete_owned(&hpas, &names.hpa, cc).await?,
     }
+    let ingresses = Api::<Ingress>::namespaced(c.clone(), ns);
+    match objects::ingress(cc) {
+        Some(i) => drop(ssa(&ingresses, &names.ingress, &i).await?),
+        None => delete_owned(&ingresses, &names.ingress, cc).await?,
+    }
+
+    let mut warnings = Vec::new();
+    // The HTTPRoute only where the Gateway API is installed; asked for without it, the rest of
+    // the cluster still goes ahead (Degraded says why there is no route). Not watched (its CRD
+    // may be missing): drift is repaired on the resync, and a CRD installed later is noticed then.
+    let routes = objects::http_route_resource();
+    let crd = format!("{}.{}", routes.plural, routes.group);
+    let route = objects::http_route(cc);
+    if crd_installed(c, &crd).await? {
+        let api = Api::<DynamicObject>::namespaced_with(c.clone(), ns, &routes);
+        match route {
+            Some(r) => drop(ssa(&api, &names.route, &r).await?),
+            None => delete_owned(&api, &names.route, cc).await?,
+        }
+    } else if route.is_some() {
+        let message = format!("spec.gatewayAPI asks for an HTTPRoute but CRD {crd} is not installed; skipped");
+        warnings.push(Warning { reason: "GatewayAPIUnavailable", message });
+    }
 
     let monitoring = cc.spec.monitoring.clone().unwrap_or_default();
-    let mut warnings = Vec::new();
     let dashboards = Api::<ConfigMap>::namespaced(c.clone(), ns);
     if monitoring.dashboards {
         ssa(&dashboards, &names.dashboards, &objects::dashboards(cc)).await?;
@@ -146,10 +188,10 @@ async fn apply_children(cc: &ChatCluster, ctx: &Context, ns: &str) -> Result<Obs
     ];
     for (ar, on, obj) in wanted {
         let crd = format!("{}.{}", ar.plural, ar.group);
-        let installed = Api::<CustomResourceDefinition>::all(c.clone()).get_opt(&crd).await?.is_some();
-        if !installed {
+        if !crd_installed(c, &crd).await? {
             if on {
-                warnings.push(format!("spec.monitoring asks for a {} but CRD {crd} is not installed; skipped", ar.kind));
+                let message = format!("spec.monitoring asks for a {} but CRD {crd} is not installed; skipped", ar.kind);
+                warnings.push(Warning { reason: "MonitoringUnavailable", message });
             }
             continue;
         }
@@ -162,7 +204,7 @@ async fn apply_children(cc: &ChatCluster, ctx: &Context, ns: &str) -> Result<Obs
 
     let workspaces = Api::<Workspace>::namespaced(c.clone(), ns).list(&ListParams::default()).await?;
     let count = workspaces.items.iter().filter(|w| w.spec.cluster_ref == cc.name_any()).count();
-    Ok(Observed { deployment, workspaces: i32::try_from(count).unwrap_or(i32::MAX), warnings })
+    Ok(Observed { deployment, service, workspaces: i32::try_from(count).unwrap_or(i32::MAX), warnings })
 }
 
 /// Server-side apply with our field manager; `force` takes over fields another manager set
@@ -225,7 +267,10 @@ fn status(cc: &ChatCluster, stored: &ChatClusterStatus, o: &Observed) -> ChatClu
         },
     ];
     wants.push(match o.warnings.first() {
-        Some(_) => Want::new(DEGRADED, true, "MonitoringUnavailable", o.warnings.join("; ")),
+        Some(first) => {
+            let messages: Vec<&str> = o.warnings.iter().map(|w| w.message.as_str()).collect();
+            Want::new(DEGRADED, true, first.reason, messages.join("; "))
+        }
         None => Want::new(DEGRADED, false, "AsExpected", ""),
     });
     ChatClusterStatus {
@@ -233,6 +278,7 @@ fn status(cc: &ChatCluster, stored: &ChatClusterStatus, o: &Observed) -> ChatClu
         observed_generation: cc.metadata.generation,
         ready_replicas: Some(ready),
         workspaces: Some(o.workspaces),
+        url: objects::url(cc, o.service.status.as_ref()),
     }
 }
 

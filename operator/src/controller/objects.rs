@@ -12,21 +12,35 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
     HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, SleepAction,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, ServiceStatus, SleepAction,
     TopologySpreadConstraint, Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec, IngressTLS,
+    ServiceBackendPort,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Resource, ResourceExt};
-use palaver_crds::resources::{ChatCluster, SecretKeyRef};
+use palaver_crds::resources::{ChatCluster, SecretKeyRef, ServiceType};
 use serde_json::json;
 
 use super::Error;
 
 /// palaverd's HTTP/WebSocket/metrics port in the pod.
 pub const HTTP_PORT: i32 = 8080;
+/// Port of the client Service, where Ingresses, HTTPRoutes and load balancers send clients.
+pub const CLIENT_PORT: i32 = 80;
+/// ingress-nginx's proxy read and send timeouts for the gateway, in seconds. Its default, 60 s,
+/// ends a WebSocket on which nothing moved for a minute: palaverd's 30 s heartbeat stays under
+/// it, but one late ping (a phone waking up, a congested link) would drop the session. An hour
+/// leaves the proxy out of deciding when a connection is dead; palaverd itself closes one that
+/// misses two heartbeats.
+const NGINX_WEBSOCKET_TIMEOUT_SECONDS: &str = "3600";
+const CERT_MANAGER_CLUSTER_ISSUER: &str = "cert-manager.io/cluster-issuer";
+const CERT_MANAGER_ISSUER: &str = "cert-manager.io/issuer";
 /// Seconds between SIGTERM and SIGKILL; palaverd drains within `SHUTDOWN_GRACE_MS` of it.
 const TERMINATION_GRACE_SECONDS: i64 = 30;
 const SHUTDOWN_GRACE_MS: &str = "20000";
@@ -52,6 +66,10 @@ pub struct Names {
     pub hpa: String,
     pub monitor: String,
     pub dashboards: String,
+    pub ingress: String,
+    pub route: String,
+    /// The Secret of the Ingress's certificate when cert-manager issues it and none is named.
+    pub tls_secret: String,
 }
 
 impl Names {
@@ -66,6 +84,9 @@ impl Names {
             hpa: format!("{n}-gateway"),
             monitor: n.clone(),
             dashboards: format!("{n}-dashboards"),
+            ingress: n.clone(),
+            route: n.clone(),
+            tls_secret: format!("{n}-tls"),
         }
     }
 }
@@ -121,6 +142,17 @@ pub fn config_map(cc: &ChatCluster) -> ConfigMap {
         data.insert("PALAVER_PUSH_WEBHOOK_URL".into(), p.webhook_url.clone());
         if let Some(n) = p.max_attempts {
             data.insert("PALAVER_PUSH_MAX_ATTEMPTS".into(), n.to_string());
+        }
+    }
+    if let Some(prefix) = path_prefix(cc) {
+        data.insert("PALAVER_PATH_PREFIX".into(), prefix);
+    }
+    if let Some(h) = &s.http {
+        if !h.trusted_proxies.is_empty() {
+            data.insert("PALAVER_TRUSTED_PROXIES".into(), h.trusted_proxies.join(","));
+        }
+        if !h.allowed_origins.is_empty() {
+            data.insert("PALAVER_ALLOWED_ORIGINS".into(), h.allowed_origins.join(","));
         }
     }
     if let Some(l) = &s.limits {
@@ -286,24 +318,95 @@ pub fn deployment(cc: &ChatCluster) -> Deployment {
     }
 }
 
-/// The client-facing Service (WebSocket and REST on port 80).
+/// The path the proxies route under, as the ChatCluster states it (`/` or `/chat/`): the
+/// Ingress's, else the HTTPRoute's (the CRD makes them equal when both are set).
+fn exposed_path(cc: &ChatCluster) -> &str {
+    let s = &cc.spec;
+    s.ingress.as_ref().map(|i| i.path.as_str()).or(s.gateway_api.as_ref().map(|g| g.path.as_str())).unwrap_or("/")
+}
+
+/// What palaverd strips in front of its routes (`/chat/` -> `/chat`); none at the root.
+fn path_prefix(cc: &ChatCluster) -> Option<String> {
+    let p = exposed_path(cc).trim_end_matches('/');
+    (!p.is_empty()).then(|| p.to_string())
+}
+
+/// The client-facing Service (WebSocket and REST on port 80): ClusterIP unless
+/// `spec.service` asks for a LoadBalancer or NodePort.
 pub fn service(cc: &ChatCluster) -> Service {
     let mut metadata = meta(cc, &Names::of(cc).service);
     metadata.labels.get_or_insert_with(BTreeMap::new).insert("palaver.dev/service".into(), "client".into());
+    let exposure = cc.spec.service.clone().unwrap_or_default();
+    if !exposure.annotations.is_empty() {
+        metadata.annotations = Some(exposure.annotations);
+    }
+    // The API server refuses source ranges on other types (the CRD does too).
+    let ranges = exposure.load_balancer_source_ranges;
+    let ranges = (exposure.type_ == ServiceType::LoadBalancer && !ranges.is_empty()).then_some(ranges);
     Service {
         metadata,
         spec: Some(ServiceSpec {
+            type_: Some(format!("{:?}", exposure.type_)),
             selector: Some(selector_labels(cc)),
             ports: Some(vec![ServicePort {
                 name: Some("http".into()),
-                port: 80,
+                port: CLIENT_PORT,
                 target_port: Some(IntOrString::String("http".into())),
                 ..Default::default()
             }]),
+            load_balancer_source_ranges: ranges,
             ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+/// The Ingress, when `spec.ingress` is set. It routes only `<path>v1` (the WebSocket and the
+/// REST API): /healthz, /readyz and /metrics stay in the cluster. The web app's route comes
+/// with the web client (issue 10).
+pub fn ingress(cc: &ChatCluster) -> Option<Ingress> {
+    let spec = cc.spec.ingress.as_ref()?;
+    let names = Names::of(cc);
+    let mut annotations = BTreeMap::from([
+        ("nginx.ingress.kubernetes.io/proxy-read-timeout".to_string(), NGINX_WEBSOCKET_TIMEOUT_SECONDS.to_string()),
+        ("nginx.ingress.kubernetes.io/proxy-send-timeout".into(), NGINX_WEBSOCKET_TIMEOUT_SECONDS.into()),
+    ]);
+    let tls = spec.tls.as_ref().map(|t| {
+        if let Some(issuer) = &t.cluster_issuer {
+            annotations.insert(CERT_MANAGER_CLUSTER_ISSUER.into(), issuer.clone());
+        }
+        if let Some(issuer) = &t.issuer {
+            annotations.insert(CERT_MANAGER_ISSUER.into(), issuer.clone());
+        }
+        // cert-manager stores the certificate in the Secret the Ingress names: name one.
+        let secret = t.secret_name.clone().unwrap_or_else(|| names.tls_secret.clone());
+        vec![IngressTLS { hosts: Some(vec![spec.host.clone()]), secret_name: Some(secret) }]
+    });
+    // The user's annotations win over the defaults above.
+    annotations.extend(spec.annotations.clone());
+    let mut metadata = meta(cc, &names.ingress);
+    metadata.annotations = Some(annotations);
+    let path = HTTPIngressPath {
+        path: Some(format!("{}v1", spec.path)),
+        path_type: "Prefix".into(),
+        backend: IngressBackend {
+            service: Some(IngressServiceBackend {
+                name: names.service.clone(),
+                port: Some(ServiceBackendPort { name: Some("http".into()), number: None }),
+            }),
+            ..Default::default()
+        },
+    };
+    Some(Ingress {
+        metadata,
+        spec: Some(IngressSpec {
+            ingress_class_name: spec.class_name.clone(),
+            rules: Some(vec![IngressRule { host: Some(spec.host.clone()), http: Some(HTTPIngressRuleValue { paths: vec![path] }) }]),
+            tls,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// The headless Service: stable per-pod DNS, including pods not ready yet.
@@ -379,11 +482,78 @@ pub fn prometheus_rule_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("monitoring.coreos.com", "v1", "PrometheusRule"), "prometheusrules")
 }
 
+pub fn http_route_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"), "httproutes")
+}
+
 fn dynamic(cc: &ChatCluster, ar: &ApiResource, name: &str, spec: serde_json::Value) -> DynamicObject {
     let mut obj = DynamicObject::new(name, ar).within(&cc.namespace().unwrap_or_default());
     obj.metadata = meta(cc, name);
     obj.data = json!({ "spec": spec });
     obj
+}
+
+/// The HTTPRoute, when `spec.gatewayAPI` is set: `<path>v1` of its host names to the client
+/// Service, like the Ingress (health and metrics endpoints stay in the cluster).
+pub fn http_route(cc: &ChatCluster) -> Option<DynamicObject> {
+    let g = cc.spec.gateway_api.as_ref()?;
+    let names = Names::of(cc);
+    let parents: Vec<serde_json::Value> = g
+        .parent_refs
+        .iter()
+        .map(|p| {
+            let mut r = serde_json::Map::from_iter([("name".to_string(), json!(p.name))]);
+            if let Some(ns) = &p.namespace {
+                r.insert("namespace".into(), json!(ns));
+            }
+            if let Some(section) = &p.section_name {
+                r.insert("sectionName".into(), json!(section));
+            }
+            serde_json::Value::Object(r)
+        })
+        .collect();
+    let spec = json!({
+        "parentRefs": parents,
+        "hostnames": g.hostnames,
+        "rules": [{
+            "matches": [{ "path": { "type": "PathPrefix", "value": format!("{}v1", g.path) } }],
+            "backendRefs": [{ "name": names.service, "port": CLIENT_PORT }],
+        }],
+    });
+    let mut route = dynamic(cc, &http_route_resource(), &names.route, spec);
+    if !g.annotations.is_empty() {
+        route.metadata.annotations = Some(g.annotations.clone());
+    }
+    Some(route)
+}
+
+/// The WebSocket URL clients use (status.url): through the Ingress (`wss://` with TLS), else
+/// the HTTPRoute's first host name (`wss://` if its listener terminates TLS), else the
+/// LoadBalancer's address once the cloud has assigned one, else the client Service's
+/// in-cluster name (also for a LoadBalancer still waiting for its address). A load balancer or
+/// the Service reach palaverd directly: no path prefix there. None only for a ChatCluster
+/// without a namespace (never one read from the API server).
+pub fn url(cc: &ChatCluster, client_service: Option<&ServiceStatus>) -> Option<String> {
+    let s = &cc.spec;
+    let scheme = |tls: bool| if tls { "wss" } else { "ws" };
+    if let Some(i) = &s.ingress {
+        return Some(format!("{}://{}{}v1/ws", scheme(i.tls.is_some()), i.host, i.path));
+    }
+    if let Some(g) = &s.gateway_api {
+        if let Some(host) = g.hostnames.first() {
+            return Some(format!("{}://{host}{}v1/ws", scheme(g.tls), g.path));
+        }
+    }
+    let load_balanced = s.service.as_ref().is_some_and(|v| v.type_ == ServiceType::LoadBalancer);
+    let address = client_service
+        .filter(|_| load_balanced)
+        .and_then(|st| st.load_balancer.as_ref()?.ingress.as_ref()?.iter().find_map(|i| i.hostname.clone().or(i.ip.clone())));
+    if let Some(a) = address {
+        // An IPv6 address needs brackets in a URL.
+        let host = if a.contains(':') { format!("[{a}]") } else { a };
+        return Some(format!("ws://{host}/v1/ws"));
+    }
+    Some(format!("ws://{}.{}.svc/v1/ws", Names::of(cc).service, cc.namespace()?))
 }
 
 /// Scrapes the client Service's pods (the headless Service would scrape them twice).
@@ -496,5 +666,176 @@ limits: { maxFrameBytes: 32768 }
         assert!(dash["panels"].as_array().is_some_and(|p| !p.is_empty()));
         let sm = service_monitor(&cc);
         assert_eq!(sm.data["spec"]["selector"]["matchLabels"]["palaver.dev/service"], "client");
+    }
+
+    #[test]
+    fn ingress_routes_only_the_api_and_keeps_websockets_open() {
+        assert!(ingress(&cluster(SPEC)).is_none(), "no spec.ingress, no Ingress");
+        let cc = cluster(&format!(
+            "{SPEC}ingress: {{ className: nginx, host: chat.example.com, tls: {{ secretName: chat-cert }}, annotations: {{ example.com/team: chat }} }}\n"
+        ));
+        let i = ingress(&cc).unwrap();
+        assert_eq!(i.metadata.name.as_deref(), Some("main"));
+        assert_eq!(i.metadata.owner_references.as_ref().unwrap()[0].uid, "uid-1");
+        assert_eq!(i.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], "palaver-operator");
+        let a = i.metadata.annotations.as_ref().unwrap();
+        assert_eq!(a["nginx.ingress.kubernetes.io/proxy-read-timeout"], "3600");
+        assert_eq!(a["nginx.ingress.kubernetes.io/proxy-send-timeout"], "3600");
+        assert_eq!(a["example.com/team"], "chat");
+        assert!(!a.keys().any(|k| k.starts_with("cert-manager.io/")), "{a:?}");
+        let spec = i.spec.unwrap();
+        assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+        let rules = spec.rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].host.as_deref(), Some("chat.example.com"));
+        let paths = &rules[0].http.as_ref().unwrap().paths;
+        assert_eq!(paths.len(), 1, "only the API is routed: {paths:?}");
+        assert_eq!((paths[0].path.as_deref(), paths[0].path_type.as_str()), (Some("/v1"), "Prefix"));
+        let backend = paths[0].backend.service.as_ref().unwrap();
+        assert_eq!(backend.name, Names::of(&cc).service);
+        assert_eq!(backend.port.as_ref().unwrap().name.as_deref(), Some("http"));
+        let tls = spec.tls.unwrap();
+        assert_eq!(tls.len(), 1);
+        assert_eq!(tls[0].hosts.as_deref(), Some(&["chat.example.com".to_string()][..]));
+        assert_eq!(tls[0].secret_name.as_deref(), Some("chat-cert"));
+
+        // Without TLS: no tls section, no class (the cluster's default).
+        let plain = ingress(&cluster(&format!("{SPEC}ingress: {{ host: chat.example.com }}\n"))).unwrap().spec.unwrap();
+        assert!(plain.tls.is_none() && plain.ingress_class_name.is_none(), "{plain:?}");
+    }
+
+    #[test]
+    fn cert_manager_issuers_are_annotations_and_the_user_overrides_the_defaults() {
+        let cc = cluster(&format!("{SPEC}ingress: {{ host: chat.example.com, path: /chat/, tls: {{ clusterIssuer: letsencrypt }} }}\n"));
+        let i = ingress(&cc).unwrap();
+        assert_eq!(i.metadata.annotations.as_ref().unwrap()[CERT_MANAGER_CLUSTER_ISSUER], "letsencrypt");
+        let spec = i.spec.unwrap();
+        assert_eq!(spec.tls.unwrap()[0].secret_name.as_deref(), Some("main-tls"), "cert-manager's Secret defaults to <cluster>-tls");
+        assert_eq!(spec.rules.unwrap()[0].http.as_ref().unwrap().paths[0].path.as_deref(), Some("/chat/v1"));
+
+        let cc = cluster(&format!(
+            "{SPEC}ingress: {{ host: chat.example.com, tls: {{ issuer: local-ca, secretName: mine }}, \
+             annotations: {{ nginx.ingress.kubernetes.io/proxy-read-timeout: '600', cert-manager.io/issuer: other }} }}\n"
+        ));
+        let i = ingress(&cc).unwrap();
+        let a = i.metadata.annotations.unwrap();
+        assert_eq!(a["nginx.ingress.kubernetes.io/proxy-read-timeout"], "600", "the user's annotation wins");
+        assert_eq!(a["nginx.ingress.kubernetes.io/proxy-send-timeout"], "3600");
+        assert_eq!(a[CERT_MANAGER_ISSUER], "other", "even over the issuer's");
+        assert!(!a.contains_key(CERT_MANAGER_CLUSTER_ISSUER));
+        assert_eq!(i.spec.unwrap().tls.unwrap()[0].secret_name.as_deref(), Some("mine"));
+    }
+
+    #[test]
+    fn http_route_attaches_to_the_gateways_for_the_host_names() {
+        assert!(http_route(&cluster(SPEC)).is_none(), "no spec.gatewayAPI, no HTTPRoute");
+        let cc = cluster(&format!(
+            "{SPEC}gatewayAPI: {{ parentRefs: [{{ name: public, namespace: gateways, sectionName: https }}, {{ name: internal }}], \
+             hostnames: [chat.example.com, chat.example.org], path: /chat/, annotations: {{ example.com/team: chat }} }}\n"
+        ));
+        let r = http_route(&cc).unwrap();
+        assert_eq!(
+            (r.types.as_ref().unwrap().api_version.as_str(), r.types.as_ref().unwrap().kind.as_str()),
+            ("gateway.networking.k8s.io/v1", "HTTPRoute")
+        );
+        assert_eq!(r.metadata.name.as_deref(), Some("main"));
+        assert_eq!(r.metadata.namespace.as_deref(), Some("chat"));
+        assert_eq!(r.metadata.owner_references.as_ref().unwrap()[0].uid, "uid-1");
+        assert_eq!(r.metadata.annotations.as_ref().unwrap()["example.com/team"], "chat");
+        let spec = &r.data["spec"];
+        assert_eq!(
+            spec["parentRefs"],
+            json!([{ "name": "public", "namespace": "gateways", "sectionName": "https" }, { "name": "internal" }]),
+            "unset keys are left out"
+        );
+        assert_eq!(spec["hostnames"], json!(["chat.example.com", "chat.example.org"]));
+        assert_eq!(
+            spec["rules"],
+            json!([{
+                "matches": [{ "path": { "type": "PathPrefix", "value": "/chat/v1" } }],
+                "backendRefs": [{ "name": "main", "port": 80 }],
+            }])
+        );
+        let plain = http_route(&cluster(&format!("{SPEC}gatewayAPI: {{ parentRefs: [{{ name: gw }}], hostnames: [chat.example.com] }}\n")))
+            .unwrap();
+        assert!(plain.metadata.annotations.is_none());
+        assert_eq!(plain.data["spec"]["rules"][0]["matches"][0]["path"]["value"], "/v1");
+    }
+
+    #[test]
+    fn the_client_service_takes_the_asked_type_and_annotations() {
+        let svc = |extra: &str| service(&cluster(&format!("{SPEC}{extra}")));
+        let default = svc("");
+        assert_eq!(default.spec.as_ref().unwrap().type_.as_deref(), Some("ClusterIP"));
+        assert!(default.metadata.annotations.is_none());
+        let lb = svc(
+            "service: { type: LoadBalancer, annotations: { service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout: '3600' }, \
+             loadBalancerSourceRanges: [203.0.113.0/24] }\n",
+        );
+        let spec = lb.spec.as_ref().unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+        assert_eq!(spec.load_balancer_source_ranges.as_deref(), Some(&["203.0.113.0/24".to_string()][..]));
+        assert_eq!(spec.ports.as_ref().unwrap()[0].port, 80);
+        assert_eq!(
+            lb.metadata.annotations.as_ref().unwrap()["service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout"],
+            "3600"
+        );
+        assert_eq!(lb.metadata.labels.as_ref().unwrap()["palaver.dev/service"], "client");
+        let node_port = svc("service: { type: NodePort }\n");
+        assert_eq!(node_port.spec.as_ref().unwrap().type_.as_deref(), Some("NodePort"));
+        assert!(node_port.spec.unwrap().load_balancer_source_ranges.is_none());
+    }
+
+    #[test]
+    fn path_prefix_and_http_settings_go_to_the_config_map() {
+        let cm = |extra: &str| config_map(&cluster(&format!("{SPEC}{extra}"))).data.unwrap();
+        for extra in ["", "ingress: { host: chat.example.com }\n", "ingress: { host: chat.example.com, path: / }\n"] {
+            let data = cm(extra);
+            assert!(!data.contains_key("PALAVER_PATH_PREFIX"), "{extra}: {data:?}");
+            assert!(!data.contains_key("PALAVER_TRUSTED_PROXIES") && !data.contains_key("PALAVER_ALLOWED_ORIGINS"), "{extra}");
+        }
+        assert_eq!(cm("ingress: { host: chat.example.com, path: /chat/ }\n")["PALAVER_PATH_PREFIX"], "/chat");
+        assert_eq!(
+            cm("gatewayAPI: { parentRefs: [{ name: gw }], hostnames: [c.example.com], path: /a/b/ }\n")["PALAVER_PATH_PREFIX"],
+            "/a/b"
+        );
+        let data = cm(
+            "http: { trustedProxies: [10.0.0.0/8, 192.168.1.1], allowedOrigins: ['https://app.example.com', 'http://localhost:3000'] }\n",
+        );
+        assert_eq!(data["PALAVER_TRUSTED_PROXIES"], "10.0.0.0/8,192.168.1.1");
+        assert_eq!(data["PALAVER_ALLOWED_ORIGINS"], "https://app.example.com,http://localhost:3000");
+        assert!(!cm("http: { trustedProxies: [] }\n").contains_key("PALAVER_TRUSTED_PROXIES"));
+    }
+
+    #[test]
+    fn status_url_prefers_the_ingress_then_the_route_then_the_load_balancer() {
+        use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus};
+        let lb = |ip: Option<&str>, hostname: Option<&str>| ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(vec![LoadBalancerIngress {
+                    ip: ip.map(Into::into),
+                    hostname: hostname.map(Into::into),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        };
+        let with_ip = lb(Some("203.0.113.7"), None);
+        let url_of = |extra: &str, st: Option<&ServiceStatus>| url(&cluster(&format!("{SPEC}{extra}")), st).unwrap();
+        const ROUTE: &str = "gatewayAPI: { parentRefs: [{ name: gw }], hostnames: [r.example.com, s.example.com], path: /chat/ }\n";
+        const LB: &str = "service: { type: LoadBalancer }\n";
+
+        assert_eq!(url_of("", None), "ws://main.chat.svc/v1/ws", "in-cluster by default");
+        assert_eq!(url_of("", Some(&with_ip)), "ws://main.chat.svc/v1/ws", "a ClusterIP Service has no outside address");
+        assert_eq!(url_of(LB, None), "ws://main.chat.svc/v1/ws", "no address assigned yet");
+        assert_eq!(url_of(LB, Some(&ServiceStatus::default())), "ws://main.chat.svc/v1/ws");
+        assert_eq!(url_of(LB, Some(&with_ip)), "ws://203.0.113.7/v1/ws");
+        assert_eq!(url_of(LB, Some(&lb(None, Some("abc.elb.example.com")))), "ws://abc.elb.example.com/v1/ws");
+        assert_eq!(url_of(LB, Some(&lb(Some("2001:db8::1"), None))), "ws://[2001:db8::1]/v1/ws");
+        assert_eq!(url_of(&format!("{ROUTE}{LB}"), Some(&with_ip)), "wss://r.example.com/chat/v1/ws", "the route before the LB");
+        assert_eq!(url_of(&ROUTE.replace("path:", "tls: false, path:"), None), "ws://r.example.com/chat/v1/ws");
+        let both = format!("{ROUTE}{LB}ingress: {{ host: chat.example.com, path: /chat/, tls: {{ secretName: s }} }}\n");
+        assert_eq!(url_of(&both, Some(&with_ip)), "wss://chat.example.com/chat/v1/ws", "the ingress first");
+        assert_eq!(url_of("ingress: { host: chat.example.com }\n", None), "ws://chat.example.com/v1/ws");
     }
 }
