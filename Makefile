@@ -46,6 +46,9 @@
 #   GATEWAY_API_ROOT           $(HOME)/.local/share/palaver/gateway-api-$(GATEWAY_API_VERSION) —
 #                              where `make deps-test` puts that CRD (httproutes.yaml), outside the
 #                              repository; e2e/tests/operator_exposure.rs reads it from there.
+#   NGINX_BIN                  /usr/sbin/nginx — the nginx the ingress tests (e2e/tests/ingress.rs)
+#                              run privately on loopback in front of pods; `make deps-test`
+#                              installs Debian's nginx-light when it is missing.
 #   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid (the services,
 #                              and make dev's pods pod-a and pod-b while it runs), data of the
 #                              project-local Postgres, Redis and Kafka (kafka/data).
@@ -124,7 +127,7 @@ export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_
 help:
 	@printf '%s\n' \
 	  'make deps   install what running needs: PostgreSQL, Redis, Java, Maven (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central)' \
-	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install), kube-apiserver, kube-controller-manager, kubectl $(KUBE_VERSION) and etcd $(ETCD_VERSION), the Gateway API $(GATEWAY_API_VERSION) HTTPRoute CRD (Go module proxy)' \
+	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install), kube-apiserver, kube-controller-manager, kubectl $(KUBE_VERSION) and etcd $(ETCD_VERSION), the Gateway API $(GATEWAY_API_VERSION) HTTPRoute CRD (Go module proxy), nginx (apt-get)' \
 	  'make up     start the missing services on loopback, create the databases (idempotent)' \
 	  'make down   stop what make up started, nothing else' \
 	  'make build  cargo build --workspace --bins' \

@@ -5,7 +5,8 @@
 # Go module $PROMTOOL_VERSION), built from their pinned Go modules into HELM_ROOT and
 # PROMTOOL_ROOT; kube-apiserver, kube-controller-manager, kubectl and etcd of the operator tests
 # (scripts/kube-tools.sh, into KUBE_TOOLS_ROOT); the Gateway API's HTTPRoute CRD of the operator
-# tests (Go module sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION, into GATEWAY_API_ROOT).
+# tests (Go module sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION, into GATEWAY_API_ROOT); nginx
+# for the ingress tests (Debian's nginx-light, at NGINX_BIN).
 # Everything outside the repository, shared by every clone on the machine (CI's too). `make dev`
 # needs none of it. Each step prints its time; a failed step says how to retry.
 #
@@ -112,4 +113,18 @@ if [[ -s $GATEWAY_API_ROOT/httproutes.yaml ]]; then
     info "Gateway API $GATEWAY_API_VERSION HTTPRoute CRD present ($GATEWAY_API_ROOT/httproutes.yaml)"
 else
     gateway_api_crd
+fi
+
+# The ingress tests (e2e/tests/ingress.rs) put a private nginx on loopback in front of pods, as
+# an ingress controller would be. Debian's package also enables a system nginx on port 80:
+# the tests never use it, so a fresh install leaves it stopped.
+step "nginx (ingress tests)" "make deps-test"
+if [[ -x ${NGINX_BIN:-/usr/sbin/nginx} ]]; then
+    info "nginx present ($("${NGINX_BIN:-/usr/sbin/nginx}" -v 2>&1))"
+else
+    apt_install nginx-light
+    if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
+        "${SUDO[@]}" systemctl disable --now nginx >/dev/null 2>&1 || info "could not stop the system nginx service (harmless)"
+    fi
+    [[ -x ${NGINX_BIN:-/usr/sbin/nginx} ]] || die "nginx-light installed but ${NGINX_BIN:-/usr/sbin/nginx} is missing"
 fi

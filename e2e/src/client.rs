@@ -21,6 +21,37 @@ pub enum Frame {
     Closed(Option<(u16, String)>),
 }
 
+/// How a test's WebSocket handshake differs from a plain one.
+#[derive(Debug, Clone, Default)]
+pub struct Upgrade {
+    /// Extra request headers (`Origin`, `X-Forwarded-For`, …).
+    pub headers: Vec<(String, String)>,
+    /// Connect from this loopback address (e.g. 127.0.0.2) instead of the default.
+    pub local_ip: Option<std::net::IpAddr>,
+}
+
+async fn handshake(url: &str, up: &Upgrade) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    use tokio_tungstenite::tungstenite::Error;
+    let mut req = url.into_client_request()?;
+    for (k, v) in &up.headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| Error::HttpFormat(e.into()))?;
+        let value = HeaderValue::from_str(v).map_err(|e| Error::HttpFormat(e.into()))?;
+        req.headers_mut().append(name, value);
+    }
+    let Some(local) = up.local_ip else {
+        return tokio_tungstenite::connect_async_with_config(req, Some(crate::ws_config()), true).await.map(|(ws, _)| ws);
+    };
+    let uri = req.uri().clone();
+    let addr = format!("{}:{}", uri.host().unwrap_or("127.0.0.1"), uri.port_u16().unwrap_or(80));
+    let remote: std::net::SocketAddr = addr.parse().map_err(|_| Error::Url(tokio_tungstenite::tungstenite::error::UrlError::NoHostName))?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(local, 0))?;
+    let tcp = socket.connect(remote).await?;
+    tcp.set_nodelay(true)?;
+    tokio_tungstenite::client_async_with_config(req, MaybeTlsStream::Plain(tcp), Some(crate::ws_config())).await.map(|(ws, _)| ws)
+}
+
 pub struct Client {
     sink: SplitSink<Ws, Message>,
     rx: mpsc::UnboundedReceiver<Frame>,
@@ -40,13 +71,16 @@ pub struct Refused {
 impl Client {
     /// Connects and waits for `hello`.
     pub async fn connect(url: &str, token: &str) -> anyhow::Result<Self> {
-        let req = format!("{url}?token={token}").into_client_request()?;
-        let (ws, _) = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio_tungstenite::connect_async_with_config(req, Some(crate::ws_config()), true),
-        )
-        .await
-        .context("connect timed out")??;
+        Self::connect_with(url, token, &Upgrade::default()).await
+    }
+
+    /// Connects with extra handshake headers and/or from a chosen local address, and waits
+    /// for `hello`.
+    pub async fn connect_with(url: &str, token: &str, up: &Upgrade) -> anyhow::Result<Self> {
+        let ws = tokio::time::timeout(Duration::from_secs(10), handshake(&format!("{url}?token={token}"), up))
+            .await
+            .context("connect timed out")?
+            .map_err(|e| anyhow::anyhow!("upgrade failed: {e}"))?;
         let (sink, mut stream) = ws.split();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -71,11 +105,16 @@ impl Client {
 
     /// Attempts an upgrade that is expected to be refused; returns status and JSON body.
     pub async fn connect_refused(url: &str, token: Option<&str>) -> anyhow::Result<Refused> {
+        Self::connect_refused_with(url, token, &Upgrade::default()).await
+    }
+
+    /// [`Client::connect_refused`] with extra handshake headers.
+    pub async fn connect_refused_with(url: &str, token: Option<&str>, up: &Upgrade) -> anyhow::Result<Refused> {
         let url = match token {
             Some(t) => format!("{url}?token={t}"),
             None => url.to_string(),
         };
-        match tokio_tungstenite::connect_async(url.into_client_request()?).await {
+        match tokio::time::timeout(Duration::from_secs(10), handshake(&url, up)).await.context("connect timed out")? {
             Ok(_) => bail!("upgrade unexpectedly accepted"),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
                 let status = resp.status().as_u16();

@@ -22,8 +22,8 @@ use std::time::Duration;
 use palaver_crds::WorkspaceName;
 use palaver_operator::provision::{Provisioner, WorkspacePlan};
 
-pub use client::{Client, Rest};
-pub use procs::{free_port, Pod, PodOptions, PrivateBroker, PrivateRedis};
+pub use client::{Client, Rest, Upgrade};
+pub use procs::{free_port, NginxConfig, Pod, PodOptions, PrivateBroker, PrivateNginx, PrivateRedis};
 pub use webhook::Webhook;
 
 /// The HS256 secret test pods are started with.

@@ -49,6 +49,8 @@ pub struct PodOptions {
     /// Run the Kafka consumer group in this pod. Off by default: every pod of every test
     /// joining one group on the shared broker would keep it rebalancing.
     pub consumers: bool,
+    /// Append the pod's stdout and stderr here (discarded when `None`).
+    pub log: Option<PathBuf>,
 }
 
 pub struct Pod {
@@ -84,8 +86,14 @@ impl Pod {
             .env("PALAVER_CONSUMERS", self.opts.consumers.to_string())
             .env("RUST_LOG", std::env::var("PALAVER_TEST_POD_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
             .kill_on_drop(true);
+        match &self.opts.log {
+            Some(path) => {
+                let out = std::fs::OpenOptions::new().create(true).append(true).open(path).context("opening the pod log")?;
+                cmd.stdout(out.try_clone()?).stderr(out);
+            }
+            None => drop(cmd.stdout(Stdio::null())),
+        }
         self.child = Some(cmd.spawn().context("spawning palaverd")?);
         let port = self.port;
         let name = self.name.clone();
@@ -314,4 +322,106 @@ impl Drop for PrivateBroker {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// An nginx of the test's own on a loopback port, proxying to palaverd pods as an ingress
+/// controller does (issue 13): HTTP/1.1 to the upstreams, WebSocket upgrades passed through,
+/// `Host` kept, `X-Forwarded-For` appended, and a short `proxy_read_timeout` so a test can
+/// outlive it. `/stall` goes to an upstream of the test's choosing (one that never answers
+/// shows the timeout is in force).
+pub struct PrivateNginx {
+    service: Service,
+    dir: PathBuf,
+}
+
+/// What the private nginx proxies to, and how long it waits on a silent upstream.
+pub struct NginxConfig {
+    pub upstreams: Vec<u16>,
+    pub stall_upstream: u16,
+    pub read_timeout: Duration,
+}
+
+impl PrivateNginx {
+    pub async fn start(cfg: NginxConfig) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("palaver-nginx-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let bin = std::env::var_os("NGINX_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"));
+        anyhow::ensure!(bin.exists(), "{} not found: run `make deps-test` (it installs nginx-light)", bin.display());
+        let conf_dir = dir.clone();
+        let mut service = Service {
+            port: free_port(),
+            what: "private nginx",
+            command: Box::new(move |port| {
+                let conf = conf_dir.join("nginx.conf");
+                if let Err(e) = std::fs::write(&conf, nginx_conf(&conf_dir, port, &cfg)) {
+                    eprintln!("writing {}: {e}", conf.display());
+                }
+                let mut c = Command::new(&bin);
+                c.arg("-p").arg(&conf_dir).arg("-c").arg(&conf).args(["-e", "stderr"]);
+                c
+            }),
+            log: Some(dir.join("nginx.log")),
+            start_timeout: Duration::from_secs(10),
+            child: None,
+        };
+        service.spawn().await?;
+        Ok(Self { service, dir })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.service.port
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/v1/ws", self.service.port)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.service.port)
+    }
+}
+
+impl Drop for PrivateNginx {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nginx_conf(dir: &std::path::Path, port: u16, cfg: &NginxConfig) -> String {
+    let d = dir.display();
+    let servers: String = cfg.upstreams.iter().map(|p| format!("        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n")).collect();
+    let timeout = cfg.read_timeout.as_millis();
+    format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    upstream palaver {{
+{servers}    }}
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_read_timeout {timeout}ms;
+        proxy_send_timeout {timeout}ms;
+        location / {{ proxy_pass http://palaver; }}
+        location /stall {{ proxy_pass http://127.0.0.1:{stall}; }}
+    }}
+}}
+"#,
+        stall = cfg.stall_upstream,
+    )
 }
