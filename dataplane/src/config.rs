@@ -147,6 +147,21 @@ pub struct Limits {
     /// Channels with more members than this get no typing indicators (issue 9).
     #[arg(long, env = "PALAVER_TYPING_MAX_MEMBERS", default_value_t = 1000)]
     pub typing_max_members: i64,
+    /// Longest search query, in characters (issue 11).
+    #[arg(long, env = "PALAVER_SEARCH_MAX_CHARS", default_value_t = crate::domain::search_query::DEFAULT_MAX_CHARS)]
+    pub search_max_chars: usize,
+    /// Most words, phrases, exclusions and filters in one search query.
+    #[arg(long, env = "PALAVER_SEARCH_MAX_TERMS", default_value_t = crate::domain::search_query::DEFAULT_MAX_TERMS)]
+    pub search_max_terms: usize,
+    /// Largest `limit` of a search page.
+    #[arg(long, env = "PALAVER_SEARCH_LIMIT_MAX", default_value_t = 100)]
+    pub search_limit_max: i64,
+    /// Longest a search query may run in Postgres, in milliseconds; then `bad_request`.
+    #[arg(long, env = "PALAVER_SEARCH_TIMEOUT_MS", default_value_t = 2000)]
+    pub search_timeout_ms: u64,
+    /// Searches per minute per user per pod (a burst of as many); more → 429 `rate_limited`.
+    #[arg(long, env = "PALAVER_SEARCH_RATE_PER_MINUTE", default_value_t = 20.0)]
+    pub search_rate_per_minute: f64,
     /// Open sockets per pod (HTTP and WebSocket); one more is answered 503 `unavailable`.
     #[arg(long, env = "PALAVER_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,

@@ -69,6 +69,9 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// A syntax error's 0-based character offset into the request's query (`GET /v1/search`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
     /// REST only: an HTTP status other than the code's own (405, 426), for the errors HTTP
     /// itself defines; the body keeps the protocol code.
     #[serde(skip)]
@@ -81,11 +84,16 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after_ms: None, status: None, close: false }
+        Self { code, message: message.into(), retry_after_ms: None, position: None, status: None, close: false }
     }
     /// The same error answered with another HTTP status.
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
+        self
+    }
+    /// The same error, pointing at character `position` of the query.
+    pub fn at(mut self, position: usize) -> Self {
+        self.position = Some(position);
         self
     }
     /// The same error, and the connection closes after it.

@@ -1,4 +1,5 @@
-//! `palaverd`: serve the data plane, or mint a development token.
+//! `palaverd`: serve the data plane, rebuild a workspace's search index, or mint a development
+//! token.
 
 use std::time::Duration;
 
@@ -29,6 +30,14 @@ enum Command {
         #[command(flatten)]
         auth: AuthConfig,
     },
+    /// Rebuild a workspace's search index from its stored messages (e.g. after restoring a
+    /// backup); safe while the pods run, whose indexers keep writing only newer states.
+    Reindex {
+        #[arg(long)]
+        workspace: WorkspaceName,
+        #[arg(long, env = "PALAVER_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/palaver")]
+        database_url: String,
+    },
 }
 
 #[tokio::main]
@@ -44,6 +53,13 @@ async fn main() -> anyhow::Result<()> {
             }
             let token = palaver_dataplane::auth::mint_dev_token(&auth, &workspace, &user, Duration::from_secs(ttl_secs))?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Reindex { workspace, database_url } => {
+            let store = palaver_dataplane::store::Store::connect(&database_url, 1).await?;
+            let started = std::time::Instant::now();
+            let n = store.reindex(&workspace).await?;
+            println!("reindexed {n} messages of {workspace} in {:.1?}", started.elapsed());
             Ok(())
         }
     }

@@ -3,6 +3,7 @@
 //! One process-wide registry; every metric name here is listed in docs/observability.md and is
 //! what the Grafana dashboards and alerts query.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -68,6 +69,10 @@ pub struct Metrics {
     pub consumed: Family<ResultLabel, Counter>,
     pub consumer_lag: Gauge,
     pub consume_delay: Histogram,
+    pub search_indexed: Family<ResultLabel, Counter>,
+    pub search_index_lag: Gauge<f64, AtomicU64>,
+    pub searches: Family<ResultLabel, Counter>,
+    pub search_duration: Histogram,
     pub notifications: Family<TypeLabel, Counter>,
     pub push_attempts: Family<ResultLabel, Counter>,
     pub push_dead: Counter,
@@ -111,6 +116,10 @@ impl Metrics {
             consumed: Family::default(),
             consumer_lag: Gauge::default(),
             consume_delay: latency_histogram(),
+            search_indexed: Family::default(),
+            search_index_lag: Gauge::default(),
+            searches: Family::default(),
+            search_duration: latency_histogram(),
             notifications: Family::default(),
             push_attempts: Family::default(),
             push_dead: Counter::default(),
@@ -157,6 +166,18 @@ impl Metrics {
             "Time from an event's publish to Kafka (its message timestamp) to this pod's consumer receiving it",
             m.consume_delay.clone(),
         );
+        r.register(
+            "search_indexed",
+            "Events the search indexer processed, by result (indexed, unchanged, skipped, error)",
+            m.search_indexed.clone(),
+        );
+        r.register(
+            "search_index_lag_seconds",
+            "Age of the last event the search indexer applied on this pod (send to searchable)",
+            m.search_index_lag.clone(),
+        );
+        r.register("searches", "Searches, by result (ok, bad_request, rate_limited, timeout, error)", m.searches.clone());
+        r.register("search_duration_seconds", "Time to answer a search", m.search_duration.clone());
         r.register("notifications", "Inbox entries created, by kind (mention, dm)", m.notifications.clone());
         r.register("push_attempts", "Push deliveries attempted, by result", m.push_attempts.clone());
         r.register("push_dead", "Pushes that ran out of attempts and went to the DLQ", m.push_dead.clone());
@@ -188,6 +209,12 @@ impl Metrics {
         }
         for result in ["ok", "skipped", "invalid", "error"] {
             self.consumed.get_or_create(&ResultLabel { result }).inc_by(0);
+        }
+        for result in ["indexed", "unchanged", "skipped", "error"] {
+            self.search_indexed.get_or_create(&ResultLabel { result }).inc_by(0);
+        }
+        for result in ["ok", "bad_request", "rate_limited", "timeout", "error"] {
+            self.searches.get_or_create(&ResultLabel { result }).inc_by(0);
         }
         for t in ["mention", "dm", "thread"] {
             self.notifications.get_or_create(&TypeLabel { r#type: t }).inc_by(0);

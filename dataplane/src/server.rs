@@ -98,6 +98,7 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         domain,
         rest_limits: gateway::Limiter::new(cfg.limits.send_rate, cfg.limits.send_burst),
+        search_limits: gateway::Limiter::new(cfg.limits.search_rate_per_minute / 60.0, cfg.limits.search_rate_per_minute.max(1.0)),
         known_users: Default::default(),
         cfg: cfg.clone(),
         store,
@@ -174,7 +175,8 @@ fn start_consumers(
         push_enabled: provider.is_some(),
         kinds: Arc::default(),
     };
-    let handle = tokio::spawn(crate::consumer::run(Arc::new(consumer), notifier, workspaces.clone(), tasks.clone()));
+    let indexer = crate::consumer::Indexer { store: store.clone() };
+    let handle = tokio::spawn(crate::consumer::run(Arc::new(consumer), notifier, indexer, workspaces.clone(), tasks.clone()));
     if let Some(provider) = provider {
         let settings = PushSettings {
             interval: Timing::ms(cfg.push.push_interval_ms),

@@ -3,10 +3,12 @@
 //!
 //! Owns offsets (stored after processing, committed in the background), the subscription to
 //! the active workspaces' topics, and consumer lag. What processing does lives in `notify`
-//! (inbox entries for offline members) and `push` (the push-provider hand-off). Processing is
+//! (inbox entries for offline members), `index` (the search index) and `push` (the
+//! push-provider hand-off). Processing is
 //! idempotent by `(channel, seq)`: a redelivered event changes nothing. It must not deliver
 //! to sockets (real time is the fan-out's job).
 
+mod index;
 mod notify;
 pub mod push;
 
@@ -14,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use palaver_crds::WorkspaceName;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -21,12 +25,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, ResultLabel};
 use crate::workspaces::Workspaces;
+pub use index::Indexer;
 pub use notify::Notifier;
+
+use crate::protocol::Event;
 
 const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(5);
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
-pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, workspaces: Workspaces, stop: CancellationToken) {
+pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, indexer: Indexer, workspaces: Workspaces, stop: CancellationToken) {
     let mut topics: Vec<String> = Vec::new();
     let mut resubscribe = tokio::time::interval(RESUBSCRIBE_EVERY);
     let mut lag = tokio::time::interval(LAG_EVERY);
@@ -64,23 +71,19 @@ pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, workspaces: 
                         let delay_ms = chrono::Utc::now().timestamp_millis() - produced_ms;
                         metrics::global().consume_delay.observe(delay_ms.max(0) as f64 / 1000.0);
                     }
-                    // At least once: retry until processed (or shutdown); never skip an event.
-                    let mut backoff = Duration::from_millis(100);
-                    loop {
-                        match notifier.process(&ws, payload).await {
-                            Ok(result) => {
-                                metrics::global().consumed.get_or_create(&ResultLabel { result }).inc();
-                                break;
+                    match serde_json::from_slice::<Event>(payload) {
+                        Ok(ev) => {
+                            let m = metrics::global();
+                            if !until_done(&stop, "notify", || notifier.process(&ws, &ev), &m.consumed).await {
+                                return;
                             }
-                            Err(e) => {
-                                metrics::global().consumed.get_or_create(&ResultLabel { result: "error" }).inc();
-                                tracing::warn!(error = %e, workspace = %ws, "processing failed; retrying");
-                                tokio::select! {
-                                    _ = stop.cancelled() => return,
-                                    _ = tokio::time::sleep(backoff) => {}
-                                }
-                                backoff = (backoff * 2).min(Duration::from_secs(5));
+                            if !until_done(&stop, "search index", || indexer.index(&ws, &ev), &m.search_indexed).await {
+                                return;
                             }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, workspace = %ws, "undecodable event on the log; skipped");
+                            metrics::global().consumed.get_or_create(&ResultLabel { result: "invalid" }).inc();
                         }
                     }
                     if let Err(e) = consumer.store_offset_from_message(&m) {
@@ -93,6 +96,34 @@ pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, workspaces: 
     // Commit what was processed before leaving the group.
     let c = consumer.clone();
     let _ = tokio::task::spawn_blocking(move || c.commit_consumer_state(CommitMode::Sync)).await;
+}
+
+/// Runs one processing step until it succeeds; false if shutdown came first. At least once:
+/// an event is retried, never skipped. `counter` counts each attempt's result (`error` for a
+/// failed one).
+async fn until_done<F, Fut>(stop: &CancellationToken, what: &str, mut step: F, counter: &Family<ResultLabel, Counter>) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<&'static str, sqlx::Error>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match step().await {
+            Ok(result) => {
+                counter.get_or_create(&ResultLabel { result }).inc();
+                return true;
+            }
+            Err(e) => {
+                counter.get_or_create(&ResultLabel { result: "error" }).inc();
+                tracing::warn!(error = %e, what, "processing failed; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 /// Sum over assigned partitions of (high watermark - position).

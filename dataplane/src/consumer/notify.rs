@@ -46,14 +46,7 @@ impl Notifier {
 
     /// Processes one event; returns what happened (for the metric). Errors are transient
     /// (storage): the caller retries the same event.
-    pub async fn process(&self, ws: &WorkspaceName, payload: &[u8]) -> Result<&'static str, sqlx::Error> {
-        let ev: Event = match serde_json::from_slice(payload) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "undecodable event on the log; skipped");
-                return Ok("invalid");
-            }
-        };
+    pub async fn process(&self, ws: &WorkspaceName, ev: &Event) -> Result<&'static str, sqlx::Error> {
         // An edit can add mentions: they notify as of the original message's seq, so a user
         // the message already notified is not notified again (the inbox is unique per seq).
         let seq = match ev.kind.as_str() {

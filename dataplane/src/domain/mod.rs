@@ -14,6 +14,8 @@ pub mod people;
 pub mod presence;
 pub mod reactions;
 pub mod receipts;
+pub mod search;
+pub mod search_query;
 pub mod threads;
 pub mod typing;
 

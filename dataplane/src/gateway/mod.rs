@@ -58,6 +58,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub next_conn: AtomicU64,
     pub rest_limits: rate::Limiter,
+    /// `GET /v1/search` per user (PALAVER_SEARCH_RATE_PER_MINUTE).
+    pub search_limits: rate::Limiter,
     /// Users this pod has already ensured exist: creating a user (and its auto-joins) happens
     /// once, so later requests skip that write.
     pub known_users: std::sync::Mutex<std::collections::HashSet<(palaver_crds::WorkspaceName, String, crate::auth::Profile)>>,
@@ -122,6 +124,7 @@ fn routes(state: Shared) -> Router {
         .route("/v1/users", get(rest::users::list))
         .route("/v1/users/{id}", get(rest::users::get))
         .route("/v1/dms", post(rest::dms::open))
+        .route("/v1/search", get(rest::search::search))
         .route("/v1/notifications", get(rest::notifications::list))
         .route("/v1/notifications/read", post(rest::notifications::read))
         .route("/healthz", get(|| async { "ok" }))

@@ -12,6 +12,7 @@ mod messages;
 mod notifications;
 mod outbox;
 mod registry;
+mod search;
 mod threads;
 mod users;
 
@@ -30,6 +31,7 @@ pub use events::{Appended, HistoryPage, NewEvent};
 pub use messages::{Actor, Change, EditRecord, MAX_DISTINCT_REACTIONS};
 pub use notifications::{Notification, PushJob};
 pub use outbox::OutboxRow;
+pub use search::{SearchDoc, SearchHit, SearchParams};
 pub use threads::{FollowedThread, ThreadPage};
 pub use users::Person;
 

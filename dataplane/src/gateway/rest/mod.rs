@@ -8,6 +8,7 @@ pub mod messages;
 pub mod notifications;
 pub mod presence;
 pub mod reactions;
+pub mod search;
 pub mod threads;
 pub mod users;
 
