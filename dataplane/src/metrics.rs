@@ -3,7 +3,6 @@
 //! One process-wide registry; every metric name here is listed in docs/observability.md and is
 //! what the Grafana dashboards and alerts query.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -70,7 +69,7 @@ pub struct Metrics {
     pub consumer_lag: Gauge,
     pub consume_delay: Histogram,
     pub search_indexed: Family<ResultLabel, Counter>,
-    pub search_index_lag: Gauge<f64, AtomicU64>,
+    pub search_index_lag: Histogram,
     pub searches: Family<ResultLabel, Counter>,
     pub search_duration: Histogram,
     pub notifications: Family<TypeLabel, Counter>,
@@ -117,7 +116,8 @@ impl Metrics {
             consumer_lag: Gauge::default(),
             consume_delay: latency_histogram(),
             search_indexed: Family::default(),
-            search_index_lag: Gauge::default(),
+            // 5 ms … ~11 min: a lagging index is measured in minutes, beyond latency_histogram's 16 s.
+            search_index_lag: Histogram::new(exponential_buckets(0.005, 2.0, 18)),
             searches: Family::default(),
             search_duration: latency_histogram(),
             notifications: Family::default(),
@@ -173,7 +173,7 @@ impl Metrics {
         );
         r.register(
             "search_index_lag_seconds",
-            "Age of the last event the search indexer applied on this pod (send to searchable)",
+            "Time from an event being sent to the search indexer applying it (send to searchable)",
             m.search_index_lag.clone(),
         );
         r.register("searches", "Searches, by result (ok, bad_request, rate_limited, timeout, error)", m.searches.clone());

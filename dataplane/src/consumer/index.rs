@@ -45,7 +45,7 @@ impl Indexer {
         };
         // How far behind the send the index is: what an SRE watches (and the alert).
         let lag = (chrono::Utc::now() - ev.ts).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::global().search_index_lag.set(lag);
+        metrics::global().search_index_lag.observe(lag);
         Ok(if changed { "indexed" } else { "unchanged" })
     }
 }
