@@ -34,8 +34,9 @@ start_pod() {
     local name=$1 listen=$2 log="$DEV_DIR/$1.log"
     info "bench: $name on $listen (log $log)"
     # Senders pipeline up to rate/senders messages per second each: lift the per-connection
-    # send limit so the benchmark measures the system, not the limiter.
-    PALAVER_LISTEN=$listen PALAVER_POD_ID=$name PALAVER_SEND_RATE=100000 PALAVER_SEND_BURST=100000 \
+    # send limit (and the search scenario's per-user search limit) so the benchmark measures
+    # the system, not the limiter.
+    PALAVER_LISTEN=$listen PALAVER_POD_ID=$name PALAVER_SEND_RATE=100000 PALAVER_SEND_BURST=100000 PALAVER_SEARCH_RATE_PER_MINUTE=1000000 \
         "$bin_dir/palaverd" serve >"$log" 2>&1 </dev/null &
     RUN_POD_PIDS+=($!)
     wait_for "$name on $listen" "$log" "$!" tcp_open "${listen%:*}" "${listen##*:}"

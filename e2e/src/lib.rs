@@ -134,6 +134,16 @@ pub fn topic_reader(brokers: &str, topic: &str, partitions: i32) -> anyhow::Resu
     Ok(consumer)
 }
 
+/// `s` percent-encoded for a URL's query (everything but RFC 3986's unreserved characters).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Polls `check` until it returns Some or the deadline passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
 where

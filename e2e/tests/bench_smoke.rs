@@ -3,6 +3,7 @@
 
 use palaver_e2e::bench::presence::{self, PresenceOpts};
 use palaver_e2e::bench::reads::{self, ReadsOpts};
+use palaver_e2e::bench::search::{self, SearchOpts};
 use palaver_e2e::bench::{self, BenchOpts, Target};
 use palaver_e2e::{new_workspace, Pod, PodOptions, Services, TEST_SECRET};
 
@@ -126,4 +127,34 @@ async fn bench_presence_delivers_every_transition_to_every_follower() {
     assert!(r.ok(), "{r:?}");
     // Each transition is published once (the pods share Redis with other tests, hence >=).
     assert!(r.churn.redis_by_command.get("publish").copied().unwrap_or(0.0) * r.churn.secs >= 39.0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_search_seeds_the_index_and_times_every_query_kind() {
+    let svc = Services::from_env();
+    let ws = new_workspace(&svc, "sbench").await.unwrap();
+    let opts = PodOptions { env: vec![("PALAVER_SEARCH_RATE_PER_MINUTE".into(), "100000".into())], ..Default::default() };
+    let pod = Pod::start("pod-sbench", &svc, opts).await.unwrap();
+    let o = SearchOpts {
+        pod: format!("ws://127.0.0.1:{}", pod.port),
+        workspace: ws.to_string(),
+        secret: TEST_SECRET.into(),
+        database_url: svc.database_url.clone(),
+        messages: 20_000,
+        channels: 4,
+        member_of: 2,
+        users: 10,
+        requests: 3,
+    };
+    let r = search::run(&o).await.unwrap();
+    eprintln!("{}", r.summary());
+    assert_eq!(r.index_rows, 20_000);
+    assert_eq!(r.queries.len(), 7);
+    for q in &r.queries {
+        assert_eq!(q.latency.samples, 3, "{q:?}");
+        // Common enough in 10,000 readable messages to fill a page (the rare word is not).
+        if q.name != "rare" {
+            assert_eq!(q.results, 20, "{q:?}");
+        }
+    }
 }

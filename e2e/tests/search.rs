@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use palaver_e2e::{eventually, new_workspace, token, Pod, PodOptions, Rest, Services};
+use palaver_e2e::{eventually, new_workspace, token, urlencode, Pod, PodOptions, Rest, Services};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use reqwest::Method;
@@ -16,17 +16,8 @@ use serde_json::{json, Value};
 const GROUP: Duration = Duration::from_secs(90);
 const T: Duration = Duration::from_secs(20);
 
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 async fn search(rest: &Rest, q: &str) -> (u16, Value) {
-    rest.get(&format!("/v1/search?q={}", encode(q))).await.unwrap()
+    rest.get(&format!("/v1/search?q={}", urlencode(q))).await.unwrap()
 }
 
 /// The ids of the results of `q`, in order (newest first).
@@ -136,7 +127,7 @@ async fn search_finds_what_each_caller_may_read_and_follows_edits_and_deletes() 
     let mut cursor: Option<String> = None;
     for _ in 0..5 {
         let path = match &cursor {
-            Some(c) => format!("/v1/search?q=quick&limit=2&cursor={}", encode(c)),
+            Some(c) => format!("/v1/search?q=quick&limit=2&cursor={}", urlencode(c)),
             None => "/v1/search?q=quick&limit=2".to_string(),
         };
         let (s, page) = alice.get(&path).await.unwrap();

@@ -77,9 +77,16 @@ impl Store {
     /// round trip. The schema name comes only from a validated [`WorkspaceName`] (`ws_` +
     /// `[a-z0-9_]`), which is what makes it safe to put in the statement (ADR 0002).
     pub async fn tenant_tx(&self, ws: &WorkspaceName) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.tenant_tx_with(ws, "").await
+    }
+
+    /// [`Self::tenant_tx`] with more `SET LOCAL` statements in the same round trip. `settings`
+    /// must be built by the caller from constants and numbers, never from request input.
+    pub(crate) async fn tenant_tx_with(&self, ws: &WorkspaceName, settings: &str) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let schema = ws.schema();
         debug_assert!(schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
-        self.pool.begin_with(format!("BEGIN; SET LOCAL search_path TO {schema}")).await
+        let settings = if settings.is_empty() { String::new() } else { format!("; {settings}") };
+        self.pool.begin_with(format!("BEGIN; SET LOCAL search_path TO {schema}{settings}")).await
     }
 
     /// A single statement against one workspace's schema, run in autocommit (one round trip;

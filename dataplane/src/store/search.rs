@@ -4,6 +4,8 @@
 //! Owns that table's SQL. It must not decide who may read what (the caller passes the channel
 //! ids the user may read) nor parse the query language (`domain::search_query` does).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use palaver_crds::WorkspaceName;
 use sqlx::Row;
@@ -76,6 +78,21 @@ const SEARCH: &str = "SELECT message_id, channel_id, seq, ts, user_id, thread, b
        AND ($10::timestamptz IS NULL OR (ts, message_id) < ($10, $11)) \
      ORDER BY ts DESC, message_id DESC LIMIT $12";
 
+/// Chooses the plan for rare words. The planner estimates a word's matches from the column's
+/// most common elements (`pg_stats`; migration 0011 keeps 10,000 of them). A word outside that
+/// list is estimated at half the rarest one's frequency, which on 5M messages is about 1,400
+/// matches. So it walks the newest-first index expecting a page soon, and for a word with 25
+/// matches it reads the whole index: 3.4 s (docs/benchmarks.md). When some word of the query,
+/// in both configurations, is outside the list, the query has at most as many matches as that
+/// word. Then index scans are turned off for the transaction and the planner takes the GIN
+/// bitmap, which is cheap for few matches. No statistics yet (a new workspace) counts as rare.
+const PLAN_FOR_RARE_WORDS: &str = "SELECT set_config('enable_indexscan', 'off', true) FROM (        SELECT coalesce((          SELECT EXISTS (SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('simple', $1))) l WHERE NOT l = ANY (m.elems))             AND (to_tsvector('english', $1) = ''::tsvector                  OR EXISTS (SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('english', $1))) l WHERE NOT l = ANY (m.elems)))          FROM (SELECT most_common_elems::text::text[] AS elems FROM pg_stats                WHERE schemaname = current_schema() AND tablename = 'search_docs' AND attname = 'tsv') m), true) AS rare) r      WHERE r.rare";
+
+/// [`SEARCH`] for one channel (`in:`, or a caller with one readable channel): an equality walks
+/// `search_docs_channel_ts` newest first, which `= ANY` cannot (it is read unordered and
+/// sorted: 54 ms instead of 10 on 1M messages, docs/benchmarks.md).
+static SEARCH_ONE_CHANNEL: LazyLock<String> = LazyLock::new(|| SEARCH.replace("channel_id = ANY($1)", "channel_id = ($1::text[])[1]"));
+
 impl Store {
     /// Indexes a `message` event (a first delivery, or a redelivery that changes nothing).
     pub async fn index_message(&self, ws: &WorkspaceName, d: &SearchDoc<'_>) -> Result<bool, sqlx::Error> {
@@ -143,10 +160,17 @@ impl Store {
 
     /// One page of results, newest first, under the statement time limit.
     pub async fn search(&self, ws: &WorkspaceName, p: &SearchParams) -> Result<Vec<SearchHit>, sqlx::Error> {
-        let mut tx = self.tenant_tx(ws).await?;
-        // A number, formatted: SET takes no parameters.
-        sqlx::query(&format!("SET LOCAL statement_timeout = {}", p.timeout_ms.max(1))).execute(&mut *tx).await?;
-        let rows = sqlx::query(SEARCH)
+        // Custom plans always: a cached generic plan cannot fold the unused filters
+        // (`$2 IS NULL OR …`) away, and then neither index serves the query (600 ms instead of
+        // milliseconds on 1M messages, docs/benchmarks.md). The timeout is a number, formatted:
+        // SET takes no parameters.
+        let settings = format!("SET LOCAL statement_timeout = {}; SET LOCAL plan_cache_mode = force_custom_plan", p.timeout_ms.max(1));
+        let mut tx = self.tenant_tx_with(ws, &settings).await?;
+        if let Some(words) = &p.all_of {
+            sqlx::query(PLAN_FOR_RARE_WORDS).bind(words).execute(&mut *tx).await?;
+        }
+        let sql = if p.channels.len() == 1 { SEARCH_ONE_CHANNEL.as_str() } else { SEARCH };
+        let rows = sqlx::query(sql)
             .bind(&p.channels)
             .bind(&p.all_of)
             .bind(&p.none_of)
@@ -192,6 +216,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_one_channel_query_differs_only_in_its_channel_test() {
+        assert!(SEARCH.contains("channel_id = ANY($1)"));
+        assert_eq!(SEARCH_ONE_CHANNEL.replace("channel_id = ($1::text[])[1]", "channel_id = ANY($1)"), SEARCH);
+        assert!(!SEARCH_ONE_CHANNEL.contains("ANY($1)"));
+    }
 
     #[test]
     fn links_are_http_urls_in_any_case() {

@@ -10,6 +10,7 @@
 
 pub mod presence;
 pub mod reads;
+pub mod search;
 pub mod send;
 
 use std::collections::BTreeMap;

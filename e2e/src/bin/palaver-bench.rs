@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use palaver_e2e::bench::presence::{self, PresenceOpts};
 use palaver_e2e::bench::reads::{self, ReadsOpts};
+use palaver_e2e::bench::search::{self, SearchOpts};
 use palaver_e2e::bench::{self, BenchOpts};
 
 #[derive(Parser)]
@@ -25,6 +26,8 @@ enum Scenario {
     Reads(ReadsOpts),
     /// Presence of many users following each other: frames and Redis operations per second.
     Presence(PresenceOpts),
+    /// Search latency over a large seeded index, per query kind.
+    Search(SearchOpts),
 }
 
 fn fail(what: &str) -> ! {
@@ -40,6 +43,12 @@ async fn main() -> anyhow::Result<()> {
         Some(Scenario::Send(o)) => send(&o).await,
         Some(Scenario::Reads(o)) => {
             let report = reads::run(&o).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            eprintln!("{}", report.summary());
+            Ok(())
+        }
+        Some(Scenario::Search(o)) => {
+            let report = search::run(&o).await?;
             println!("{}", serde_json::to_string(&report)?);
             eprintln!("{}", report.summary());
             Ok(())
