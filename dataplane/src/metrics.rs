@@ -69,6 +69,7 @@ pub struct Metrics {
     pub consumer_lag: Gauge,
     pub consume_delay: Histogram,
     pub search_indexed: Family<ResultLabel, Counter>,
+    pub search_consumer_lag: Gauge,
     pub search_index_lag: Histogram,
     pub searches: Family<ResultLabel, Counter>,
     pub search_duration: Histogram,
@@ -116,6 +117,7 @@ impl Metrics {
             consumer_lag: Gauge::default(),
             consume_delay: latency_histogram(),
             search_indexed: Family::default(),
+            search_consumer_lag: Gauge::default(),
             // 5 ms … ~11 min: a lagging index is measured in minutes, beyond latency_histogram's 16 s.
             search_index_lag: Histogram::new(exponential_buckets(0.005, 2.0, 18)),
             searches: Family::default(),
@@ -168,8 +170,13 @@ impl Metrics {
         );
         r.register(
             "search_indexed",
-            "Events the search indexer processed, by result (indexed, unchanged, skipped, error)",
+            "Events the search indexer processed, by result (indexed, unchanged, skipped, invalid, error)",
             m.search_indexed.clone(),
+        );
+        r.register(
+            "search_consumer_lag",
+            "Events in the search indexer's assigned partitions not yet indexed by this pod",
+            m.search_consumer_lag.clone(),
         );
         r.register(
             "search_index_lag_seconds",
@@ -210,7 +217,7 @@ impl Metrics {
         for result in ["ok", "skipped", "invalid", "error"] {
             self.consumed.get_or_create(&ResultLabel { result }).inc_by(0);
         }
-        for result in ["indexed", "unchanged", "skipped", "error"] {
+        for result in ["indexed", "unchanged", "skipped", "invalid", "error"] {
             self.search_indexed.get_or_create(&ResultLabel { result }).inc_by(0);
         }
         for result in ["ok", "bad_request", "rate_limited", "timeout", "error"] {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Verifier;
 use crate::config::{Config, Timing};
 use crate::consumer::push::{PushProvider, PushSettings, WebhookPush};
-use crate::consumer::Notifier;
+use crate::consumer::{Notifier, Worker};
 use crate::cursors::Cursors;
 use crate::fanout::{Fanout, Tuning};
 use crate::gateway::{self, AppState};
@@ -150,7 +150,7 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The partition-by-channel consumer and the push worker.
+/// The partition-by-channel consumer groups (inbox, search index) and the push worker.
 #[allow(clippy::too_many_arguments)]
 fn start_consumers(
     cfg: &Config,
@@ -162,8 +162,11 @@ fn start_consumers(
     workspaces: &Workspaces,
     tasks: &CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let consumer: rdkafka::consumer::StreamConsumer =
-        crate::kafka::consumer_config(&cfg.kafka_brokers, &cfg.consumer_group, kafka_properties).create().context("kafka consumer")?;
+    let consumer = |group: &str| -> anyhow::Result<Arc<rdkafka::consumer::StreamConsumer>> {
+        Ok(Arc::new(crate::kafka::consumer_config(&cfg.kafka_brokers, group, kafka_properties).create().context("kafka consumer")?))
+    };
+    let inbox = consumer(&cfg.consumer_group)?;
+    let search = consumer(&format!("{}-search", cfg.consumer_group))?;
     let provider: Option<Arc<dyn PushProvider>> = match cfg.push.push_webhook_url.clone() {
         Some(url) => Some(Arc::new(WebhookPush::new(url).map_err(anyhow::Error::msg)?)),
         None => None,
@@ -176,7 +179,11 @@ fn start_consumers(
         kinds: Arc::default(),
     };
     let indexer = crate::consumer::Indexer { store: store.clone() };
-    let handle = tokio::spawn(crate::consumer::run(Arc::new(consumer), notifier, indexer, workspaces.clone(), tasks.clone()));
+    let inbox = tokio::spawn(crate::consumer::run(inbox, Worker::Inbox(notifier), workspaces.clone(), tasks.clone()));
+    let search = tokio::spawn(crate::consumer::run(search, Worker::Search(indexer), workspaces.clone(), tasks.clone()));
+    let handle = tokio::spawn(async move {
+        let _ = tokio::join!(inbox, search);
+    });
     if let Some(provider) = provider {
         let settings = PushSettings {
             interval: Timing::ms(cfg.push.push_interval_ms),

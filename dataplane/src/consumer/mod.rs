@@ -1,5 +1,6 @@
-//! Partition-by-channel consumers: every pod is a member of one consumer group over all
-//! workspace topics, so each channel's events are processed in order by one pod.
+//! Partition-by-channel consumers: every pod is a member of two consumer groups over all
+//! workspace topics (the inbox's and the search index's), so in each group a channel's events
+//! are processed in order by one pod, and neither group waits for the other.
 //!
 //! Owns offsets (stored after processing, committed in the background), the subscription to
 //! the active workspaces' topics, and consumer lag. What processing does lives in `notify`
@@ -18,6 +19,7 @@ use std::time::Duration;
 use palaver_crds::WorkspaceName;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -33,7 +35,43 @@ use crate::protocol::Event;
 const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(5);
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
-pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, indexer: Indexer, workspaces: Workspaces, stop: CancellationToken) {
+/// What a consumer group does with each event. The inbox and the search index are separate
+/// groups over the same topics, so a search index that falls behind never delays mentions,
+/// DMs and pushes (ADR 0008).
+pub enum Worker {
+    /// Inbox entries and pushes: group `PALAVER_CONSUMER_GROUP`.
+    Inbox(Notifier),
+    /// The search index: group `<PALAVER_CONSUMER_GROUP>-search`.
+    Search(Indexer),
+}
+
+impl Worker {
+    async fn process(&self, ws: &WorkspaceName, ev: &Event) -> Result<&'static str, sqlx::Error> {
+        match self {
+            Worker::Inbox(n) => n.process(ws, ev).await,
+            Worker::Search(i) => i.index(ws, ev).await,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Worker::Inbox(_) => "inbox",
+            Worker::Search(_) => "search index",
+        }
+    }
+
+    /// Its results counter and its lag gauge.
+    fn metrics(&self) -> (&'static Family<ResultLabel, Counter>, &'static Gauge) {
+        let m = metrics::global();
+        match self {
+            Worker::Inbox(_) => (&m.consumed, &m.consumer_lag),
+            Worker::Search(_) => (&m.search_indexed, &m.search_consumer_lag),
+        }
+    }
+}
+
+pub async fn run(consumer: Arc<StreamConsumer>, worker: Worker, workspaces: Workspaces, stop: CancellationToken) {
+    let (results, lag_gauge) = worker.metrics();
     let mut topics: Vec<String> = Vec::new();
     let mut resubscribe = tokio::time::interval(RESUBSCRIBE_EVERY);
     let mut lag = tokio::time::interval(LAG_EVERY);
@@ -46,7 +84,7 @@ pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, indexer: Ind
                     let refs: Vec<&str> = want.iter().map(String::as_str).collect();
                     match consumer.subscribe(&refs) {
                         Ok(()) => {
-                            tracing::info!(topics = want.len(), "consumer subscribed");
+                            tracing::info!(topics = want.len(), worker = worker.name(), "consumer subscribed");
                             topics = want;
                         }
                         Err(e) => tracing::warn!(error = %e, "consumer subscribe failed"),
@@ -56,7 +94,7 @@ pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, indexer: Ind
             _ = lag.tick() => {
                 let c = consumer.clone();
                 if let Ok(Some(l)) = tokio::task::spawn_blocking(move || total_lag(&c)).await {
-                    metrics::global().consumer_lag.set(l);
+                    lag_gauge.set(l);
                 }
             }
             msg = consumer.recv(), if !topics.is_empty() => match msg {
@@ -67,23 +105,19 @@ pub async fn run(consumer: Arc<StreamConsumer>, notifier: Notifier, indexer: Ind
                 Ok(m) => {
                     let Some(ws) = WorkspaceName::from_events_topic(m.topic()) else { continue };
                     let payload = m.payload().unwrap_or_default();
-                    if let Some(produced_ms) = m.timestamp().to_millis() {
+                    if let (Worker::Inbox(_), Some(produced_ms)) = (&worker, m.timestamp().to_millis()) {
                         let delay_ms = chrono::Utc::now().timestamp_millis() - produced_ms;
                         metrics::global().consume_delay.observe(delay_ms.max(0) as f64 / 1000.0);
                     }
                     match serde_json::from_slice::<Event>(payload) {
                         Ok(ev) => {
-                            let m = metrics::global();
-                            if !until_done(&stop, "notify", || notifier.process(&ws, &ev), &m.consumed).await {
-                                return;
-                            }
-                            if !until_done(&stop, "search index", || indexer.index(&ws, &ev), &m.search_indexed).await {
+                            if !until_done(&stop, worker.name(), || worker.process(&ws, &ev), results).await {
                                 return;
                             }
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, workspace = %ws, "undecodable event on the log; skipped");
-                            metrics::global().consumed.get_or_create(&ResultLabel { result: "invalid" }).inc();
+                            results.get_or_create(&ResultLabel { result: "invalid" }).inc();
                         }
                     }
                     if let Err(e) = consumer.store_offset_from_message(&m) {
