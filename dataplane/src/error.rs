@@ -122,8 +122,9 @@ impl ApiError {
     pub fn too_large(m: impl Into<String>) -> Self {
         Self::new(ErrorCode::TooLarge, m)
     }
-    pub fn rate_limited(retry_after_ms: u64) -> Self {
-        Self { retry_after_ms: Some(retry_after_ms), ..Self::new(ErrorCode::RateLimited, "send rate limit exceeded") }
+    /// `what` (`send`, `search`) is over its rate limit.
+    pub fn rate_limited(what: &str, retry_after_ms: u64) -> Self {
+        Self { retry_after_ms: Some(retry_after_ms), ..Self::new(ErrorCode::RateLimited, format!("{what} rate limit exceeded")) }
     }
 }
 

@@ -14,9 +14,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// `c_` + a channel name of at most 80 characters (palaver_crds::validate_channel_name).
 pub const MAX_ID_LEN: usize = 100;
 
+/// Whether `s` has the shape of a server id (any kind).
+pub fn valid_id(s: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 fn check(what: &str, s: &str) -> Result<(), String> {
-    let ok_chars = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if (1..=MAX_ID_LEN).contains(&s.len()) && ok_chars {
+    if valid_id(s) {
         Ok(())
     } else {
         Err(format!("invalid {what} id: 1 to {MAX_ID_LEN} of A-Z, a-z, 0-9, '_', '-'"))

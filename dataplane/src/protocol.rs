@@ -386,7 +386,7 @@ mod tests {
 
     #[test]
     fn error_frame_shape() {
-        let err = ApiError::rate_limited(500);
+        let err = ApiError::rate_limited("send", 500);
         let s = ServerFrame::Error { reference: Some(Value::from("7")), error: &err }.to_json();
         let v: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["t"], "error");

@@ -97,8 +97,12 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     };
     let state = Arc::new(AppState {
         domain,
-        rest_limits: gateway::Limiter::new(cfg.limits.send_rate, cfg.limits.send_burst),
-        search_limits: gateway::Limiter::new(cfg.limits.search_rate_per_minute / 60.0, cfg.limits.search_rate_per_minute.max(1.0)),
+        rest_limits: gateway::Limiter::new("send", cfg.limits.send_rate, cfg.limits.send_burst),
+        search_limits: gateway::Limiter::new(
+            "search",
+            cfg.limits.search_rate_per_minute / 60.0,
+            cfg.limits.search_rate_per_minute.max(1.0),
+        ),
         known_users: Default::default(),
         cfg: cfg.clone(),
         store,

@@ -70,23 +70,21 @@ impl Domain {
         let started = std::time::Instant::now();
         let result = self.search_page(p, q, cursor, limit).await;
         let m = metrics::global();
-        let label = match &result {
-            Ok(_) => "ok",
-            Err(e) if e.message.starts_with(TIMEOUT_MESSAGE) => "timeout",
-            Err(e) if e.code == crate::error::ErrorCode::BadRequest => "bad_request",
-            Err(_) => "error",
-        };
+        let label = result.as_ref().map_or_else(|(_, outcome)| *outcome, |_| "ok");
         m.searches.get_or_create(&ResultLabel { result: label }).inc();
         m.search_duration.observe(started.elapsed().as_secs_f64());
-        result
+        result.map_err(|(e, _)| e)
     }
 
-    async fn search_page(&self, p: &Principal, q: &str, cursor: Option<&str>, limit: i64) -> Result<SearchPage, ApiError> {
+    /// Fails with the error and the `palaver_searches_total` result it counts as.
+    async fn search_page(&self, p: &Principal, q: &str, cursor: Option<&str>, limit: i64) -> Result<SearchPage, (ApiError, &'static str)> {
+        let bad = |e: ApiError| (e, "bad_request");
+        let failed = |e: sqlx::Error| (ApiError::from(e), "error");
         let limits = search_query::Limits { max_chars: self.limits.search_max_chars, max_terms: self.limits.search_max_terms };
-        let query = search_query::parse(q, &limits).map_err(|e| ApiError::bad_request(e.to_string()).at(e.position))?;
-        let after = cursor.map(decode_cursor).transpose()?;
+        let query = search_query::parse(q, &limits).map_err(|e| bad(ApiError::bad_request(e.to_string()).at(e.position)))?;
+        let after = cursor.map(decode_cursor).transpose().map_err(bad)?;
 
-        let readable = self.store.readable_channels(&p.workspace, &p.user).await?;
+        let readable = self.store.readable_channels(&p.workspace, &p.user).await.map_err(failed)?;
         let channels: Vec<String> = readable
             .into_iter()
             .filter(|(id, name)| {
@@ -129,9 +127,10 @@ impl Domain {
         };
         let mut hits = self.store.search(&p.workspace, &params).await.map_err(|e| match &e {
             sqlx::Error::Database(d) if d.code().as_deref() == Some(SQLSTATE_QUERY_CANCELED) => {
-                ApiError::bad_request(format!("{TIMEOUT_MESSAGE} {} ms; narrow it with in:, from: or dates", self.limits.search_timeout_ms))
+                let ms = self.limits.search_timeout_ms;
+                (ApiError::bad_request(format!("this search did not finish within {ms} ms; narrow it with in:, from: or dates")), "timeout")
             }
-            _ => e.into(),
+            _ => failed(e),
         })?;
         let next_cursor = if hits.len() as i64 > limit {
             hits.truncate(limit as usize);
@@ -156,9 +155,6 @@ impl Domain {
         Ok(SearchPage { results, next_cursor })
     }
 }
-
-/// The start of a timed-out search's message (also how the metric tells it apart).
-const TIMEOUT_MESSAGE: &str = "this search did not finish within";
 
 #[cfg(test)]
 mod tests {

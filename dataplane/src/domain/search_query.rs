@@ -40,11 +40,11 @@ pub const DEFAULT_SNIPPET_CHARS: usize = 200;
 /// How many characters of context a windowed [`snippet`] shows before its first match.
 pub const SNIPPET_LEAD_CHARS: usize = 40;
 
-/// Longest user id in `from:` (as the tokens' `sub`: letters, digits, `-`, `_`, `.`, `@`).
+/// The shapes `from:` and `in:` accept are the server's own (`auth::valid_user_id`,
+/// `ids::valid_id`, `palaver_crds::validate_channel_name`); these are their limits, for the
+/// error messages.
 const MAX_USER_ID_CHARS: usize = 64;
-/// Longest channel id in `in:` (as `ids::MAX_ID_LEN`: letters, digits, `_`, `-`).
-const MAX_CHANNEL_ID_CHARS: usize = 100;
-/// Longest channel name in `in:#`.
+const MAX_CHANNEL_ID_CHARS: usize = crate::ids::MAX_ID_LEN;
 const MAX_CHANNEL_NAME_CHARS: usize = 80;
 
 /// The size limits of a query.
@@ -198,18 +198,6 @@ fn operator(token: &[char]) -> Option<(Key, usize)> {
     Key::parse(&key).map(|k| (k, colon + 1))
 }
 
-fn is_user_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@')
-}
-
-fn is_channel_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_')
-}
-
-fn is_channel_name_char(c: char) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_')
-}
-
 /// `YYYY-MM-DD`, exactly (ten ASCII characters), and a real calendar day.
 fn parse_date(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
@@ -232,11 +220,10 @@ fn apply(query: &mut Query, key: Key, value: &str, at: usize, token_at: usize) -
     match key {
         Key::From => {
             let id = value.strip_prefix('@').unwrap_or(value);
-            let n = id.chars().count();
-            if n == 0 {
+            if id.is_empty() {
                 return Err(SyntaxError::new(at, key.needs()));
             }
-            if n > MAX_USER_ID_CHARS || !id.chars().all(is_user_id_char) {
+            if !crate::auth::valid_user_id(id) {
                 return Err(SyntaxError::new(
                     at,
                     format!("from: takes a user id: 1 to {MAX_USER_ID_CHARS} of A-Z, a-z, 0-9, '-', '_', '.', '@'"),
@@ -247,8 +234,7 @@ fn apply(query: &mut Query, key: Key, value: &str, at: usize, token_at: usize) -
         Key::In => {
             if let Some(name) = value.strip_prefix('#') {
                 let name = name.to_lowercase();
-                let n = name.chars().count();
-                if n == 0 || n > MAX_CHANNEL_NAME_CHARS || !name.chars().all(is_channel_name_char) {
+                if palaver_crds::validate_channel_name(&name).is_err() {
                     return Err(SyntaxError::new(
                         at,
                         format!("in: takes a channel name: # and 1 to {MAX_CHANNEL_NAME_CHARS} of a-z, 0-9, '-', '_'"),
@@ -256,8 +242,7 @@ fn apply(query: &mut Query, key: Key, value: &str, at: usize, token_at: usize) -
                 }
                 query.channels.push(ChannelRef::Name(name));
             } else {
-                let n = value.chars().count();
-                if n > MAX_CHANNEL_ID_CHARS || !value.chars().all(is_channel_id_char) {
+                if !crate::ids::valid_id(value) {
                     return Err(SyntaxError::new(
                         at,
                         format!("in: takes #name or a channel id: 1 to {MAX_CHANNEL_ID_CHARS} of A-Z, a-z, 0-9, '-', '_'"),

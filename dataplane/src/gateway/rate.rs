@@ -1,4 +1,5 @@
-//! Token-bucket rate limits for sends (per connection, and per user for REST).
+//! Token-bucket rate limits: sends (per connection, and per user for REST) and searches (per
+//! user).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,6 +9,8 @@ use crate::error::ApiError;
 
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
+    /// What is limited, for the error message (`send`, `search`).
+    what: &'static str,
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -15,8 +18,8 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    pub fn new(rate: f64, burst: f64) -> Self {
-        Self { rate, burst, tokens: burst, at: Instant::now() }
+    pub fn new(what: &'static str, rate: f64, burst: f64) -> Self {
+        Self { what, rate, burst, tokens: burst, at: Instant::now() }
     }
 
     /// Takes one token, or says how long until one is available.
@@ -29,21 +32,22 @@ impl TokenBucket {
             Ok(())
         } else {
             let wait_ms = ((1.0 - self.tokens) / self.rate * 1000.0).ceil() as u64;
-            Err(ApiError::rate_limited(wait_ms.max(1)))
+            Err(ApiError::rate_limited(self.what, wait_ms.max(1)))
         }
     }
 }
 
 /// Buckets per key (workspace/user), for callers without a connection of their own.
 pub struct Limiter {
+    what: &'static str,
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, TokenBucket>>,
 }
 
 impl Limiter {
-    pub fn new(rate: f64, burst: f64) -> Self {
-        Self { rate, burst, buckets: Mutex::default() }
+    pub fn new(what: &'static str, rate: f64, burst: f64) -> Self {
+        Self { what, rate, burst, buckets: Mutex::default() }
     }
 
     pub fn take(&self, key: &str) -> Result<(), ApiError> {
@@ -52,7 +56,7 @@ impl Limiter {
         if b.len() > 100_000 {
             b.retain(|_, v| v.tokens < v.burst);
         }
-        b.entry(key.to_string()).or_insert_with(|| TokenBucket::new(self.rate, self.burst)).take()
+        b.entry(key.to_string()).or_insert_with(|| TokenBucket::new(self.what, self.rate, self.burst)).take()
     }
 }
 
@@ -62,12 +66,13 @@ mod tests {
 
     #[test]
     fn bucket_allows_burst_then_limits_with_retry_hint() {
-        let mut b = TokenBucket::new(10.0, 3.0);
+        let mut b = TokenBucket::new("send", 10.0, 3.0);
         for _ in 0..3 {
             b.take().unwrap();
         }
         let e = b.take().unwrap_err();
         assert_eq!(e.code, crate::error::ErrorCode::RateLimited);
+        assert_eq!(e.message, "send rate limit exceeded");
         let ms = e.retry_after_ms.unwrap();
         assert!((1..=100).contains(&ms), "retry hint {ms}");
     }

@@ -168,7 +168,7 @@ impl Conn {
         let (tx, rx) = mpsc::channel(st.cfg.limits.outbound_queue);
         let id = st.next_conn.fetch_add(1, Ordering::Relaxed);
         let (sink, stream) = socket.split();
-        let bucket = TokenBucket::new(st.cfg.limits.send_rate, st.cfg.limits.send_burst);
+        let bucket = TokenBucket::new("send", st.cfg.limits.send_rate, st.cfg.limits.send_burst);
         let session = crate::store::new_id("s");
         Self {
             st,

@@ -8,7 +8,6 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use palaver_crds::WorkspaceName;
-use sqlx::Row;
 
 use super::Store;
 
@@ -170,7 +169,7 @@ impl Store {
             sqlx::query(PLAN_FOR_RARE_WORDS).bind(words).execute(&mut *tx).await?;
         }
         let sql = if p.channels.len() == 1 { SEARCH_ONE_CHANNEL.as_str() } else { SEARCH };
-        let rows = sqlx::query(sql)
+        let hits = sqlx::query_as(sql)
             .bind(&p.channels)
             .bind(&p.all_of)
             .bind(&p.none_of)
@@ -186,19 +185,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(SearchHit {
-                    message_id: r.try_get(0)?,
-                    channel_id: r.try_get(1)?,
-                    seq: r.try_get(2)?,
-                    ts: r.try_get(3)?,
-                    user_id: r.try_get(4)?,
-                    thread: r.try_get(5)?,
-                    body: r.try_get(6)?,
-                })
-            })
-            .collect()
+        Ok(hits)
     }
 
     /// The channels `user` may read: every public channel, and the private channels and DMs

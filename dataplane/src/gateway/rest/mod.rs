@@ -42,7 +42,12 @@ pub(super) fn body<T>(r: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
 
 /// A page size: 50 by default, 1 to `max` when given.
 pub(super) fn page_limit(limit: Option<i64>, max: i64) -> ApiResult<i64> {
-    let limit = limit.unwrap_or(50);
+    page_limit_or(limit, 50, max)
+}
+
+/// [`page_limit`] with another default than 50.
+pub(super) fn page_limit_or(limit: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
+    let limit = limit.unwrap_or(default);
     if (1..=max).contains(&limit) {
         Ok(limit)
     } else {

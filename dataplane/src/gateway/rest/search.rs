@@ -5,8 +5,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 
-use super::ApiResult;
-use crate::error::ApiError;
+use super::{page_limit_or, ApiResult};
 use crate::gateway::extract::ApiQuery;
 use crate::gateway::{Auth, Shared};
 use crate::metrics::{self, ResultLabel};
@@ -23,14 +22,9 @@ pub struct SearchQuery {
 }
 
 pub async fn search(State(st): State<Shared>, Auth(p): Auth, ApiQuery(q): ApiQuery<SearchQuery>) -> ApiResult<impl IntoResponse> {
-    let max = st.cfg.limits.search_limit_max;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=max).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1..={max}")));
-    }
-    if let Err(mut e) = st.search_limits.take(&format!("{}/{}", p.workspace, p.user)) {
+    let limit = page_limit_or(q.limit, DEFAULT_LIMIT, st.cfg.limits.search_limit_max)?;
+    if let Err(e) = st.search_limits.take(&format!("{}/{}", p.workspace, p.user)) {
         metrics::global().searches.get_or_create(&ResultLabel { result: "rate_limited" }).inc();
-        e.message = "search rate limit exceeded".into();
         return Err(e);
     }
     Ok(Json(st.domain.search(&p, &q.q, q.cursor.as_deref(), limit).await?))
