@@ -21,6 +21,24 @@
 #                              it; tests use that script to start private brokers.
 #   KAFKA_CONTROLLER_PORT      9093 — KRaft controller listener of the `make up` broker (loopback).
 #   KAFKA_HEAP_OPTS            -Xms256m -Xmx512m — JVM heap of every local broker.
+#   PALAVER_S3_ENDPOINT        http://127.0.0.1:7070
+#                              S3-compatible object storage of file attachments (path-style URLs);
+#                              `make up` checks and, if nothing answers there, starts a local
+#                              versitygw on its host:port (loopback, plain HTTP), data in
+#                              $(DEV_DIR)/s3/data.
+#   PALAVER_S3_BUCKET          palaver — the attachments bucket; `make up` creates it if missing.
+#   PALAVER_S3_REGION          us-east-1 — the region requests are signed for.
+#   PALAVER_S3_ACCESS_KEY_ID   palaver-dev
+#   PALAVER_S3_SECRET_ACCESS_KEY  palaver-dev-secret-key
+#                              credentials of the S3 server: dev-only values, the root account of
+#                              the local versitygw (`make up` starts it with them). Never use them
+#                              for a real object store. The pods of make dev/bench and the tests
+#                              get all five PALAVER_S3_* settings.
+#   VERSITYGW_VERSION          v1.8.0 — the pinned Versity S3 Gateway (Apache-2.0) `make deps`
+#                              builds (go install of Go module github.com/versity/versitygw).
+#   VERSITYGW_ROOT             $(HOME)/.local/share/palaver/versitygw-$(VERSITYGW_VERSION) — its
+#                              install (bin/versitygw), outside the repository, shared by every
+#                              clone; the e2e harness runs private instances from it (PrivateS3).
 #   CHART_TOOLS_ROOT           $(HOME)/.local/share/palaver/chart-tools-<hash of the pins> — the
 #                              Python venv of the chart check (scripts/chart-tools.txt), outside
 #                              the repository; scripts/lib.sh computes the default.
@@ -51,7 +69,7 @@
 #                              installs Debian's nginx-light when it is missing.
 #   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid (the services,
 #                              and make dev's pods pod-a and pod-b while it runs), data of the
-#                              project-local Postgres, Redis and Kafka (kafka/data).
+#                              project-local Postgres, Redis, Kafka (kafka/data) and S3 (s3/data).
 #   UP_TIMEOUT                 60 — seconds `make up` waits for each service to answer (a first
 #                              Kafka start took over 30 s on a busy 2-core machine).
 #   PALAVER_DEV_JWT_SECRET     palaver-dev-secret-change-me — token secret of the dev and bench pods
@@ -66,7 +84,7 @@
 #   NEXTEST_PROFILE            `ci` when CI is true/1/yes, else `default` (.config/nextest.toml).
 #   CARGO                      cargo
 #
-# Services: `make up` reuses a Postgres, Redis or broker that already answers on its
+# Services: `make up` reuses a Postgres, Redis, broker or S3 server that already answers on its
 # address and starts only the missing ones (loopback only); `make down` stops only
 # those, by the PIDs recorded in $(DEV_DIR)/pids. make test/dev/bench run `up`
 # themselves and, when they finish, stop what they started; run `make up` first to
@@ -86,6 +104,13 @@ KAFKA_VERSION ?= 4.4.0
 KAFKA_ROOT ?= $(HOME)/.local/share/palaver/kafka-$(KAFKA_VERSION)
 KAFKA_CONTROLLER_PORT ?= 9093
 KAFKA_HEAP_OPTS ?= -Xms256m -Xmx512m
+PALAVER_S3_ENDPOINT ?= http://127.0.0.1:7070
+PALAVER_S3_BUCKET ?= palaver
+PALAVER_S3_REGION ?= us-east-1
+PALAVER_S3_ACCESS_KEY_ID ?= palaver-dev
+PALAVER_S3_SECRET_ACCESS_KEY ?= palaver-dev-secret-key
+VERSITYGW_VERSION ?= v1.8.0
+VERSITYGW_ROOT ?= $(HOME)/.local/share/palaver/versitygw-$(VERSITYGW_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM_ROOT ?= $(HOME)/.local/share/palaver/helm-$(HELM_VERSION)
 PROMTOOL_VERSION ?= v0.316.0
@@ -117,6 +142,8 @@ endif
 
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
 	KAFKA_VERSION KAFKA_ROOT KAFKA_CONTROLLER_PORT KAFKA_HEAP_OPTS HELM_VERSION HELM_ROOT \
+	PALAVER_S3_ENDPOINT PALAVER_S3_BUCKET PALAVER_S3_REGION PALAVER_S3_ACCESS_KEY_ID \
+	PALAVER_S3_SECRET_ACCESS_KEY VERSITYGW_VERSION VERSITYGW_ROOT \
 	PROMTOOL_VERSION PROMTOOL_ROOT DEV_DIR UP_TIMEOUT \
 	PALAVER_DEV_JWT_SECRET DEV_WORKSPACE DEV_LISTEN_A DEV_LISTEN_B \
 	BENCH_WORKSPACE BENCH_PARTITIONS BENCH_LISTEN_A BENCH_LISTEN_B BENCH_ARGS \
@@ -126,9 +153,9 @@ export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_
 
 help:
 	@printf '%s\n' \
-	  'make deps   install what running needs: PostgreSQL, Redis, Java, Maven (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central)' \
+	  'make deps   install what running needs: PostgreSQL, Redis, Java, Maven, curl (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central), the S3 server versitygw $(VERSITYGW_VERSION) (go install, Go module proxy)' \
 	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install), kube-apiserver, kube-controller-manager, kubectl $(KUBE_VERSION) and etcd $(ETCD_VERSION), the Gateway API $(GATEWAY_API_VERSION) HTTPRoute CRD (Go module proxy), nginx (apt-get)' \
-	  'make up     start the missing services on loopback, create the databases (idempotent)' \
+	  'make up     start the missing services on loopback (Postgres, Redis, Kafka, S3), create the databases and the bucket (idempotent)' \
 	  'make down   stop what make up started, nothing else' \
 	  'make build  cargo build --workspace --bins' \
 	  'make test   deps + deps-test + up, then the chart check and cargo nextest run --workspace --no-fail-fast' \

@@ -29,7 +29,9 @@ stack_run_begin
 info "bench: provisioning workspace $BENCH_WORKSPACE"
 "$bin_dir/palaver-operator" provision --name "$BENCH_WORKSPACE" --partitions "$BENCH_PARTITIONS"
 
-# Pods log to files: the terminal is for palaver-bench's report.
+# Pods log to files: the terminal is for palaver-bench's report. They get the stack's addresses
+# (PALAVER_DATABASE_URL, PALAVER_REDIS_URL, PALAVER_KAFKA_BROKERS, PALAVER_S3_*) from the
+# environment lib.sh exports.
 start_pod() {
     local name=$1 listen=$2 log="$DEV_DIR/$1.log"
     info "bench: $name on $listen (log $log)"

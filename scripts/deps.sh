@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install what running the local stack needs (`make deps`; make dev, test and bench run it),
-# skipping what is present: PostgreSQL, Redis, Java >= 17, Maven and a C toolchain (Debian
-# packages), and Apache Kafka $KAFKA_VERSION (its jars from Maven Central, into KAFKA_ROOT
-# outside the repo so every clone on the machine shares one install). What only the tests
-# need is scripts/deps-test.sh (`make deps-test`). Each step prints its time; a failed step
-# says how to retry.
+# skipping what is present: PostgreSQL, Redis, Java >= 17, Maven, curl and a C toolchain (Debian
+# packages), Apache Kafka $KAFKA_VERSION (its jars from Maven Central, into KAFKA_ROOT outside
+# the repo so every clone on the machine shares one install), and the S3 server versitygw
+# $VERSITYGW_VERSION (built with `go install` from its Go module, into VERSITYGW_ROOT, likewise
+# shared; it needs Go). What only the tests need is scripts/deps-test.sh (`make deps-test`).
+# Each step prints its time; a failed step says how to retry.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -33,6 +34,12 @@ if command -v mvn >/dev/null; then
     info "deps: maven present"
 else
     pkgs+=(maven)
+fi
+# make up creates the S3 bucket with a signed request (curl --aws-sigv4, curl >= 7.75).
+if command -v curl >/dev/null; then
+    info "deps: curl present"
+else
+    pkgs+=(curl)
 fi
 # The project's -sys crates (librdkafka) compile C.
 if command -v cc >/dev/null && command -v make >/dev/null; then
@@ -98,3 +105,22 @@ else
     exec 9>&-
 fi
 
+# The dev and test stack's S3-compatible object storage (file attachments): the Versity S3
+# Gateway, serving a directory. Built once per machine from its pinned Go module by
+# go_tool_install (lib.sh): GOBIN in a temporary directory beside VERSITYGW_ROOT, moved into
+# place with its palaver-complete marker when complete, under a lock. The -X sets the version
+# `versitygw --version` prints, as its release build does.
+step "versitygw $VERSITYGW_VERSION (S3 server)" "make deps"
+if versitygw_ok; then
+    info "deps: versitygw $VERSITYGW_VERSION present ($VERSITYGW_ROOT/bin/versitygw)"
+else
+    go=$(go_cmd)
+    [[ -n $go ]] || die "go not found (on PATH or /usr/local/go/bin): versitygw $VERSITYGW_VERSION, the local S3 server, is built from its Go module. Install Go >= 1.25 (into /usr/local/go or on PATH; Debian 12's package golang is 1.19, too old), then retry"
+    go_minor=$("$go" env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+    # Its go.mod asks for 1.25; GOTOOLCHAIN=local (go_tool_install) never fetches a newer Go.
+    if [[ ! $go_minor =~ ^[0-9]+$ ]] || ((go_minor < 25)); then
+        die "versitygw $VERSITYGW_VERSION needs Go >= 1.25, found $("$go" env GOVERSION) ($go): install a newer Go, then retry"
+    fi
+    go_tool_install versitygw "$VERSITYGW_ROOT" github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" \
+        -ldflags "-X=main.Version=$VERSITYGW_VERSION"
+fi

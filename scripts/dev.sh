@@ -48,7 +48,9 @@ step "provision workspace $DEV_WORKSPACE" "make dev"
 info "dev: provisioning workspace $DEV_WORKSPACE ($manifest)"
 "$bin_dir/palaver-operator" provision -f "$manifest"
 
-# The supervised pods (scripts/supervisor.sh).
+# The supervised pods (scripts/supervisor.sh). Each gets the stack's addresses from the
+# environment lib.sh exports (PALAVER_DATABASE_URL, PALAVER_REDIS_URL, PALAVER_KAFKA_BROKERS,
+# the PALAVER_S3_* settings of the attachments' object storage).
 declare -A POD_LISTEN=([pod-a]=$DEV_LISTEN_A [pod-b]=$DEV_LISTEN_B)
 sup_exec() {
     PALAVER_LISTEN=${POD_LISTEN[$1]} PALAVER_POD_ID=$1 exec "$bin_dir/palaverd" serve
@@ -63,6 +65,8 @@ bin_shown=${bin_dir#"$REPO_ROOT"/}
 pid_shown=${PID_DIR#"$REPO_ROOT"/}
 secret_shown=$PALAVER_DEV_JWT_SECRET
 [[ $PALAVER_DEV_JWT_SECRET == palaver-dev-secret-change-me ]] || secret_shown='<your PALAVER_DEV_JWT_SECRET>'
+s3_secret_shown=$PALAVER_S3_SECRET_ACCESS_KEY
+[[ $PALAVER_S3_SECRET_ACCESS_KEY == palaver-dev-secret-key ]] || s3_secret_shown='<your PALAVER_S3_SECRET_ACCESS_KEY>'
 sup_all_ready() {
     step_end
     local since_make=
@@ -74,6 +78,8 @@ sup_all_ready() {
 
   Palaver dev ready,$since_make $(since "$SCRIPT_T0") after dev.sh started.
   pod-a ws://$DEV_LISTEN_A   pod-b ws://$DEV_LISTEN_B   workspace $DEV_WORKSPACE
+  S3:       $PALAVER_S3_ENDPOINT   bucket $PALAVER_S3_BUCKET   region $PALAVER_S3_REGION   (attachments)
+            access key $PALAVER_S3_ACCESS_KEY_ID   secret key $s3_secret_shown   (dev-only values)
 
   Token:    TOKEN=\$(PALAVER_DEV_JWT_SECRET='$secret_shown' $bin_shown/palaverd token --workspace $DEV_WORKSPACE --user alice)
   Connect:  websocat "ws://$DEV_LISTEN_A/v1/ws?token=\$TOKEN"

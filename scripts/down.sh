@@ -2,13 +2,14 @@
 # Stop what `make up` started, by the PIDs it recorded in $DEV_DIR/pids; never
 # anything else (a Postgres or Redis that was already running is left alone).
 #
-# Usage: down.sh [NAME...]   NAME: kafka, redis, postgres (default: all recorded)
+# Usage: down.sh [NAME...]   NAME: s3, kafka, redis, postgres (default: all recorded)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Reverse start order: clients of Postgres/Redis stop first.
-order=(kafka redis postgres)
+# Reverse start order: clients of Postgres/Redis stop first. The S3 server (versitygw, its data
+# a plain directory) depends on none of them.
+order=(s3 kafka redis postgres)
 if (($#)); then
     names=("$@")
 else

@@ -14,6 +14,14 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${KAFKA_ROOT:=$HOME/.local/share/palaver/kafka-$KAFKA_VERSION}"
 : "${KAFKA_HEAP_OPTS:=-Xms256m -Xmx512m}"
 : "${KAFKA_CONTROLLER_PORT:=9093}"
+# Object storage (S3 API) of file attachments; the credentials are dev-only values.
+: "${PALAVER_S3_ENDPOINT:=http://127.0.0.1:7070}"
+: "${PALAVER_S3_BUCKET:=palaver}"
+: "${PALAVER_S3_REGION:=us-east-1}"
+: "${PALAVER_S3_ACCESS_KEY_ID:=palaver-dev}"
+: "${PALAVER_S3_SECRET_ACCESS_KEY:=palaver-dev-secret-key}"
+: "${VERSITYGW_VERSION:=v1.8.0}"
+: "${VERSITYGW_ROOT:=$HOME/.local/share/palaver/versitygw-$VERSITYGW_VERSION}"
 : "${DEV_DIR:=$REPO_ROOT/.dev}"
 : "${UP_TIMEOUT:=60}"
 # The package pins of scripts/chart-tools.txt, without its comments; the venv is named after them.
@@ -33,7 +41,8 @@ chart_tools_pins() { grep '^[A-Za-z]' "$REPO_ROOT/scripts/chart-tools.txt"; }
 export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS \
     KAFKA_VERSION KAFKA_ROOT KAFKA_HEAP_OPTS KAFKA_CONTROLLER_PORT DEV_DIR UP_TIMEOUT CHART_TOOLS_ROOT CARGO \
     HELM_VERSION HELM_ROOT PROMTOOL_VERSION PROMTOOL_ROOT KUBE_VERSION ETCD_VERSION KUBE_TOOLS_ROOT \
-    GATEWAY_API_VERSION GATEWAY_API_ROOT
+    GATEWAY_API_VERSION GATEWAY_API_ROOT PALAVER_S3_ENDPOINT PALAVER_S3_BUCKET PALAVER_S3_REGION \
+    PALAVER_S3_ACCESS_KEY_ID PALAVER_S3_SECRET_ACCESS_KEY VERSITYGW_VERSION VERSITYGW_ROOT
 
 # DEV_DIR must be absolute: the broker's config names its data directory inside it.
 case "$DEV_DIR" in
@@ -253,6 +262,7 @@ service_program() {
         postgres) echo postgres ;;
         redis) echo redis-server ;;
         kafka) echo kafka.Kafka ;;
+        s3) echo versitygw ;;
         *) echo "$1" ;;
     esac
 }
@@ -313,6 +323,10 @@ kafka_ok() {
         [[ -r $KAFKA_ROOT/lib/kafka_2.13-$KAFKA_VERSION.jar ]] &&
         [[ $(cat "$KAFKA_ROOT/palaver-complete" 2>/dev/null) == "$KAFKA_VERSION" ]]
 }
+
+# True when VERSITYGW_ROOT holds a complete build of VERSITYGW_VERSION (deps.sh, through
+# go_tool_install, writes palaver-complete last).
+versitygw_ok() { go_tool_ok versitygw "$VERSITYGW_ROOT" "$VERSITYGW_VERSION"; }
 
 # True when the chart-check venv holds exactly those pins (deps.sh records them in it as the
 # last step of an install).

@@ -24,6 +24,9 @@ psql "$test_admin" -Xq -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$test_db\""
 
 # The operator tests start private kube-apiservers from `make deps-test`'s install.
 kube_tools_ok || die "the Kubernetes test tools are missing or stale in $KUBE_TOOLS_ROOT: run 'make deps-test'"
+# Fault tests start private S3 servers (PrivateS3) from `make deps`' versitygw, also when the
+# shared one is not make up's.
+versitygw_ok || die "versitygw $VERSITYGW_VERSION is missing in $VERSITYGW_ROOT: run 'make deps'"
 
 cd "$REPO_ROOT"
 # The end-to-end tests spawn palaverd as a process: build every binary (same profile,
@@ -35,8 +38,9 @@ timeout 120 bash "$REPO_ROOT/scripts/test-supervisor.sh"
 step "Helm chart and alert rules (scripts/chart-check.sh)" "bash scripts/chart-check.sh"
 bash "$REPO_ROOT/scripts/chart-check.sh"
 step "cargo nextest run --workspace --no-fail-fast --profile $NEXTEST_PROFILE" "make test"
-info "test: PALAVER_TEST_DATABASE_URL=$PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL=$PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS=$PALAVER_KAFKA_BROKERS KAFKA_ROOT=$KAFKA_ROOT KUBE_TOOLS_ROOT=$KUBE_TOOLS_ROOT"
+info "test: PALAVER_TEST_DATABASE_URL=$PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL=$PALAVER_REDIS_URL PALAVER_KAFKA_BROKERS=$PALAVER_KAFKA_BROKERS PALAVER_S3_ENDPOINT=$PALAVER_S3_ENDPOINT PALAVER_S3_BUCKET=$PALAVER_S3_BUCKET KAFKA_ROOT=$KAFKA_ROOT VERSITYGW_ROOT=$VERSITYGW_ROOT KUBE_TOOLS_ROOT=$KUBE_TOOLS_ROOT"
 # Tests get the test database only: without PALAVER_DATABASE_URL a test cannot
-# reach the dev database by accident.
+# reach the dev database by accident. The PALAVER_S3_* settings (lib.sh exports them) reach
+# them, and the pods they start, as they are.
 env -u PALAVER_DATABASE_URL \
     "$CARGO" nextest run --workspace --no-fail-fast --profile "$NEXTEST_PROFILE"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start the local stack — PostgreSQL, Redis, Apache Kafka — on loopback, reusing whatever
-# already answers, and create the dev and test databases. Idempotent.
+# Start the local stack — PostgreSQL, Redis, Apache Kafka, an S3 server (versitygw) — on
+# loopback, reusing whatever already answers, and create the dev and test databases and the S3
+# bucket. Idempotent.
 #
 # What this run starts is recorded in $DEV_DIR/pids/<name>.pid (for `make down`)
 # and, when UP_STARTED_FILE is set, its name is appended there, so a caller
@@ -15,10 +16,20 @@ export PGCONNECT_TIMEOUT=5
 read -r PG_HOST PG_PORT < <(url_host_port "$PALAVER_DATABASE_URL" 5432)
 read -r REDIS_HOST REDIS_PORT < <(url_host_port "$PALAVER_REDIS_URL" 6379)
 read -r KAFKA_HOST KAFKA_PORT < <(url_host_port "tcp://$(first_broker)" 9092)
+S3_URL=${PALAVER_S3_ENDPOINT%/}
+s3_default_port=80
+[[ $S3_URL == https://* ]] && s3_default_port=443
+read -r S3_HOST S3_PORT < <(url_host_port "$S3_URL" "$s3_default_port")
 
 pg_up() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 2; }
 redis_up() { [[ $(timeout 3 redis-cli -u "$PALAVER_REDIS_URL" ping 2>/dev/null) == PONG ]]; }
 kafka_up() { tcp_open "$KAFKA_HOST" "$KAFKA_PORT"; }
+# An S3 server answers any HTTP request, if only with 403 to an unsigned one.
+s3_up() {
+    local code
+    code=$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "$S3_URL/" 2>/dev/null) || true
+    [[ $code =~ ^[1-5][0-9][0-9]$ ]]
+}
 
 started() {
     local name=$1 pid=$2
@@ -32,18 +43,24 @@ step preflight "make up"
 # --- preflight: decide what to start and check its tools before starting anything,
 # so a missing tool does not leave a half-started stack behind.
 missing=()
-for tool in psql pg_isready redis-cli; do
+for tool in psql pg_isready redis-cli curl; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 ((${#missing[@]} == 0)) || die "missing: ${missing[*]}. Run 'make deps' first."
+[[ $S3_URL == http://* || $S3_URL == https://* ]] ||
+    die "PALAVER_S3_ENDPOINT must be an http:// or https:// URL, got '$PALAVER_S3_ENDPOINT'"
+# S3's bucket naming rules (the name is also a path segment of every request).
+[[ $PALAVER_S3_BUCKET =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] ||
+    die "PALAVER_S3_BUCKET: '$PALAVER_S3_BUCKET' is not a valid S3 bucket name (3-63 of a-z 0-9 . -)"
 
 # A service that `make up` started earlier but that does not answer yet may just be
 # starting: give it the usual deadline rather than starting a second copy.
-for svc in postgres redis kafka; do
+for svc in postgres redis kafka s3; do
     case $svc in
         postgres) check=pg_up log="$DEV_DIR/postgres.log" ;;
         redis) check=redis_up log="$DEV_DIR/redis.log" ;;
         kafka) check=kafka_up log="$DEV_DIR/kafka.log" ;;
+        s3) check=s3_up log="$DEV_DIR/s3.log" ;;
     esac
     if ours_running "$svc" && ! "$check"; then
         info "$svc (pid $(read_pid "$svc"), started by make up) is not answering yet: waiting"
@@ -51,10 +68,11 @@ for svc in postgres redis kafka; do
     fi
 done
 
-need_pg=false need_redis=false need_kafka=false
+need_pg=false need_redis=false need_kafka=false need_s3=false
 pg_up || need_pg=true
 redis_up || need_redis=true
 kafka_up || need_kafka=true
+s3_up || need_s3=true
 
 if $need_pg; then
     is_loopback "$PG_HOST" ||
@@ -74,6 +92,13 @@ if $need_kafka; then
     is_loopback "$KAFKA_HOST" ||
         die "no broker answers at $KAFKA_HOST:$KAFKA_PORT (PALAVER_KAFKA_BROKERS), and make up only starts local ones"
     kafka_ok || missing+=("Apache Kafka $KAFKA_VERSION in $KAFKA_ROOT, with java >= 17 (found java: '$(java_major)')")
+fi
+if $need_s3; then
+    is_loopback "$S3_HOST" ||
+        die "no S3 server answers at $S3_URL (PALAVER_S3_ENDPOINT), and make up only starts local ones"
+    [[ $S3_URL == http://* ]] ||
+        die "no S3 server answers at $S3_URL (PALAVER_S3_ENDPOINT), and make up starts only plain-HTTP ones (use http://)"
+    versitygw_ok || missing+=("versitygw $VERSITYGW_VERSION (the S3 server) in $VERSITYGW_ROOT")
 fi
 if ((${#missing[@]})); then
     printf 'error: cannot start the local stack, missing:\n' >&2
@@ -226,5 +251,95 @@ else
     info "kafka: reusing the broker answering on $KAFKA_HOST:$KAFKA_PORT"
 fi
 
+# --- S3 (versitygw) -------------------------------------------------------
+
+start_s3() {
+    local data="$DEV_DIR/s3/data" log="$DEV_DIR/s3.log" listen=$S3_HOST:$S3_PORT pid t0=$SECONDS
+    [[ $S3_HOST != *:* ]] || listen="[$S3_HOST]:$S3_PORT"
+    mkdir -p "$data"
+    touch "$log"
+    info "s3: starting versitygw $VERSITYGW_VERSION on $listen (region $PALAVER_S3_REGION, data $data, log $log)"
+    # Every directory of $data is a bucket. The root account's keys go in its environment, not
+    # its command line; single-account mode (no IAM). setsid, as for Kafka: Ctrl-C is the
+    # cleanup's to handle. setsid execs the gateway: $! is the server.
+    ROOT_ACCESS_KEY_ID=$PALAVER_S3_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY=$PALAVER_S3_SECRET_ACCESS_KEY \
+        setsid "$VERSITYGW_ROOT/bin/versitygw" --port "$listen" --region "$PALAVER_S3_REGION" --quiet \
+        posix "$data" >>"$log" 2>&1 </dev/null &
+    pid=$!
+    started s3 "$pid"
+    wait_for "S3 (versitygw) on $listen" "$log" "$pid" s3_up
+    pid_is "$pid" versitygw || {
+        log_tail "$log"
+        die "S3 answers but pid $pid is not versitygw"
+    }
+    info "s3: started (pid $pid, $((SECONDS - t0)) s)"
+}
+
+# s3_request CURL_ARGS...: curl signing with SigV4 as PALAVER_S3_ACCESS_KEY_ID; the keys reach
+# curl on its stdin (-K -), never its command line.
+s3_request() {
+    local key=$PALAVER_S3_ACCESS_KEY_ID:$PALAVER_S3_SECRET_ACCESS_KEY
+    key=${key//\\/\\\\}
+    printf 'user = "%s"\n' "${key//\"/\\\"}" |
+        curl -sS --max-time 10 -K - --aws-sigv4 "aws:amz:$PALAVER_S3_REGION:s3" \
+            -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@"
+}
+
+# s3_failed WHAT RESPONSE: dies with WHAT, the S3 error code and message of RESPONSE (an XML
+# error body, then a line with the HTTP status), and what to do when it is the credentials.
+s3_failed() {
+    local what=$1 out=$2 status code msg hint=
+    status=${out##*$'\n'}
+    code=$(sed -n 's|.*<Code>\([^<]*\)</Code>.*|\1|p' <<<"$out")
+    msg=$(sed -n 's|.*<Message>\([^<]*\)</Message>.*|\1|p' <<<"$out")
+    msg=${msg%.}
+    case $code in
+        InvalidAccessKeyId | SignatureDoesNotMatch | AccessDenied | XAdminUserNotFound)
+            hint=". PALAVER_S3_ACCESS_KEY_ID / PALAVER_S3_SECRET_ACCESS_KEY are not this server's; a versitygw that make up started with other keys: bash scripts/down.sh s3, then make up"
+            ;;
+    esac
+    die "s3: $what: HTTP $status ${code:-(no S3 error code)}${msg:+: $msg}$hint"
+}
+
+# Creates PALAVER_S3_BUCKET unless it exists, on whichever S3 server answers (a bucket made
+# with a request, not a mkdir, gets versitygw's owner and ACL).
+ensure_bucket() {
+    local bucket=$PALAVER_S3_BUCKET url="$S3_URL/$PALAVER_S3_BUCKET" code body=() out
+    code=$(s3_request -o /dev/null -w '%{http_code}' -I "$url") || code=000
+    case $code in
+        200)
+            info "s3: bucket $bucket exists"
+            return 0
+            ;;
+        # 404 also when the server does not know the access key (versitygw): PUT says which.
+        404) ;;
+        403) die "s3: $S3_URL refuses PALAVER_S3_ACCESS_KEY_ID '$PALAVER_S3_ACCESS_KEY_ID' for bucket $bucket (HTTP 403): not its credentials, or another account owns the bucket. A versitygw that make up started with other keys: bash scripts/down.sh s3, then make up" ;;
+        *) die "s3: HEAD $url answered HTTP $code (000: no answer; 400 or 301: a region other than PALAVER_S3_REGION=$PALAVER_S3_REGION?)" ;;
+    esac
+    # Outside us-east-1, S3 wants the region in the request body too.
+    [[ $PALAVER_S3_REGION == us-east-1 ]] ||
+        body=(--data-binary "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>$PALAVER_S3_REGION</LocationConstraint></CreateBucketConfiguration>")
+    out=$(s3_request -X PUT "${body[@]}" -w '\n%{http_code}' "$url") || die "s3: PUT $url failed: $out"
+    case ${out##*$'\n'} in
+        200) info "s3: created bucket $bucket" ;;
+        # Made meanwhile by someone else with these keys (another make up).
+        409)
+            [[ $out == *BucketAlreadyOwnedByYou* ]] || s3_failed "cannot create bucket $bucket at $S3_URL" "$out"
+            info "s3: bucket $bucket exists"
+            ;;
+        *) s3_failed "cannot create bucket $bucket at $S3_URL" "$out" ;;
+    esac
+}
+
+step "S3 (versitygw)" "make up"
+if $need_s3; then
+    start_s3
+elif ours_running s3; then
+    info "s3: already running (pid $(read_pid s3), started by make up)"
+else
+    info "s3: reusing the S3 server answering at $S3_URL"
+fi
+ensure_bucket
+
 step_end
-info "stack ready: postgres $PG_HOST:$PG_PORT, redis $REDIS_HOST:$REDIS_PORT, kafka $KAFKA_HOST:$KAFKA_PORT"
+info "stack ready: postgres $PG_HOST:$PG_PORT, redis $REDIS_HOST:$REDIS_PORT, kafka $KAFKA_HOST:$KAFKA_PORT, s3 $S3_URL (bucket $PALAVER_S3_BUCKET)"
