@@ -89,6 +89,10 @@ pub struct ChatClusterSpec {
     /// How palaverd treats HTTP requests that reach it through proxies and browsers.
     #[serde(default)]
     pub http: Option<HttpSpec>,
+    /// S3-compatible object storage holding file attachments (issue 11). Unset: palaverd answers
+    /// the file routes with "file storage is not configured".
+    #[serde(default)]
+    pub object_storage: Option<ObjectStorageSpec>,
 }
 
 fn default_root_path() -> String {
@@ -240,6 +244,69 @@ pub struct HttpSpec {
     #[serde(default)]
     #[schemars(length(max = 64), inner(length(max = 253), pattern(r"^(\*|[a-z][a-z0-9+.-]*://[A-Za-z0-9._:\[\]-]+)$")))]
     pub allowed_origins: Vec<String>,
+}
+
+/// The bucket palaverd stores attachments in and presigns client uploads and downloads for
+/// (issue 11).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStorageSpec {
+    /// URL of the S3 API as the pods reach it, e.g. `http://minio.storage.svc:9000` or
+    /// `https://s3.eu-central-1.amazonaws.com`.
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(HTTP_URL_RULE).message("endpoint must be an http:// or https:// URL"))]
+    pub endpoint: String,
+    /// URL of the S3 API as browsers and clients reach it, used in the presigned URLs palaverd
+    /// hands out: set it when the pods use an in-cluster address the clients cannot resolve.
+    /// Unset: `endpoint`.
+    #[serde(default)]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(HTTP_URL_RULE).message("publicEndpoint must be an http:// or https:// URL"))]
+    pub public_endpoint: Option<String>,
+    /// Bucket of the attachments; it must exist (the operator does not create it). S3's naming
+    /// rules: 3-63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit.
+    #[schemars(length(min = 3, max = 63), pattern(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"))]
+    pub bucket: String,
+    /// Region the requests are signed for (most S3-compatible stores accept the default).
+    #[serde(default = "default_region")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: String,
+    /// Address the bucket as `<bucket>.<endpoint host>` (virtual-hosted style, which AWS S3
+    /// prefers) instead of `<endpoint>/<bucket>` (path style, which MinIO, Ceph and Garage
+    /// serve without wildcard DNS).
+    #[serde(default)]
+    pub virtual_hosted_style: bool,
+    /// The Secret holding the access key; the pods read it by reference.
+    pub credentials_secret: ObjectStorageCredentials,
+}
+
+/// A URL with scheme http or https and a host.
+const HTTP_URL_RULE: &str = "isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''";
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+/// The Secret of the object store's access key, in the ChatCluster's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStorageCredentials {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key holding the access key id.
+    #[serde(default = "default_access_key_id_key")]
+    pub access_key_id_key: String,
+    /// Key holding the secret access key.
+    #[serde(default = "default_secret_access_key_key")]
+    pub secret_access_key_key: String,
+}
+
+fn default_access_key_id_key() -> String {
+    "access-key-id".into()
+}
+
+fn default_secret_access_key_key() -> String {
+    "secret-access-key".into()
 }
 
 /// Where palaverd sends pushes.
@@ -419,6 +486,33 @@ pub struct WorkspaceSpec {
     /// What deleting the Workspace does to its data.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Limits of file attachments in this workspace (issue 11); unset fields keep the pods'
+    /// defaults.
+    #[serde(default)]
+    pub files: Option<WorkspaceFiles>,
+}
+
+/// A workspace's file attachment limits, written to its registry row; palaverd enforces them
+/// when it presigns an upload and when a message refers to files.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceFiles {
+    /// Largest file, in bytes (unset: `PALAVER_FILE_MAX_BYTES`).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_bytes: Option<i64>,
+    /// Most files attached to one message (unset: the pod's default).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_per_message: Option<i32>,
+    /// Media types that may be uploaded: exact (`image/png`), a whole type (`image/*`) or
+    /// anything (`*/*`); lowercase. Unset: the pod's default.
+    #[serde(default)]
+    #[schemars(
+        length(min = 1, max = 100),
+        inner(length(max = 255), pattern(r"^(\*/\*|[a-z0-9][a-z0-9!#$&^_.+-]*/([a-z0-9][a-z0-9!#$&^_.+-]*|\*))$"))
+    )]
+    pub allowed_types: Option<Vec<String>>,
 }
 
 fn default_partitions() -> i32 {

@@ -123,3 +123,45 @@ fn the_exposure_examples_are_valid() {
         assert_eq!(errors(&s, &cc, None), Vec::<String>::new(), "{file}");
     }
 }
+
+#[test]
+fn object_storage_endpoints_are_http_urls() {
+    let s = schema(ChatCluster::crd());
+    // Null stands for "unset" (left out): the API server skips a field's rules on null, kube's
+    // evaluator does not.
+    let store = |endpoint: Value, public: Value| {
+        let mut o = json!({ "endpoint": endpoint, "bucket": "chat-files", "credentialsSecret": { "name": "s3" } });
+        if !public.is_null() {
+            o["publicEndpoint"] = public;
+        }
+        json!({ "objectStorage": o })
+    };
+    for (endpoint, public) in [
+        (json!("http://minio.storage.svc:9000"), json!(null)),
+        (json!("https://s3.eu-central-1.amazonaws.com"), json!("https://files.example.com/s3")),
+        (json!("http://127.0.0.1:7070"), json!("http://[::1]:7070")),
+    ] {
+        let patch = store(endpoint, public);
+        assert_eq!(errors(&s, &cluster_with(patch.clone()), None), Vec::<String>::new(), "{patch}");
+    }
+    for (endpoint, public, message) in [
+        (json!("minio.storage.svc:9000"), json!(null), "endpoint must be an http:// or https:// URL"),
+        (json!("ftp://minio.storage.svc"), json!(null), "endpoint must be an http:// or https:// URL"),
+        (json!("http://"), json!(null), "endpoint must be an http:// or https:// URL"),
+        (json!("http://minio:9000"), json!("files.example.com"), "publicEndpoint must be an http:// or https:// URL"),
+        (json!("http://minio:9000"), json!("s3://files"), "publicEndpoint must be an http:// or https:// URL"),
+    ] {
+        let patch = store(endpoint, public);
+        let e = errors(&s, &cluster_with(patch.clone()), None);
+        assert!(e.iter().any(|e| e.contains(message)), "{patch}: {e:?}");
+    }
+}
+
+#[test]
+fn the_object_storage_example_is_valid() {
+    let s = schema(ChatCluster::crd());
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/chatcluster-object-storage.yaml")).unwrap();
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let cc = docs.iter().find(|d| d["kind"] == "ChatCluster").expect("a ChatCluster");
+    assert_eq!(errors(&s, cc, None), Vec::<String>::new());
+}

@@ -1,7 +1,7 @@
 //! The committed CRD manifests are exactly what the types generate, the schemas are structural
 //! (what the API server requires), the CEL rules are in place, and the examples parse.
 
-use palaver_crds::resources::{manifests, ChatCluster, DeletionPolicy, JwtAlgorithm, ServiceType, Workspace};
+use palaver_crds::resources::{manifests, ChatCluster, DeletionPolicy, JwtAlgorithm, ObjectStorageSpec, ServiceType, Workspace};
 use serde_json::Value;
 
 fn root() -> std::path::PathBuf {
@@ -91,6 +91,8 @@ fn validation_rules_are_in_the_schema() {
         "set clusterIssuer or issuer, not both",
         "ingress.path and gatewayAPI.path must be equal",
         "isCIDR(x) || isIP(x)",
+        "endpoint must be an http:// or https:// URL",
+        "publicEndpoint must be an http:// or https:// URL",
     ] {
         assert!(cc.contains(rule), "ChatCluster CRD lacks rule {rule}");
     }
@@ -124,15 +126,35 @@ fn examples_parse_into_the_types() {
     let route = minimal.spec.gateway_api.unwrap();
     assert_eq!((route.path.as_str(), route.tls), ("/", true));
     assert_eq!(minimal.spec.service.unwrap().type_, ServiceType::ClusterIP);
+    assert!(minimal.spec.object_storage.is_none());
+    let store: ObjectStorageSpec = serde_json::from_value(serde_json::json!({
+        "endpoint": "http://minio:9000", "bucket": "chat-files", "credentialsSecret": { "name": "s3" }
+    }))
+    .unwrap();
+    assert_eq!((store.region.as_str(), store.virtual_hosted_style, store.public_endpoint), ("us-east-1", false, None));
+    let creds = store.credentials_secret;
+    assert_eq!((creds.access_key_id_key.as_str(), creds.secret_access_key_key.as_str()), ("access-key-id", "secret-access-key"));
+    // The object storage example: its Secret holds the keys the ChatCluster names.
+    let text = std::fs::read_to_string(root().join("examples/chatcluster-object-storage.yaml")).unwrap();
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let [secret, cc] = &docs[..] else { panic!("a Secret and a ChatCluster: {docs:?}") };
+    let store = serde_json::from_value::<ChatCluster>(cc.clone()).unwrap().spec.object_storage.unwrap();
+    assert_eq!((store.bucket.as_str(), store.virtual_hosted_style), ("palaver-files", false));
+    let creds = &store.credentials_secret;
+    assert_eq!(secret["metadata"]["name"].as_str(), Some(creds.name.as_str()));
+    for key in [&creds.access_key_id_key, &creds.secret_access_key_key] {
+        assert!(secret["stringData"][key].is_string(), "the Secret lacks {key}");
+    }
     let ws: Workspace = serde_yaml::from_str(&std::fs::read_to_string(root().join("examples/workspace.yaml")).unwrap()).unwrap();
     assert_eq!(ws.spec.cluster_ref, "main");
+    assert_eq!(ws.spec.files.unwrap().max_per_message, Some(10));
     assert_eq!(ws.spec.deletion_policy, DeletionPolicy::Retain);
     assert!(palaver_crds::WorkspaceName::new(ws.metadata.name.unwrap()).is_ok(), "example name must be a valid workspace name");
     // Defaults apply when fields are left out.
     let minimal: Workspace =
         serde_yaml::from_str("apiVersion: palaver.dev/v1alpha1\nkind: Workspace\nmetadata: {name: x1}\nspec: {clusterRef: main}\n")
             .unwrap();
-    assert_eq!((minimal.spec.partitions, minimal.spec.deletion_policy), (3, DeletionPolicy::Retain));
+    assert_eq!((minimal.spec.partitions, minimal.spec.deletion_policy, minimal.spec.files), (3, DeletionPolicy::Retain, None));
 }
 
 #[test]

@@ -23,7 +23,7 @@ use palaver_crds::WorkspaceName;
 use palaver_operator::provision::{Provisioner, WorkspacePlan};
 
 pub use client::{Client, Rest, Upgrade};
-pub use procs::{free_port, NginxConfig, Pod, PodOptions, PrivateBroker, PrivateNginx, PrivateRedis};
+pub use procs::{free_port, NginxConfig, Pod, PodOptions, PrivateBroker, PrivateNginx, PrivateRedis, PrivateS3};
 pub use webhook::Webhook;
 
 /// The HS256 secret test pods are started with.
@@ -35,6 +35,13 @@ pub struct Services {
     pub database_url: String,
     pub redis_url: String,
     pub kafka_brokers: String,
+    /// S3-compatible object storage of attachments (`make up` runs versitygw there); the
+    /// defaults are the dev stack's, dev-only credentials included.
+    pub s3_endpoint: String,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
 }
 
 impl Services {
@@ -44,6 +51,11 @@ impl Services {
             database_url: var("PALAVER_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/palaver_test"),
             redis_url: var("PALAVER_REDIS_URL", "redis://127.0.0.1:6379"),
             kafka_brokers: var("PALAVER_KAFKA_BROKERS", "127.0.0.1:9092"),
+            s3_endpoint: var("PALAVER_S3_ENDPOINT", "http://127.0.0.1:7070"),
+            s3_bucket: var("PALAVER_S3_BUCKET", "palaver"),
+            s3_region: var("PALAVER_S3_REGION", "us-east-1"),
+            s3_access_key_id: var("PALAVER_S3_ACCESS_KEY_ID", "palaver-dev"),
+            s3_secret_access_key: var("PALAVER_S3_SECRET_ACCESS_KEY", "palaver-dev-secret-key"),
         }
     }
 }
@@ -86,6 +98,7 @@ pub async fn new_workspace(svc: &Services, prefix: &str) -> anyhow::Result<Works
         partitions: 2,
         default_channels: vec!["general".into(), "random".into()],
         retention_hours: None,
+        files: Default::default(),
     };
     tokio::time::timeout(Duration::from_secs(60), p.provision(&plan)).await??;
     Ok(name)

@@ -1,5 +1,5 @@
-//! Child processes: palaverd pods and private Redis / broker instances. Every child is killed
-//! when its handle drops, so a failing test leaves nothing running.
+//! Child processes: palaverd pods and private Redis / broker / S3 instances. Every child is
+//! killed when its handle drops, so a failing test leaves nothing running.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -76,6 +76,11 @@ impl Pod {
             .env("PALAVER_DATABASE_URL", &self.svc.database_url)
             .env("PALAVER_REDIS_URL", self.opts.redis_url.as_deref().unwrap_or(&self.svc.redis_url))
             .env("PALAVER_KAFKA_BROKERS", self.opts.kafka_brokers.as_deref().unwrap_or(&self.svc.kafka_brokers))
+            .env("PALAVER_S3_ENDPOINT", &self.svc.s3_endpoint)
+            .env("PALAVER_S3_BUCKET", &self.svc.s3_bucket)
+            .env("PALAVER_S3_REGION", &self.svc.s3_region)
+            .env("PALAVER_S3_ACCESS_KEY_ID", &self.svc.s3_access_key_id)
+            .env("PALAVER_S3_SECRET_ACCESS_KEY", &self.svc.s3_secret_access_key)
             .env("PALAVER_DEV_JWT_SECRET", TEST_SECRET)
             .env("PALAVER_DB_POOL", "8")
             .env("PALAVER_POSITION_CHECK_MS", "300")
@@ -85,6 +90,7 @@ impl Pod {
             .env("PALAVER_LOG_FORMAT", "text")
             .env("PALAVER_CONSUMERS", self.opts.consumers.to_string())
             .env("RUST_LOG", std::env::var("PALAVER_TEST_POD_LOG").unwrap_or_else(|_| "warn".into()))
+            // Last, so that the test's own settings win over every default above.
             .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true);
         match &self.opts.log {
@@ -317,6 +323,211 @@ impl PrivateBroker {
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
         // Kill the JVM before its files go (the child handle would kill it only after this).
+        if let Some(c) = self.service.child.as_mut() {
+            let _ = c.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The versitygw binary `make deps` builds: `VERSITYGW_BIN`, else `$VERSITYGW_ROOT/bin/versitygw`,
+/// the root defaulting to `~/.local/share/palaver/versitygw-<VERSITYGW_VERSION>` (v1.8.0), as in
+/// the Makefile.
+pub fn versitygw_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VERSITYGW_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = std::env::var_os("VERSITYGW_ROOT").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+        let version = std::env::var("VERSITYGW_VERSION").unwrap_or_else(|_| "v1.8.0".into());
+        home.join(".local/share/palaver").join(format!("versitygw-{version}"))
+    });
+    root.join("bin/versitygw")
+}
+
+/// An S3 server of the test's own: versitygw serving a directory of its own (every
+/// sub-directory a bucket), on its own loopback port, run as `make up` runs the shared one. For
+/// fault tests: `stop` kills it (the object store is gone at once), `restart` starts it again on
+/// the same port and data, so the bucket and its objects survive. Bucket, region and credentials
+/// are those of [`Services::from_env`], so a pod needs only another `PALAVER_S3_ENDPOINT`:
+/// [`PrivateS3::env`] gives every `PALAVER_S3_*` setting for [`PodOptions::env`] (which
+/// overrides the shared server's), [`PrivateS3::services`] a [`Services`] pointing here.
+pub struct PrivateS3 {
+    service: Service,
+    dir: PathBuf,
+    bucket: String,
+    region: String,
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+/// versitygw serves within a second; a loaded machine gets some slack.
+const S3_START: Duration = Duration::from_secs(20);
+
+impl PrivateS3 {
+    /// Starts it, waits until it answers HTTP and creates the bucket.
+    pub async fn start() -> anyhow::Result<Self> {
+        let bin = versitygw_bin();
+        anyhow::ensure!(bin.exists(), "{} not found: run `make deps` (it builds versitygw)", bin.display());
+        let svc = Services::from_env();
+        let dir = std::env::temp_dir().join(format!("palaver-s3-{}", uuid::Uuid::new_v4().simple()));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data)?;
+        let (region, key, secret) = (svc.s3_region.clone(), svc.s3_access_key_id.clone(), svc.s3_secret_access_key.clone());
+        let command = move |port: u16| {
+            let mut c = Command::new(&bin);
+            // Single-account mode: the root account's keys, in the environment, not on the
+            // command line (as scripts/up.sh starts it).
+            c.arg("--port")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--region")
+                .arg(&region)
+                .arg("--quiet")
+                .arg("posix")
+                .arg(&data)
+                .env("ROOT_ACCESS_KEY_ID", &key)
+                .env("ROOT_SECRET_ACCESS_KEY", &secret);
+            c
+        };
+        let service = Service {
+            port: free_port(),
+            what: "private S3 server (versitygw)",
+            command: Box::new(command),
+            log: Some(dir.join("versitygw.log")),
+            start_timeout: S3_START,
+            child: None,
+        };
+        // Built before the start, so a failed start still kills the child and removes the files.
+        let mut s3 = Self {
+            service,
+            dir,
+            bucket: svc.s3_bucket,
+            region: svc.s3_region,
+            access_key_id: svc.s3_access_key_id,
+            secret_access_key: svc.s3_secret_access_key,
+        };
+        s3.service.spawn().await?;
+        s3.wait_ready().await?;
+        s3.create_bucket().await?;
+        Ok(s3)
+    }
+
+    /// Waits until it answers an HTTP request (any status: an unsigned one gets 403).
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let url = format!("{}/", self.endpoint());
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        eventually(S3_START, "private S3 server to answer HTTP", || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(&url).send().await.ok().map(|_| ()) }
+        })
+        .await
+        .map_err(|e| self.service.with_log(e))
+    }
+
+    /// Creates the bucket with a SigV4-signed PUT (curl --aws-sigv4, as scripts/up.sh does; the
+    /// keys go to curl on its stdin), so versitygw records its owner and ACL as for any bucket.
+    async fn create_bucket(&self) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let url = format!("{}/{}", self.endpoint(), self.bucket);
+        let mut cmd = Command::new("curl");
+        let sigv4 = format!("aws:amz:{}:s3", self.region);
+        cmd.args(["-sS", "--max-time", "10", "-K", "-", "--aws-sigv4", &sigv4, "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]);
+        cmd.args(["-X", "PUT", "-w", "\n%{http_code}"]);
+        if self.region != "us-east-1" {
+            cmd.arg("--data-binary").arg(format!(
+                r#"<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>"#,
+                self.region
+            ));
+        }
+        cmd.arg(&url).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().context("spawning curl to create the private S3 server's bucket (`make deps` installs curl)")?;
+        let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let config = format!("user = \"{}:{}\"\n", quote(&self.access_key_id), quote(&self.secret_access_key));
+        let mut stdin = child.stdin.take().context("curl's stdin")?;
+        stdin.write_all(config.as_bytes()).await?;
+        drop(stdin);
+        let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+            .await
+            .context("curl did not finish creating the bucket within 15 s")??;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        match status.trim() {
+            "200" => Ok(()),
+            "409" if body.contains("BucketAlreadyOwnedByYou") => Ok(()),
+            other => Err(self.service.with_log(anyhow::anyhow!(
+                "creating bucket {} on the private S3 server: HTTP {other}: {body} {}",
+                self.bucket,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`, path-style: objects are at `<endpoint>/<bucket>/<key>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.service.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.service.port
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    pub fn secret_access_key(&self) -> &str {
+        &self.secret_access_key
+    }
+
+    /// Every `PALAVER_S3_*` setting of a pod using this server, for [`PodOptions::env`].
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("PALAVER_S3_ENDPOINT", self.endpoint()),
+            ("PALAVER_S3_BUCKET", self.bucket.clone()),
+            ("PALAVER_S3_REGION", self.region.clone()),
+            ("PALAVER_S3_ACCESS_KEY_ID", self.access_key_id.clone()),
+            ("PALAVER_S3_SECRET_ACCESS_KEY", self.secret_access_key.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// `svc` with its object storage replaced by this server.
+    pub fn services(&self, svc: &Services) -> Services {
+        Services {
+            s3_endpoint: self.endpoint(),
+            s3_bucket: self.bucket.clone(),
+            s3_region: self.region.clone(),
+            s3_access_key_id: self.access_key_id.clone(),
+            s3_secret_access_key: self.secret_access_key.clone(),
+            ..svc.clone()
+        }
+    }
+
+    /// SIGKILL: the object store is gone at once, as in a crash.
+    pub async fn stop(&mut self) {
+        self.service.stop().await
+    }
+
+    /// Starts it again on the same port and data (the bucket and its objects are still there).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.service.restart().await?;
+        self.wait_ready().await
+    }
+}
+
+impl Drop for PrivateS3 {
+    fn drop(&mut self) {
+        // Kill the server before its files go (the child handle would kill it only after this).
         if let Some(c) = self.service.child.as_mut() {
             let _ = c.start_kill();
         }

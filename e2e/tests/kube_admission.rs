@@ -1,6 +1,7 @@
 //! What only a real API server can judge: the CRDs' CEL rules and structural schema at
-//! admission, server-side-apply field ownership between an administrator and the operator,
-//! `kubectl explain` showing the CRDs' descriptions, and the printer columns of `kubectl get`.
+//! admission (object storage and file limits included) and for every example,
+//! server-side-apply field ownership between an administrator and the operator, `kubectl
+//! explain` showing the CRDs' descriptions, and the printer columns of `kubectl get`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,11 +67,27 @@ async fn invalid_workspaces_and_chatclusters_are_refused_at_admission() {
         assert_eq!(code, 422, "{message}");
         assert!(message.contains("spec.partitions"), "{message}");
     }
+    // File limits (issue 11): media types or `type/*` patterns, at most 100 files a message.
+    for (files, want) in [
+        (json!({ "allowedTypes": ["image/*", "png"] }), "spec.files.allowedTypes[1]"),
+        (json!({ "allowedTypes": ["Image/PNG"] }), "spec.files.allowedTypes[0]"),
+        (json!({ "allowedTypes": ["*/png"] }), "spec.files.allowedTypes[0]"),
+        (json!({ "maxPerMessage": 101 }), "spec.files.maxPerMessage"),
+        (json!({ "maxBytes": 0 }), "spec.files.maxBytes"),
+    ] {
+        let mut bad = workspace("acme", 1);
+        bad["spec"]["files"] = files.clone();
+        let (code, message) = refused_create(&client, bad).await;
+        assert!(code == 422 && message.contains(want), "{files}: {code} {message}");
+    }
     // A valid one is stored, with the schema's defaults filled in.
-    let ws: Workspace = serde_json::from_value(workspace("acme", 2)).unwrap();
+    let mut ws = workspace("acme", 2);
+    ws["spec"]["files"] = json!({ "maxBytes": 26214400, "maxPerMessage": 10, "allowedTypes": ["image/*", "application/pdf", "*/*"] });
+    let ws: Workspace = serde_json::from_value(ws).unwrap();
     let api = Api::<Workspace>::namespaced(client.clone(), NS);
     let created = api.create(&PostParams::default(), &ws).await.unwrap();
     assert_eq!(created.spec.partitions, 2);
+    assert_eq!(created.spec.files.unwrap().allowed_types.unwrap().len(), 3);
 
     // Transition rules: partitions may only grow, clusterRef never changes.
     let (code, message) = refused_patch(&api, "acme", json!({ "spec": { "partitions": 1 } })).await;
@@ -93,6 +110,7 @@ async fn invalid_workspaces_and_chatclusters_are_refused_at_admission() {
     }
     // The exposure rules, CEL (isCIDR and isIP included) and schema patterns.
     let route = json!({ "parentRefs": [{ "name": "gw" }], "hostnames": ["chat.example.com"] });
+    let store = |endpoint: &str, bucket: &str| json!({ "objectStorage": { "endpoint": endpoint, "bucket": bucket, "credentialsSecret": { "name": "s3" } } });
     let refusals = [
         (json!({ "http": { "trustedProxies": ["10.0.0.0/8", "nginx"] } }), "trustedProxies holds CIDRs or IP addresses"),
         (json!({ "service": { "type": "ClusterIP", "loadBalancerSourceRanges": ["10.0.0.0/8"] } }), "needs type LoadBalancer"),
@@ -102,6 +120,17 @@ async fn invalid_workspaces_and_chatclusters_are_refused_at_admission() {
         (json!({ "ingress": { "host": "Chat.Example.com" } }), "spec.ingress.host"),
         (json!({ "ingress": { "host": "chat.example.com", "path": "/chat" } }), "spec.ingress.path"),
         (json!({ "http": { "allowedOrigins": ["https://app.example.com/path"] } }), "spec.http.allowedOrigins"),
+        // Object storage (issue 11): http(s) endpoints and S3 bucket names.
+        (store("ftp://minio.storage.svc", "chat-files"), "endpoint must be an http:// or https:// URL"),
+        (store("minio.storage.svc:9000", "chat-files"), "endpoint must be an http:// or https:// URL"),
+        (store("http://minio.storage.svc:9000", "Chat_Files"), "spec.objectStorage.bucket"),
+        (store("http://minio.storage.svc:9000", "ab"), "spec.objectStorage.bucket"),
+        (store("http://minio.storage.svc:9000", "-chat"), "spec.objectStorage.bucket"),
+        (
+            json!({ "objectStorage": { "endpoint": "http://minio:9000", "publicEndpoint": "files.example.com", "bucket": "chat-files",
+                                       "credentialsSecret": { "name": "s3" } } }),
+            "publicEndpoint must be an http:// or https:// URL",
+        ),
     ];
     for (spec, want) in refusals {
         let mut bad = serde_json::to_value(&cc).unwrap();
@@ -121,13 +150,36 @@ async fn invalid_workspaces_and_chatclusters_are_refused_at_admission() {
     exposed["spec"]["http"] =
         json!({ "trustedProxies": ["10.0.0.0/8", "fd00::1"], "allowedOrigins": ["*", "https://app.example.com:8443"] });
     exposed["spec"]["service"] = json!({ "type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.0/24"] });
-    clusters.create(&PostParams::default(), &serde_json::from_value(exposed).unwrap()).await.unwrap();
+    exposed["spec"]["objectStorage"] =
+        json!({ "endpoint": "https://s3.eu-central-1.amazonaws.com", "bucket": "chat.files-1", "credentialsSecret": { "name": "s3" } });
+    let exposed = clusters.create(&PostParams::default(), &serde_json::from_value(exposed).unwrap()).await.unwrap();
+    // The schema's defaults; the unset publicEndpoint travels as null, which its rule skips.
+    let store = exposed.spec.object_storage.unwrap();
+    assert_eq!((store.region.as_str(), store.virtual_hosted_style, store.public_endpoint), ("us-east-1", false, None));
+    assert_eq!(store.credentials_secret.secret_access_key_key, "secret-access-key");
 
     cc.metadata.name = Some("main".into());
     clusters.create(&PostParams::default(), &cc).await.unwrap();
     let (code, message) = refused_patch(&clusters, "main", json!({ "spec": { "autoscaling": { "minReplicas": 11 } } })).await;
     assert_eq!(code, 422);
     assert!(message.contains("minReplicas must not exceed maxReplicas"), "{message}");
+}
+
+/// Every manifest of examples/ passes admission (schema, patterns and CEL rules), as
+/// `kubectl apply --dry-run=server` sends it.
+#[tokio::test]
+async fn every_example_passes_a_server_side_dry_run() {
+    let server = KubeServer::start(KubeOptions::default()).await.unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let (ok, out, err) = server.kubectl_output(&["apply", "--dry-run=server", "--server-side", "-f", dir, "-o", "name"]).await.unwrap();
+    assert!(ok, "the API server refused an example:\n{err}\n{out}");
+    let documents: usize = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .map(|text| serde_yaml::Deserializer::from_str(&text).count())
+        .sum();
+    assert_eq!(out.lines().count(), documents, "{out}");
+    assert!(out.contains("secret/palaver-s3") && out.contains("workspace.palaver.dev/acme"), "{out}");
 }
 
 /// Field managers of `obj` that own the path (e.g. `f:metadata` > `f:annotations` > `f:x`).

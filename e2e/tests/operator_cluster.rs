@@ -1,22 +1,24 @@
 //! The ChatCluster controller against a real kube-apiserver (e2e/src/kube_server.rs): the
 //! objects it creates, idempotence (read back as unchanged resourceVersions and in the API
-//! server's audit log), drift repair, status, failure behaviour under a real RBAC denial, and
-//! leader election on a real Lease.
+//! server's audit log), drift repair, status, failure behaviour under a real RBAC denial, the
+//! object store's settings and Secret references on the pods, and leader election on a real
+//! Lease.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use palaver_crds::resources::ChatCluster;
+use palaver_crds::resources::{ChatCluster, ObjectStorageCredentials, ObjectStorageSpec};
 use palaver_e2e::eventually;
 use palaver_e2e::kube_server::{KubeOptions, KubeServer, CONTROLLER_USER, OPERATOR_RESOURCES, OPERATOR_USER};
 use palaver_e2e::operator::{
-    apply_objects, chart_rbac, cond, condition, create_cluster_secrets, example_cluster, fast_settings, mark_ready, wait_for,
+    apply_objects, chart_rbac, cond, condition, create_cluster_secrets, example_cluster, fast_settings, mark_ready, secret, wait_for,
 };
+use palaver_operator::controller::objects::CONFIG_HASH;
 use palaver_operator::controller::{chatcluster, Context};
 use palaver_operator::leader::{self, Elector};
 use palaver_operator::metrics::Metrics;
@@ -281,6 +283,93 @@ async fn one_of_two_replicas_leads_and_the_other_takes_over_on_release() {
     let spec = lease.spec.unwrap();
     assert_eq!(spec.holder_identity.as_deref(), Some(if first.0 { "b" } else { "a" }));
     assert_eq!(spec.lease_transitions, Some(1));
+}
+
+/// `spec.objectStorage` (issue 11) reaches the gateway pods: the settings through the ConfigMap,
+/// the access key only as references to its Secret, which must exist with both keys like the
+/// other Secrets; a change rolls the pods and removing it takes every S3 setting away.
+#[tokio::test]
+async fn object_storage_reaches_the_gateways_with_the_access_key_by_reference() {
+    let server = start().await;
+    let client = server.client();
+    create_cluster_secrets(&client, NS, "postgres://unused").await.unwrap();
+    let mut cc = example_cluster(NS, "main", "kafka:9092");
+    cc.spec.monitoring = None;
+    cc.spec.object_storage = Some(ObjectStorageSpec {
+        endpoint: "http://minio.storage.svc:9000".into(),
+        public_endpoint: None,
+        bucket: "chat-files".into(),
+        region: "eu-west-1".into(),
+        virtual_hosted_style: false,
+        credentials_secret: ObjectStorageCredentials {
+            name: "palaver-s3".into(),
+            access_key_id_key: "id".into(),
+            secret_access_key_key: "secret".into(),
+        },
+    });
+    create_cluster(&client, &cc).await;
+    let (stop, task) = spawn_controller(context(&server.controller_client()));
+    let clusters = Api::<ChatCluster>::namespaced(client.clone(), NS);
+    let degraded = |reason: &'static str| {
+        move |c: &ChatCluster| c.status.as_ref().is_some_and(|s| cond(&s.conditions, "Degraded") == Some(("True".into(), reason.into())))
+    };
+
+    // The pods could not start without the Secret and both its keys: no Deployment until then.
+    let cc = wait_for(&clusters, "main", "SecretNotFound", T, degraded("SecretNotFound")).await.unwrap();
+    assert!(condition(&cc.status.unwrap().conditions, "Degraded").unwrap().message.contains("chat/palaver-s3"));
+    let secrets = Api::<Secret>::namespaced(client.clone(), NS);
+    secrets.create(&PostParams::default(), &secret(NS, "palaver-s3", "id", "AKIDEXAMPLE")).await.unwrap();
+    wait_for(&clusters, "main", "SecretKeyMissing", T, degraded("SecretKeyMissing")).await.unwrap();
+    assert!(server.names(NS, "apps/v1/deployments").await.is_empty());
+    let key = json!({ "stringData": { "secret": "wJalrXUtnFEMIEXAMPLEKEY" } });
+    secrets.patch("palaver-s3", &PatchParams::default(), &Patch::Merge(key)).await.unwrap();
+
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    let d = wait_for(&deployments, "main-gateway", "the Deployment", T, |_| true).await.unwrap();
+    let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let env = pod.containers.iter().find(|c| c.name == "palaverd").unwrap().env.clone().unwrap();
+    for (name, key) in [("PALAVER_S3_ACCESS_KEY_ID", "id"), ("PALAVER_S3_SECRET_ACCESS_KEY", "secret")] {
+        let e = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("no {name} in {env:?}"));
+        assert!(e.value.is_none(), "{name} is copied into the pod spec");
+        let r = e.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()).unwrap_or_else(|| panic!("{name}: {e:?}"));
+        assert_eq!((r.name.as_str(), r.key.as_str(), r.optional), ("palaver-s3", key, Some(false)));
+    }
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), NS);
+    let data = config_maps.get("main-config").await.unwrap().data.unwrap();
+    let s3 = |data: &std::collections::BTreeMap<String, String>| -> Vec<(String, String)> {
+        data.iter().filter(|(k, _)| k.starts_with("PALAVER_S3_")).map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    let want = [
+        ("PALAVER_S3_BUCKET", "chat-files"),
+        ("PALAVER_S3_ENDPOINT", "http://minio.storage.svc:9000"),
+        ("PALAVER_S3_REGION", "eu-west-1"),
+        ("PALAVER_S3_VIRTUAL_HOSTED", "false"),
+    ];
+    assert_eq!(s3(&data), want.map(|(k, v)| (k.to_string(), v.to_string())), "no PALAVER_S3_PUBLIC_ENDPOINT while unset");
+    let stored = format!("{}{}", serde_json::to_string(&d).unwrap(), serde_json::to_string(&data).unwrap());
+    assert!(!stored.contains("AKIDEXAMPLE") && !stored.contains("wJalrXUtnFEMIEXAMPLEKEY"), "a Secret value left its Secret");
+
+    // A change rolls the pods (the ConfigMap's hash in the pod template).
+    let hash = |d: &Deployment| d.spec.as_ref()?.template.metadata.as_ref()?.annotations.as_ref()?.get(CONFIG_HASH).cloned();
+    let before = hash(&d);
+    let public = json!({ "spec": { "objectStorage": { "publicEndpoint": "https://files.example.com" } } });
+    clusters.patch("main", &PatchParams::default(), &Patch::Merge(public)).await.unwrap();
+    wait_for(&deployments, "main-gateway", "a new config hash", T, |d| hash(d) != before).await.unwrap();
+    let data = config_maps.get("main-config").await.unwrap().data.unwrap();
+    assert_eq!(data.get("PALAVER_S3_PUBLIC_ENDPOINT").map(String::as_str), Some("https://files.example.com"));
+
+    // Removed: no S3 setting left, in the ConfigMap or the container.
+    clusters.patch("main", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "objectStorage": null } }))).await.unwrap();
+    let d = wait_for(&deployments, "main-gateway", "the S3 keys gone", T, |d| {
+        let env = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].env.clone().unwrap_or_default();
+        env.iter().all(|e| !e.name.starts_with("PALAVER_S3_"))
+    })
+    .await
+    .unwrap();
+    assert_ne!(hash(&d), before);
+    assert!(s3(&config_maps.get("main-config").await.unwrap().data.unwrap()).is_empty());
+    stop.send_replace(true);
+    tokio::time::timeout(T, task).await.unwrap().unwrap();
 }
 
 /// A real API server error: the operator's ServiceAccount is denied Deployments (its

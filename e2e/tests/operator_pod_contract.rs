@@ -1,22 +1,24 @@
 //! The contract between the operator and palaverd: a palaverd process started with exactly the
 //! environment the operator's Deployment and ConfigMap give a gateway pod (container paths
 //! pointed at local files, the listen address at a free port) starts and becomes ready against
-//! the real services. A renamed or mistyped setting would keep every pod from starting.
+//! the real services. A renamed or mistyped setting would keep every pod from starting; one
+//! palaverd does not read at all (it ignores unknown variables) is caught by comparing the
+//! names with those `palaverd serve --help` lists.
 
+use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::EnvVar;
 use kube::core::ObjectMeta;
-use palaver_crds::resources::{HttpSpec, IngressSpec, PushSpec, SecretKeyRef};
+use palaver_crds::resources::{ChatCluster, HttpSpec, IngressSpec, ObjectStorageCredentials, ObjectStorageSpec, PushSpec, SecretKeyRef};
 use palaver_e2e::operator::example_cluster;
 use palaver_e2e::{eventually, free_port, Services};
 use palaver_operator::controller::objects;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn palaverd_starts_ready_with_the_environment_the_operator_gives_its_pods() {
-    let svc = Services::from_env();
-    let mut cc = example_cluster("chat", "main", &svc.kafka_brokers);
+/// examples/chatcluster.yaml with the optional settings that reach palaverd's environment.
+fn cluster(bootstrap: &str) -> ChatCluster {
+    let mut cc = example_cluster("chat", "main", bootstrap);
     cc.metadata = ObjectMeta { uid: Some("u-1".into()), ..cc.metadata };
     cc.spec.kafka.secret_ref = Some(SecretKeyRef { name: "palaver-kafka".into(), key: "client.properties".into() });
     cc.spec.push = Some(PushSpec { webhook_url: "http://127.0.0.1:9/push".into(), max_attempts: Some(3) });
@@ -32,6 +34,13 @@ async fn palaverd_starts_ready_with_the_environment_the_operator_gives_its_pods(
         trusted_proxies: vec!["10.0.0.0/8".into(), "fd00::1".into()],
         allowed_origins: vec!["https://app.example.com".into(), "http://localhost:3000".into()],
     });
+    cc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn palaverd_starts_ready_with_the_environment_the_operator_gives_its_pods() {
+    let svc = Services::from_env();
+    let cc = cluster(&svc.kafka_brokers);
 
     let dir = std::env::temp_dir().join(format!("palaver-pod-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -88,4 +97,39 @@ async fn palaverd_starts_ready_with_the_environment_the_operator_gives_its_pods(
     assert_eq!(http.get(format!("http://{listen}/chat{probe}")).send().await.unwrap().status(), 200);
     pod.kill().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// palaverd takes its settings from the variables it knows and ignores the rest, so a name the
+/// two sides spell differently goes unnoticed at start-up: every variable the operator sets,
+/// object storage included (issue 11), is one `palaverd serve` reads.
+#[test]
+fn palaverd_reads_every_variable_the_operator_sets() {
+    let mut cc = cluster("kafka:9092");
+    cc.spec.object_storage = Some(ObjectStorageSpec {
+        endpoint: "http://minio.storage.svc:9000".into(),
+        public_endpoint: Some("https://files.example.com".into()),
+        bucket: "chat-files".into(),
+        region: "us-east-1".into(),
+        virtual_hosted_style: false,
+        credentials_secret: ObjectStorageCredentials {
+            name: "palaver-s3".into(),
+            access_key_id_key: "access-key-id".into(),
+            secret_access_key_key: "secret-access-key".into(),
+        },
+    });
+    let out = std::process::Command::new(palaver_e2e::procs::palaverd_bin()).args(["serve", "--help"]).env_clear().output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // clap lists each variable as `[env: NAME=value]` (`[env: NAME]` when values are hidden).
+    let help = String::from_utf8(out.stdout).unwrap();
+    let mut known: BTreeSet<&str> = help.split("[env: ").skip(1).filter_map(|s| s.split(['=', ']']).next()).collect();
+    // Read before the command line is parsed (dataplane/src/telemetry.rs).
+    known.insert("PALAVER_LOG_FORMAT");
+    let container = objects::deployment(&cc).spec.unwrap().template.spec.unwrap().containers.remove(0);
+    let mut set: Vec<String> = objects::config_map(&cc).data.unwrap().into_keys().collect();
+    set.extend(container.env.unwrap().into_iter().map(|e| e.name));
+    for var in ["PALAVER_S3_ENDPOINT", "PALAVER_S3_PUBLIC_ENDPOINT", "PALAVER_S3_ACCESS_KEY_ID", "PALAVER_S3_SECRET_ACCESS_KEY"] {
+        assert!(set.iter().any(|v| v == var), "the operator no longer sets {var}");
+    }
+    let unknown: Vec<&String> = set.iter().filter(|v| !known.contains(v.as_str())).collect();
+    assert!(unknown.is_empty(), "palaverd does not read {unknown:?}");
 }

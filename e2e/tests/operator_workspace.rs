@@ -172,8 +172,14 @@ async fn workspace_waits_for_its_cluster_provisions_grows_refuses_shrink_and_del
     // Another workspace on the same broker, to show the Delete below takes only this one's topics.
     let other = unique_workspace("bystander");
     let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await.unwrap();
-    let plan =
-        WorkspacePlan { name: other.clone(), display_name: "Other".into(), partitions: 2, default_channels: vec![], retention_hours: None };
+    let plan = WorkspacePlan {
+        name: other.clone(),
+        display_name: "Other".into(),
+        partitions: 2,
+        default_channels: vec![],
+        retention_hours: None,
+        files: Default::default(),
+    };
     p.provision(&plan).await.unwrap();
 
     // Delete with deletionPolicy Delete: its topics and schema gone, registry row gone,

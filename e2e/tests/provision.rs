@@ -1,6 +1,7 @@
 //! The provisioning library against the real Postgres and Kafka: partition growth (never
 //! shrink) and retention changes read back from the broker, deprovision with Retain and Delete
-//! (which deletes exactly that workspace's topics), and `palaver-operator provision -f`.
+//! (which deletes exactly that workspace's topics), file limits in the registry, and
+//! `palaver-operator provision -f`.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use palaver_crds::resources::DeletionPolicy;
 use palaver_crds::WorkspaceName;
 use palaver_e2e::operator::{registered, schema_exists};
 use palaver_e2e::{unique_workspace, Services};
-use palaver_operator::provision::{Provisioner, WorkspacePlan};
+use palaver_operator::provision::{FileLimits, Provisioner, WorkspacePlan};
 
 fn plan(name: &WorkspaceName, partitions: i32) -> WorkspacePlan {
     WorkspacePlan {
@@ -17,6 +18,7 @@ fn plan(name: &WorkspaceName, partitions: i32) -> WorkspacePlan {
         partitions,
         default_channels: vec!["general".into()],
         retention_hours: Some(24),
+        files: FileLimits::default(),
     }
 }
 
@@ -67,6 +69,46 @@ async fn set_topic_config(brokers: &str, topic: &str, configs: &[(&str, &str)]) 
     for r in admin.alter_configs([&alter], &AdminOptions::new().request_timeout(Some(Duration::from_secs(15)))).await? {
         r.map_err(|(_, code)| anyhow::anyhow!("alter configs of {topic}: {code}"))?;
     }
+    Ok(())
+}
+
+/// The registry row's file limits (issue 11), as palaverd reads them.
+async fn recorded_files(p: &Provisioner, name: &WorkspaceName) -> anyhow::Result<(Option<i64>, Option<i32>, Option<Vec<String>>)> {
+    let row =
+        sqlx::query_as("SELECT file_max_bytes, file_max_per_message, file_allowed_types FROM palaver_control.workspaces WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_one(p.pool())
+            .await?;
+    Ok(row)
+}
+
+#[tokio::test]
+async fn file_limits_are_written_to_the_registry_and_cleared_with_the_spec() -> anyhow::Result<()> {
+    let svc = Services::from_env();
+    let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
+    let name = unique_workspace("files");
+    let mut limited = plan(&name, 1);
+    let types = vec!["image/*".to_string(), "application/pdf".to_string()];
+    limited.files = FileLimits { max_bytes: Some(26_214_400), max_per_message: Some(4), allowed_types: Some(types.clone()) };
+    p.provision(&limited).await?;
+    assert_eq!(recorded_files(&p, &name).await?, (Some(26_214_400), Some(4), Some(types)));
+
+    // Only some set: the others are NULL, the pod's default.
+    limited.files = FileLimits { max_per_message: Some(1), ..Default::default() };
+    p.provision(&limited).await?;
+    assert_eq!(recorded_files(&p, &name).await?, (None, Some(1), None));
+
+    // Every provision writes them: a spec without files clears the columns.
+    p.provision(&plan(&name, 1)).await?;
+    assert_eq!(recorded_files(&p, &name).await?, (None, None, None));
+
+    // What the CRD refuses, the plan refuses too, before writing anything.
+    limited.files = FileLimits { allowed_types: Some(vec!["image/*".into(), "PNG".into()]), ..Default::default() };
+    assert!(p.provision(&limited).await.unwrap_err().to_string().contains("allowedTypes"));
+    limited.files = FileLimits { max_bytes: Some(0), ..Default::default() };
+    assert!(p.provision(&limited).await.unwrap_err().to_string().contains("maxBytes"));
+    assert_eq!(recorded_files(&p, &name).await?, (None, None, None));
+    p.deprovision(&name, DeletionPolicy::Delete).await?;
     Ok(())
 }
 
@@ -137,7 +179,7 @@ async fn provision_cli_reads_a_workspace_manifest() -> anyhow::Result<()> {
     std::fs::write(
         &good,
         format!(
-            "apiVersion: palaver.dev/v1alpha1\nkind: Workspace\nmetadata: {{ name: {name} }}\nspec:\n  clusterRef: main\n  partitions: 2\n  defaultChannels: [general, random]\n"
+            "apiVersion: palaver.dev/v1alpha1\nkind: Workspace\nmetadata: {{ name: {name} }}\nspec:\n  clusterRef: main\n  partitions: 2\n  defaultChannels: [general, random]\n  files: {{ maxBytes: 1048576, allowedTypes: [image/png] }}\n"
         ),
     )?;
     let bad = dir.join("bad.yaml");
@@ -157,6 +199,7 @@ async fn provision_cli_reads_a_workspace_manifest() -> anyhow::Result<()> {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("workspace {name} ready")));
     let p = Provisioner::connect(&svc.database_url, &svc.kafka_brokers).await?;
     assert!(registered(p.pool(), &name).await);
+    assert_eq!(recorded_files(&p, &name).await?, (Some(1_048_576), None, Some(vec!["image/png".to_string()])), "spec.files too");
 
     let out = run(&bad)?;
     assert!(!out.status.success());

@@ -109,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
                     partitions,
                     default_channels,
                     retention_hours,
+                    files: Default::default(),
                 },
                 (None, None) => unreachable!("clap requires --name without -f"),
             };

@@ -242,6 +242,9 @@ async fn check_secrets(cc: &ChatCluster, ctx: &Context, ns: &str) -> Result<(), 
     if let Some(r) = &s.kafka.secret_ref {
         parse_kafka_properties(&ctx.secret_value(ns, r).await?)?;
     }
+    for (_, r) in objects::object_storage_keys(cc) {
+        ctx.secret_value(ns, &r).await?;
+    }
     Ok(())
 }
 

@@ -155,6 +155,15 @@ pub fn config_map(cc: &ChatCluster) -> ConfigMap {
             data.insert("PALAVER_ALLOWED_ORIGINS".into(), h.allowed_origins.join(","));
         }
     }
+    if let Some(o) = &s.object_storage {
+        data.insert("PALAVER_S3_ENDPOINT".into(), o.endpoint.clone());
+        if let Some(public) = &o.public_endpoint {
+            data.insert("PALAVER_S3_PUBLIC_ENDPOINT".into(), public.clone());
+        }
+        data.insert("PALAVER_S3_BUCKET".into(), o.bucket.clone());
+        data.insert("PALAVER_S3_REGION".into(), o.region.clone());
+        data.insert("PALAVER_S3_VIRTUAL_HOSTED".into(), o.virtual_hosted_style.to_string());
+    }
     if let Some(l) = &s.limits {
         if let Some(v) = l.max_frame_bytes {
             data.insert("PALAVER_MAX_FRAME_BYTES".into(), v.to_string());
@@ -214,6 +223,15 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// The object store's access key as Secret references (never the values), when
+/// `spec.objectStorage` is set.
+pub fn object_storage_keys(cc: &ChatCluster) -> Vec<(&'static str, SecretKeyRef)> {
+    let Some(o) = &cc.spec.object_storage else { return Vec::new() };
+    let c = &o.credentials_secret;
+    let key = |key: &String| SecretKeyRef { name: c.name.clone(), key: key.clone() };
+    vec![("PALAVER_S3_ACCESS_KEY_ID", key(&c.access_key_id_key)), ("PALAVER_S3_SECRET_ACCESS_KEY", key(&c.secret_access_key_key))]
+}
+
 /// The palaverd Deployment. `replicas` is left out when an HPA owns the count.
 pub fn deployment(cc: &ChatCluster) -> Deployment {
     let s = &cc.spec;
@@ -243,11 +261,12 @@ pub fn deployment(cc: &ChatCluster) -> Deployment {
         name: "palaverd".into(),
         image: Some(s.image.clone()),
         ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: HTTP_PORT, ..Default::default() }]),
-        env: Some(vec![
-            pod_name,
-            secret_env("PALAVER_DATABASE_URL", &s.postgres.secret_ref),
-            secret_env("PALAVER_REDIS_URL", &s.redis.secret_ref),
-        ]),
+        env: Some(
+            [pod_name, secret_env("PALAVER_DATABASE_URL", &s.postgres.secret_ref), secret_env("PALAVER_REDIS_URL", &s.redis.secret_ref)]
+                .into_iter()
+                .chain(object_storage_keys(cc).iter().map(|(name, r)| secret_env(name, r)))
+                .collect(),
+        ),
         env_from: Some(vec![EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource { name: names.config.clone(), optional: Some(false) }),
             ..Default::default()
@@ -805,6 +824,52 @@ limits: { maxFrameBytes: 32768 }
         assert_eq!(data["PALAVER_TRUSTED_PROXIES"], "10.0.0.0/8,192.168.1.1");
         assert_eq!(data["PALAVER_ALLOWED_ORIGINS"], "https://app.example.com,http://localhost:3000");
         assert!(!cm("http: { trustedProxies: [] }\n").contains_key("PALAVER_TRUSTED_PROXIES"));
+    }
+
+    #[test]
+    fn object_storage_reaches_the_pods_with_its_keys_by_reference_and_a_change_rolls_them() {
+        let none = cluster(SPEC);
+        assert!(config_map(&none).data.unwrap().keys().all(|k| !k.starts_with("PALAVER_S3_")), "no objectStorage, no S3 settings");
+        let env_names = |cc: &ChatCluster| -> Vec<String> {
+            deployment(cc).spec.unwrap().template.spec.unwrap().containers[0].env.clone().unwrap().into_iter().map(|e| e.name).collect()
+        };
+        assert!(env_names(&none).iter().all(|n| !n.starts_with("PALAVER_S3_")));
+
+        const STORE: &str =
+            "objectStorage: { endpoint: 'http://minio.storage:9000', bucket: chat-files, credentialsSecret: { name: s3 } }\n";
+        let cc = cluster(&format!("{SPEC}{STORE}"));
+        let cm = config_map(&cc).data.unwrap();
+        assert_eq!(cm["PALAVER_S3_ENDPOINT"], "http://minio.storage:9000");
+        assert_eq!(cm["PALAVER_S3_BUCKET"], "chat-files");
+        assert_eq!(cm["PALAVER_S3_REGION"], "us-east-1");
+        assert_eq!(cm["PALAVER_S3_VIRTUAL_HOSTED"], "false");
+        assert!(!cm.contains_key("PALAVER_S3_PUBLIC_ENDPOINT"), "unset: palaverd uses the endpoint");
+        let env = deployment(&cc).spec.unwrap().template.spec.unwrap().containers[0].env.clone().unwrap();
+        for (name, key) in [("PALAVER_S3_ACCESS_KEY_ID", "access-key-id"), ("PALAVER_S3_SECRET_ACCESS_KEY", "secret-access-key")] {
+            let e = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("no {name}"));
+            assert!(e.value.is_none(), "{name} must come from the Secret");
+            let r = e.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+            assert_eq!((r.name.as_str(), r.key.as_str()), ("s3", key));
+        }
+
+        let custom = cluster(&format!(
+            "{SPEC}objectStorage: {{ endpoint: 'http://minio.storage:9000', publicEndpoint: 'https://files.example.com', \
+             bucket: chat-files, region: eu-west-1, virtualHostedStyle: true, \
+             credentialsSecret: {{ name: s3, accessKeyIdKey: id, secretAccessKeyKey: secret }} }}\n"
+        ));
+        let cm = config_map(&custom).data.unwrap();
+        assert_eq!(
+            (cm["PALAVER_S3_PUBLIC_ENDPOINT"].as_str(), cm["PALAVER_S3_REGION"].as_str(), cm["PALAVER_S3_VIRTUAL_HOSTED"].as_str()),
+            ("https://files.example.com", "eu-west-1", "true")
+        );
+        assert_eq!(object_storage_keys(&custom).into_iter().map(|(_, r)| r.key).collect::<Vec<_>>(), ["id", "secret"]);
+
+        // Any change rolls the pods: settings through the ConfigMap's hash, the Secret's name
+        // through the pod template itself.
+        let template = |cc: &ChatCluster| serde_json::to_value(deployment(cc).spec.unwrap().template).unwrap();
+        assert_ne!(template(&none), template(&cc));
+        assert_ne!(template(&cc), template(&cluster(&format!("{SPEC}{}", STORE.replace("chat-files", "other-files")))));
+        assert_ne!(template(&cc), template(&cluster(&format!("{SPEC}{}", STORE.replace("name: s3", "name: s3-rotated")))));
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct WorkspacePlan {
     pub default_channels: Vec<String>,
     /// Kafka retention of the events topic; `None` keeps the broker default.
     pub retention_hours: Option<i64>,
+    /// Attachment limits recorded in the registry row (issue 11).
+    pub files: FileLimits,
 }
 
 impl WorkspacePlan {
@@ -53,12 +55,14 @@ impl WorkspacePlan {
     pub fn from_resource(ws: &Workspace) -> Result<Self, ProvisionError> {
         let raw = ws.metadata.name.as_deref().unwrap_or_default();
         let name = WorkspaceName::new(raw).map_err(|e| ProvisionError::Invalid(e.to_string()))?;
+        let files = ws.spec.files.clone().unwrap_or_default();
         let plan = Self {
             display_name: ws.spec.display_name.clone().unwrap_or_else(|| name.to_string()),
             name,
             partitions: ws.spec.partitions,
             default_channels: ws.spec.default_channels.clone(),
             retention_hours: ws.spec.retention_hours,
+            files: FileLimits { max_bytes: files.max_bytes, max_per_message: files.max_per_message, allowed_types: files.allowed_types },
         };
         plan.validate()?;
         Ok(plan)
@@ -75,8 +79,51 @@ impl WorkspacePlan {
         for ch in &self.default_channels {
             validate_channel_name(ch).map_err(|e| ProvisionError::Invalid(format!("default channel: {e}")))?;
         }
+        self.files.validate()
+    }
+}
+
+/// A workspace's file attachment limits (issue 11). palaverd reads them from the registry;
+/// `None` leaves the pod's default (`PALAVER_FILE_MAX_BYTES` and the others).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileLimits {
+    pub max_bytes: Option<i64>,
+    pub max_per_message: Option<i32>,
+    /// Media types (`image/png`) or patterns (`image/*`, `*/*`).
+    pub allowed_types: Option<Vec<String>>,
+}
+
+impl FileLimits {
+    fn validate(&self) -> Result<(), ProvisionError> {
+        let invalid = |m: String| Err(ProvisionError::Invalid(m));
+        if let Some(n) = self.max_bytes.filter(|n| *n < 1) {
+            return invalid(format!("files.maxBytes must be at least 1, got {n}"));
+        }
+        if let Some(n) = self.max_per_message.filter(|n| !(1..=100).contains(n)) {
+            return invalid(format!("files.maxPerMessage must be 1 to 100, got {n}"));
+        }
+        if let Some(types) = &self.allowed_types {
+            if !(1..=100).contains(&types.len()) {
+                return invalid(format!("files.allowedTypes must list 1 to 100 types, got {}", types.len()));
+            }
+            if let Some(bad) = types.iter().find(|t| !is_media_type_pattern(t)) {
+                return invalid(format!("files.allowedTypes: {bad:?} is not a media type like image/png, image/* or */*"));
+            }
+        }
         Ok(())
     }
+}
+
+/// `type/subtype`, `type/*` or `*/*` in lowercase: what the CRD's pattern accepts.
+fn is_media_type_pattern(s: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let token = |t: &str| t.bytes().next().is_some_and(alnum) && t.bytes().all(|b| alnum(b) || b"!#$&^_.+-".contains(&b));
+    s.len() <= 255
+        && match s.split_once('/') {
+            Some(("*", "*")) => true,
+            Some((kind, sub)) => token(kind) && (sub == "*" || token(sub)),
+            None => false,
+        }
 }
 
 /// What provisioning found or created.
@@ -168,5 +215,37 @@ impl Provisioner {
 
     pub fn topics(&self) -> &TopicAdmin {
         &self.topics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_limits_come_from_the_spec_and_are_checked() {
+        let ws: Workspace = serde_yaml::from_str(
+            "apiVersion: palaver.dev/v1alpha1\nkind: Workspace\nmetadata: {name: acme}\n\
+             spec: {clusterRef: main, files: {maxBytes: 1048576, allowedTypes: [image/*, application/pdf]}}\n",
+        )
+        .unwrap();
+        let files = WorkspacePlan::from_resource(&ws).unwrap().files;
+        let types = Some(vec!["image/*".to_string(), "application/pdf".to_string()]);
+        assert_eq!(files, FileLimits { max_bytes: Some(1_048_576), max_per_message: None, allowed_types: types });
+        let mut unset = ws.clone();
+        unset.spec.files = None;
+        assert_eq!(WorkspacePlan::from_resource(&unset).unwrap().files, FileLimits::default());
+
+        for good in ["image/png", "image/*", "*/*", "application/vnd.oasis.opendocument.text", "text/x-c++src", "audio/mp4"] {
+            assert!(is_media_type_pattern(good), "{good}");
+        }
+        for bad in ["image", "Image/png", "*/png", "image/", "/png", "image/png/x", "image/ png", "-x/y", "image/*x", ""] {
+            assert!(!is_media_type_pattern(bad), "{bad}");
+        }
+        let refused = |files: FileLimits| FileLimits::validate(&files).unwrap_err().to_string();
+        assert!(refused(FileLimits { max_bytes: Some(0), ..Default::default() }).contains("maxBytes"));
+        assert!(refused(FileLimits { max_per_message: Some(101), ..Default::default() }).contains("maxPerMessage"));
+        assert!(refused(FileLimits { allowed_types: Some(vec![]), ..Default::default() }).contains("1 to 100 types"));
+        assert!(refused(FileLimits { allowed_types: Some(vec!["image/*".into(), "png".into()]), ..Default::default() }).contains("\"png\""));
     }
 }

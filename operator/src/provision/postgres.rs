@@ -95,11 +95,13 @@ pub(super) async fn ensure_default_channels(pool: &PgPool, name: &WorkspaceName,
 pub(super) async fn register(pool: &PgPool, plan: &WorkspacePlan, partitions: i32, migration_version: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO palaver_control.workspaces \
-           (name, display_name, schema_name, events_topic, dlq_topic, partitions, migration_version, retention_hours) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+           (name, display_name, schema_name, events_topic, dlq_topic, partitions, migration_version, retention_hours, \
+            file_max_bytes, file_max_per_message, file_allowed_types) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (name) DO UPDATE SET display_name = EXCLUDED.display_name, partitions = EXCLUDED.partitions, \
-           migration_version = EXCLUDED.migration_version, retention_hours = EXCLUDED.retention_hours, state = 'active', \
-           updated_at = now()",
+           migration_version = EXCLUDED.migration_version, retention_hours = EXCLUDED.retention_hours, \
+           file_max_bytes = EXCLUDED.file_max_bytes, file_max_per_message = EXCLUDED.file_max_per_message, \
+           file_allowed_types = EXCLUDED.file_allowed_types, state = 'active', updated_at = now()",
     )
     .bind(plan.name.as_str())
     .bind(&plan.display_name)
@@ -109,6 +111,9 @@ pub(super) async fn register(pool: &PgPool, plan: &WorkspacePlan, partitions: i3
     .bind(partitions)
     .bind(migration_version)
     .bind(plan.retention_hours)
+    .bind(plan.files.max_bytes)
+    .bind(plan.files.max_per_message)
+    .bind(&plan.files.allowed_types)
     .execute(pool)
     .await?;
     Ok(())
