@@ -45,6 +45,74 @@ pub struct Config {
     pub limits: Limits,
     #[command(flatten)]
     pub timing: Timing,
+    #[command(flatten)]
+    pub s3: S3Config,
+    #[command(flatten)]
+    pub files: FilesConfig,
+}
+
+/// S3-compatible object storage for attachments (issue 11). Without an endpoint, file routes
+/// answer `unavailable` ("file storage is not configured") and sends with files are refused.
+#[derive(Debug, Clone, Args)]
+pub struct S3Config {
+    /// Endpoint palaverd calls, e.g. `http://127.0.0.1:7070` or `https://s3.eu-west-1.amazonaws.com`.
+    #[arg(long = "s3-endpoint", env = "PALAVER_S3_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Endpoint clients reach, which presigned URLs name (default: PALAVER_S3_ENDPOINT).
+    #[arg(long = "s3-public-endpoint", env = "PALAVER_S3_PUBLIC_ENDPOINT")]
+    pub public_endpoint: Option<String>,
+    /// The bucket (it must exist).
+    #[arg(long = "s3-bucket", env = "PALAVER_S3_BUCKET", default_value = "palaver")]
+    pub bucket: String,
+    #[arg(long = "s3-region", env = "PALAVER_S3_REGION", default_value = "us-east-1")]
+    pub region: String,
+    #[arg(long = "s3-access-key-id", env = "PALAVER_S3_ACCESS_KEY_ID", default_value = "", hide_env_values = true)]
+    pub access_key_id: String,
+    #[arg(long = "s3-secret-access-key", env = "PALAVER_S3_SECRET_ACCESS_KEY", default_value = "", hide_env_values = true)]
+    pub secret_access_key: String,
+    /// `bucket.host` requests instead of `host/bucket` (path style, the default).
+    #[arg(long = "s3-virtual-hosted", env = "PALAVER_S3_VIRTUAL_HOSTED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub virtual_hosted: bool,
+}
+
+/// Attachment limits and lifetimes. The three limits are defaults a Workspace's `spec.files`
+/// overrides (docs/operator.md).
+#[derive(Debug, Clone, Args)]
+pub struct FilesConfig {
+    /// Largest file, in bytes; larger → `too_large`.
+    #[arg(long, env = "PALAVER_FILE_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub file_max_bytes: i64,
+    /// Most files attached to one message.
+    #[arg(long, env = "PALAVER_FILE_MAX_PER_MESSAGE", default_value_t = 10)]
+    pub file_max_per_message: i32,
+    /// Content types that may be uploaded: comma-separated `type/subtype`, `type/*` or `*/*`.
+    #[arg(long, env = "PALAVER_FILE_ALLOWED_TYPES", default_value = "*/*", value_delimiter = ',')]
+    pub file_allowed_types: Vec<String>,
+    /// How long an upload URL is valid, in seconds.
+    #[arg(long, env = "PALAVER_FILE_UPLOAD_URL_SECS", default_value_t = 900)]
+    pub file_upload_url_secs: u64,
+    /// How long a download URL is valid, in seconds.
+    #[arg(long, env = "PALAVER_FILE_DOWNLOAD_URL_SECS", default_value_t = 300)]
+    pub file_download_url_secs: u64,
+    /// An upload not completed, or completed but not attached to a message, this long after it
+    /// began is removed (objects and row), in seconds.
+    #[arg(long, env = "PALAVER_FILE_ABANDON_SECS", default_value_t = 86_400)]
+    pub file_abandon_secs: u64,
+    /// Period of the file sweeper (abandoned uploads, files of deleted messages).
+    #[arg(long, env = "PALAVER_FILE_SWEEP_INTERVAL_MS", default_value_t = 60_000)]
+    pub file_sweep_interval_ms: u64,
+    /// Uploads begun per minute per user per pod (a burst of as many); more → 429.
+    #[arg(long, env = "PALAVER_FILE_UPLOADS_PER_MINUTE", default_value_t = 60.0)]
+    pub file_uploads_per_minute: f64,
+    /// Images up to this many bytes get a thumbnail (larger ones are attached without one).
+    #[arg(long, env = "PALAVER_THUMBNAIL_MAX_BYTES", default_value_t = 20 * 1024 * 1024)]
+    pub thumbnail_max_bytes: u64,
+    /// Images of more pixels than this get no thumbnail (decoding them would take too much memory).
+    #[arg(long, env = "PALAVER_THUMBNAIL_MAX_PIXELS", default_value_t = 50_000_000)]
+    pub thumbnail_max_pixels: u64,
+    /// Thumbnails fit in a square of this many pixels.
+    #[arg(long, env = "PALAVER_THUMBNAIL_SIZE", default_value_t = 360)]
+    pub thumbnail_size: u32,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,4 +1,4 @@
-//! Identifiers that arrive from clients (`ChannelId`, `MessageId`, `Emoji`), validated at the
+//! Identifiers that arrive from clients (`ChannelId`, `MessageId`, `FileId`, `Emoji`), validated at the
 //! edge.
 //!
 //! Owns what a well-formed id looks like, so that a malformed one (a NUL byte, a 20 KB string,
@@ -72,6 +72,7 @@ macro_rules! id_type {
 
 id_type!(ChannelId, "channel");
 id_type!(MessageId, "message");
+id_type!(FileId, "file");
 
 /// Longest short code between the colons (issue 9).
 pub const MAX_SHORT_CODE: usize = 64;

@@ -5,7 +5,8 @@
 //! `publish` (after-commit Redis/Kafka hand-off and the outbox sweeper), `fanout` (Redis
 //! subscriptions → ordered per-channel streams → connection queues), `cursors` (delivered/read
 //! positions), `ids` (client-supplied identifiers, validated), `mentions` (the mention parser), `presence` (who is online),
-//! `consumer` (partition-by-channel Kafka consumers: notifications and push), `workspaces`
+//! `consumer` (partition-by-channel Kafka consumers: notifications, search and push), `objects`
+//! (S3-compatible storage of attachments), `media` (image checks and thumbnails), `workspaces`
 //! (registry cache), `server` (wiring and shutdown).
 
 pub mod auth;
@@ -18,8 +19,10 @@ pub mod fanout;
 pub mod gateway;
 pub mod ids;
 pub mod kafka;
+pub mod media;
 pub mod mentions;
 pub mod metrics;
+pub mod objects;
 pub mod presence;
 pub mod protocol;
 pub mod publish;

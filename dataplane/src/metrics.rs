@@ -44,6 +44,17 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectOpLabel {
+    pub op: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    pub op: &'static str,
+}
+
 pub struct Metrics {
     pub connections: Gauge,
     pub frames_in: Family<TypeLabel, Counter>,
@@ -76,6 +87,11 @@ pub struct Metrics {
     pub notifications: Family<TypeLabel, Counter>,
     pub push_attempts: Family<ResultLabel, Counter>,
     pub push_dead: Counter,
+    pub files: Family<ChangeLabel, Counter>,
+    pub file_bytes: Counter,
+    pub files_swept: Family<ReasonLabel, Counter>,
+    pub object_storage_requests: Family<ObjectOpLabel, Counter>,
+    pub object_storage_seconds: Family<OpLabel, Histogram, fn() -> Histogram>,
     pub http_requests: Family<RouteLabel, Counter>,
     pub http_duration: Histogram,
     pub http_connections: Gauge,
@@ -125,6 +141,11 @@ impl Metrics {
             notifications: Family::default(),
             push_attempts: Family::default(),
             push_dead: Counter::default(),
+            files: Family::default(),
+            file_bytes: Counter::default(),
+            files_swept: Family::default(),
+            object_storage_requests: Family::default(),
+            object_storage_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             http_requests: Family::default(),
             http_duration: latency_histogram(),
             http_connections: Gauge::default(),
@@ -188,6 +209,23 @@ impl Metrics {
         r.register("notifications", "Inbox entries created, by kind (mention, dm)", m.notifications.clone());
         r.register("push_attempts", "Push deliveries attempted, by result", m.push_attempts.clone());
         r.register("push_dead", "Pushes that ran out of attempts and went to the DLQ", m.push_dead.clone());
+        r.register(
+            "files",
+            "Attachment requests, by kind (upload, complete, download, thumbnail) and result (ok, or an error code)",
+            m.files.clone(),
+        );
+        r.register("file_bytes", "Bytes of attachments completed (verified in object storage)", m.file_bytes.clone());
+        r.register(
+            "files_swept",
+            "Attachments removed from object storage and Postgres by the sweeper, by reason (deleted, abandoned)",
+            m.files_swept.clone(),
+        );
+        r.register(
+            "object_storage_requests",
+            "Calls to S3-compatible object storage, by operation (sign, head, get, put, delete) and result (ok, not_found, error)",
+            m.object_storage_requests.clone(),
+        );
+        r.register("object_storage_seconds", "Duration of object storage calls, by operation", m.object_storage_seconds.clone());
         r.register("http_requests", "REST requests, by route and status", m.http_requests.clone());
         r.register("http_request_duration_seconds", "REST request duration", m.http_duration.clone());
         r.register("http_connections", "Open TCP connections (HTTP and WebSocket)", m.http_connections.clone());
@@ -230,6 +268,17 @@ impl Metrics {
             self.push_attempts.get_or_create(&ResultLabel { result }).inc_by(0);
         }
         self.sends.get_or_create(&ResultLabel { result: "ok" }).inc_by(0);
+        for kind in ["upload", "complete", "download", "thumbnail"] {
+            self.files.get_or_create(&ChangeLabel { kind, result: "ok" }).inc_by(0);
+        }
+        for reason in ["deleted", "abandoned"] {
+            self.files_swept.get_or_create(&ReasonLabel { reason }).inc_by(0);
+        }
+        for op in ["sign", "head", "get", "put", "delete"] {
+            for result in ["ok", "not_found", "error"] {
+                self.object_storage_requests.get_or_create(&ObjectOpLabel { op, result }).inc_by(0);
+            }
+        }
         for result in ["online", "away", "offline"] {
             self.presence_transitions.get_or_create(&ResultLabel { result }).inc_by(0);
         }

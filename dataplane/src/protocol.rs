@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::ids::{ChannelId, Emoji, MessageId};
+use crate::ids::{ChannelId, Emoji, FileId, MessageId};
 
 /// WebSocket close codes Palaver uses (besides the standard ones).
 pub mod close {
@@ -46,6 +46,9 @@ pub enum ClientFrame {
         thread: Option<MessageId>,
         #[serde(default)]
         also_channel: bool,
+        /// Completed uploads of the sender's to attach (`POST /v1/files`), in this order.
+        #[serde(default)]
+        files: Vec<FileId>,
     },
     Recv {
         #[serde(rename = "ref")]
@@ -179,6 +182,9 @@ pub struct Event {
     /// `channel_update`: the fields that changed, with their new values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<sqlx::types::Json<Value>>,
+    /// A `message`'s attachments (absent: none; emptied when the message is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<sqlx::types::Json<Vec<FileRef>>>,
     /// `edit`: when; a `message`: when its text last changed (absent: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<DateTime<Utc>>,
@@ -204,6 +210,24 @@ pub struct MessageState {
     pub last_reply_ts: Option<DateTime<Utc>>,
     pub reply_users: Vec<String>,
     pub reply_users_count: i32,
+}
+
+/// A file attached to a message, as events and history carry it (issue 11). The bytes are
+/// fetched with `GET /v1/files/{id}` (and `/thumbnail`), which check the reader's access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct FileRef {
+    pub id: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    /// Images: their dimensions in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<i32>,
+    /// Whether `GET /v1/files/{id}/thumbnail` has a preview.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thumbnail: bool,
 }
 
 /// One emoji's reactions on a message.

@@ -86,6 +86,19 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     tokio::spawn(workspaces.clone().run_refresh(Duration::from_secs(5), tasks.clone()));
     let flusher = tokio::spawn(cursors.clone().run_flusher(store.clone(), Timing::ms(cfg.timing.cursor_flush_ms), tasks.clone()));
 
+    let objects = crate::objects::Objects::from_config(&cfg.s3).context("PALAVER_S3_*")?;
+    match &objects {
+        Some(objects) => {
+            tokio::spawn(crate::domain::files::run_sweeper(
+                store.clone(),
+                objects.clone(),
+                workspaces.clone(),
+                cfg.files.clone(),
+                tasks.clone(),
+            ));
+        }
+        None => tracing::info!("no object storage configured (PALAVER_S3_ENDPOINT): attachments are off"),
+    }
     let shutdown = CancellationToken::new();
     let domain = crate::domain::Domain {
         store: store.clone(),
@@ -94,6 +107,8 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
         redis: redis.clone(),
         presence: presence.clone(),
         limits: cfg.limits.clone(),
+        objects,
+        files: cfg.files.clone(),
     };
     let state = Arc::new(AppState {
         domain,
@@ -102,6 +117,11 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
             "search",
             cfg.limits.search_rate_per_minute / 60.0,
             cfg.limits.search_rate_per_minute.max(1.0),
+        ),
+        upload_limits: gateway::Limiter::new(
+            "upload",
+            cfg.files.file_uploads_per_minute / 60.0,
+            cfg.files.file_uploads_per_minute.max(1.0),
         ),
         known_users: Default::default(),
         cfg: cfg.clone(),

@@ -114,6 +114,25 @@ async fn search_finds_what_each_caller_may_read_and_follows_edits_and_deletes() 
     assert_eq!(ids(&alice, "has:link").await, [m2.as_str()]);
     assert_eq!(ids(&alice, "is:thread").await, [m5.as_str()]);
     assert!(ids(&alice, "has:file").await.is_empty());
+    // A message with an attachment (uploaded to the `make up` object store) is `has:file`.
+    let (s, up) =
+        alice.post("/v1/files", json!({"channel": general, "name": "minutes.txt", "size": 7, "content_type": "text/plain"})).await.unwrap();
+    assert_eq!(s, 201, "{up}");
+    let put = reqwest::Client::new().put(up["upload"]["url"].as_str().unwrap()).header("content-type", "text/plain").body("minutes");
+    assert_eq!(put.send().await.unwrap().status().as_u16(), 200);
+    let file = up["id"].as_str().unwrap();
+    assert_eq!(alice.post(&format!("/v1/files/{file}/complete"), json!({})).await.unwrap().0, 200);
+    let (s, ack) = alice
+        .post(&format!("/v1/channels/{general}/messages"), json!({"cmid": "s7", "text": "minutes attached", "files": [file]}))
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{ack}");
+    let m7 = ack["id"].as_str().unwrap().to_string();
+    eventually(T, "the message with a file in the index", || async { (ids(&alice, "has:file").await == [m7.as_str()]).then_some(()) })
+        .await
+        .unwrap();
+    assert_eq!(ids(&alice, "minutes has:file").await, [m7.as_str()]);
+    assert!(ids(&alice, "quick has:file").await.is_empty());
     let today = chrono::Utc::now().date_naive();
     let yesterday = today.pred_opt().unwrap();
     let tomorrow = today.succ_opt().unwrap();
@@ -176,7 +195,7 @@ async fn search_finds_what_each_caller_may_read_and_follows_edits_and_deletes() 
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("reindexed 6 messages"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("reindexed 7 messages"), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(ids(&alice, "quick").await, after_changes);
     assert_eq!(ids(&alice, "slow").await, [m3.as_str()]);
     assert!(ids(&alice, "brown").await.is_empty());

@@ -1,51 +1,86 @@
-//! The search indexer (issue 11): what the consumer does with an event for search. A `message`
+//! The search indexer (issue 11): what the consumer does with events for search. A `message`
 //! becomes a document, an `edit` replaces its text and a `delete` makes it a tombstone, in the
 //! channel's order (the consumer sees each channel's events in order) and idempotently by seq.
+//! What one poll brings is written in as few transactions as order allows: one per run of
+//! events that touch distinct messages.
 //!
 //! It runs here, after the event is durable and published, never on the send path. It must not
 //! decide who may find a document (the query does, per caller).
+
+use std::collections::HashSet;
 
 use palaver_crds::WorkspaceName;
 
 use crate::metrics;
 use crate::protocol::Event;
-use crate::store::{SearchDoc, Store};
+use crate::store::{IndexBatch, IndexDelete, IndexEdit, SearchDoc, Store};
 
 #[derive(Clone)]
 pub struct Indexer {
     pub store: Store,
 }
 
+/// The message an event changes in the index, if any.
+fn indexed_message(ev: &Event) -> Option<&str> {
+    match ev.kind.as_str() {
+        "message" => Some(&ev.id),
+        "edit" | "delete" => ev.target.as_deref(),
+        _ => None,
+    }
+}
+
 impl Indexer {
-    /// Indexes one event; returns what happened (for the metric). Errors are transient
-    /// (storage): the caller retries the same event.
-    pub async fn index(&self, ws: &WorkspaceName, ev: &Event) -> Result<&'static str, sqlx::Error> {
-        let changed = match ev.kind.as_str() {
-            "message" => {
-                let doc = SearchDoc {
-                    message_id: &ev.id,
-                    channel_id: &ev.channel,
-                    seq: ev.seq,
-                    ts: ev.ts,
-                    user_id: &ev.user,
-                    thread: ev.thread.as_deref(),
-                    body: ev.text.as_deref().unwrap_or_default(),
+    /// Indexes one workspace's events, in their order; returns each one's result (indexed,
+    /// unchanged, skipped) for the metric. Errors are transient (storage): the caller retries
+    /// the same events, which is safe because every write is conditional on an older state.
+    pub async fn index(&self, ws: &WorkspaceName, events: &[Event]) -> Result<Vec<&'static str>, sqlx::Error> {
+        let mut results = vec!["skipped"; events.len()];
+        let mut start = 0;
+        while start < events.len() {
+            // A run of events that touch distinct messages: one statement each kind can then
+            // apply them all, as order within the run does not matter.
+            let mut batch = IndexBatch::default();
+            let mut seen: HashSet<&str> = HashSet::new();
+            let mut members: Vec<(usize, &str)> = Vec::new();
+            let mut end = start;
+            for (i, ev) in events.iter().enumerate().skip(start) {
+                let Some(id) = indexed_message(ev) else {
+                    end = i + 1;
+                    continue;
                 };
-                self.store.index_message(ws, &doc).await?
+                if !seen.insert(id) {
+                    break;
+                }
+                match ev.kind.as_str() {
+                    "message" => batch.docs.push(SearchDoc {
+                        message_id: &ev.id,
+                        channel_id: &ev.channel,
+                        seq: ev.seq,
+                        indexed_seq: ev.seq,
+                        ts: ev.ts,
+                        user_id: &ev.user,
+                        thread: ev.thread.as_deref(),
+                        body: ev.text.as_deref().unwrap_or_default(),
+                        has_file: ev.files.as_ref().is_some_and(|f| !f.is_empty()),
+                    }),
+                    "edit" => batch.edits.push(IndexEdit { message_id: id, text: ev.text.as_deref().unwrap_or_default(), seq: ev.seq }),
+                    _ => batch.deletes.push(IndexDelete { message_id: id, channel_id: &ev.channel, seq: ev.seq }),
+                }
+                members.push((i, id));
+                end = i + 1;
             }
-            "edit" => match ev.target.as_deref() {
-                Some(target) => self.store.index_edit(ws, target, ev.text.as_deref().unwrap_or_default(), ev.seq).await?,
-                None => return Ok("skipped"),
-            },
-            "delete" => match ev.target.as_deref() {
-                Some(target) => self.store.index_delete(ws, &ev.channel, target, ev.seq).await?,
-                None => return Ok("skipped"),
-            },
-            _ => return Ok("skipped"),
-        };
-        // How far behind the send the index is: what an SRE watches (and the alert).
-        let lag = (chrono::Utc::now() - ev.ts).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::global().search_index_lag.observe(lag);
-        Ok(if changed { "indexed" } else { "unchanged" })
+            if !batch.is_empty() {
+                let changed = self.store.index_batch(ws, &batch).await?;
+                let now = chrono::Utc::now();
+                for (i, id) in members {
+                    results[i] = if changed.contains(id) { "indexed" } else { "unchanged" };
+                    // How far behind the send the index is: what an SRE watches (and the alert).
+                    let lag = (now - events[i].ts).num_milliseconds().max(0) as f64 / 1000.0;
+                    metrics::global().search_index_lag.observe(lag);
+                }
+            }
+            start = end;
+        }
+        Ok(results)
     }
 }

@@ -16,12 +16,13 @@ pub mod push;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use palaver_crds::WorkspaceName;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -45,11 +46,31 @@ pub enum Worker {
     Search(Indexer),
 }
 
+/// Most events the search indexer takes from one poll into one round of writes.
+const INDEX_BATCH_MAX: usize = 500;
+
 impl Worker {
-    async fn process(&self, ws: &WorkspaceName, ev: &Event) -> Result<&'static str, sqlx::Error> {
+    /// Processes one workspace's events in order; returns each one's result.
+    async fn process(&self, ws: &WorkspaceName, events: &[Event]) -> Result<Vec<&'static str>, sqlx::Error> {
         match self {
-            Worker::Inbox(n) => n.process(ws, ev).await,
-            Worker::Search(i) => i.index(ws, ev).await,
+            Worker::Inbox(n) => {
+                let mut results = Vec::with_capacity(events.len());
+                for ev in events {
+                    results.push(n.process(ws, ev).await?);
+                }
+                Ok(results)
+            }
+            Worker::Search(i) => i.index(ws, events).await,
+        }
+    }
+
+    /// How many events one round may take: the indexer writes what has already arrived
+    /// together (one transaction instead of one per event: the send rate it keeps up with,
+    /// docs/benchmarks.md); the inbox takes them one at a time.
+    fn batch_max(&self) -> usize {
+        match self {
+            Worker::Inbox(_) => 1,
+            Worker::Search(_) => INDEX_BATCH_MAX,
         }
     }
 
@@ -102,26 +123,29 @@ pub async fn run(consumer: Arc<StreamConsumer>, worker: Worker, workspaces: Work
                     tracing::warn!(error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Ok(m) => {
-                    let Some(ws) = WorkspaceName::from_events_topic(m.topic()) else { continue };
-                    let payload = m.payload().unwrap_or_default();
-                    if let (Worker::Inbox(_), Some(produced_ms)) = (&worker, m.timestamp().to_millis()) {
-                        let delay_ms = chrono::Utc::now().timestamp_millis() - produced_ms;
-                        metrics::global().consume_delay.observe(delay_ms.max(0) as f64 / 1000.0);
-                    }
-                    match serde_json::from_slice::<Event>(payload) {
-                        Ok(ev) => {
-                            if !until_done(&stop, worker.name(), || worker.process(&ws, &ev), results).await {
-                                return;
+                Ok(first) => {
+                    let mut polled = vec![first];
+                    // What has already arrived joins the round (recv is cancellation safe: a
+                    // poll that is not ready takes nothing).
+                    while polled.len() < worker.batch_max() {
+                        match consumer.recv().now_or_never() {
+                            Some(Ok(m)) => polled.push(m),
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "consumer error");
+                                break;
                             }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, workspace = %ws, "undecodable event on the log; skipped");
-                            results.get_or_create(&ResultLabel { result: "invalid" }).inc();
+                            None => break,
                         }
                     }
-                    if let Err(e) = consumer.store_offset_from_message(&m) {
-                        tracing::warn!(error = %e, "offset store failed");
+                    for (ws, events) in decode(&worker, &polled, results) {
+                        if !until_done(&stop, worker.name(), || worker.process(&ws, &events), results).await {
+                            return;
+                        }
+                    }
+                    for m in &polled {
+                        if let Err(e) = consumer.store_offset_from_message(m) {
+                            tracing::warn!(error = %e, "offset store failed");
+                        }
                     }
                 }
             }
@@ -132,19 +156,45 @@ pub async fn run(consumer: Arc<StreamConsumer>, worker: Worker, workspaces: Work
     let _ = tokio::task::spawn_blocking(move || c.commit_consumer_state(CommitMode::Sync)).await;
 }
 
+/// The polled events by workspace, in their order (a channel's events stay in order: a
+/// channel belongs to one workspace). Undecodable ones are counted and skipped.
+fn decode(worker: &Worker, polled: &[BorrowedMessage<'_>], results: &Family<ResultLabel, Counter>) -> Vec<(WorkspaceName, Vec<Event>)> {
+    let mut by_ws: Vec<(WorkspaceName, Vec<Event>)> = Vec::new();
+    for m in polled {
+        let Some(ws) = WorkspaceName::from_events_topic(m.topic()) else { continue };
+        if let (Worker::Inbox(_), Some(produced_ms)) = (worker, m.timestamp().to_millis()) {
+            let delay_ms = chrono::Utc::now().timestamp_millis() - produced_ms;
+            metrics::global().consume_delay.observe(delay_ms.max(0) as f64 / 1000.0);
+        }
+        match serde_json::from_slice::<Event>(m.payload().unwrap_or_default()) {
+            Ok(ev) => match by_ws.iter_mut().find(|(w, _)| *w == ws) {
+                Some((_, events)) => events.push(ev),
+                None => by_ws.push((ws, vec![ev])),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, workspace = %ws, "undecodable event on the log; skipped");
+                results.get_or_create(&ResultLabel { result: "invalid" }).inc();
+            }
+        }
+    }
+    by_ws
+}
+
 /// Runs one processing step until it succeeds; false if shutdown came first. At least once:
-/// an event is retried, never skipped. `counter` counts each attempt's result (`error` for a
-/// failed one).
+/// an event is retried, never skipped. `counter` counts each event's result, and `error` for
+/// each failed attempt.
 async fn until_done<F, Fut>(stop: &CancellationToken, what: &str, mut step: F, counter: &Family<ResultLabel, Counter>) -> bool
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<&'static str, sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<Vec<&'static str>, sqlx::Error>>,
 {
     let mut backoff = Duration::from_millis(100);
     loop {
         match step().await {
-            Ok(result) => {
-                counter.get_or_create(&ResultLabel { result }).inc();
+            Ok(done) => {
+                for result in done {
+                    counter.get_or_create(&ResultLabel { result }).inc();
+                }
                 return true;
             }
             Err(e) => {

@@ -10,7 +10,7 @@ use super::{authz, Committed, Domain};
 use crate::auth::Principal;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::ids::{ChannelId, MessageId};
+use crate::ids::{ChannelId, FileId, MessageId};
 use crate::metrics::{self, ResultLabel};
 use crate::store::{Actor, Appended, Change, EditRecord, HistoryPage, NewEvent};
 
@@ -24,6 +24,8 @@ pub struct Send {
     pub thread: Option<MessageId>,
     /// A reply also shown in the channel; only with `thread`.
     pub also_channel: bool,
+    /// Completed uploads of the sender's to attach, in this order.
+    pub files: Vec<FileId>,
 }
 
 fn validate_cmid(cmid: &str) -> Result<(), ApiError> {
@@ -38,6 +40,11 @@ pub fn validate_text(limits: &Limits, text: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("text must not be empty"));
     }
+    validate_text_content(limits, text)
+}
+
+/// The text rules other than "not empty" (a message with files may have no text).
+fn validate_text_content(limits: &Limits, text: &str) -> Result<(), ApiError> {
     // Postgres text cannot hold U+0000; no client needs it in a chat message.
     if text.contains('\0') {
         return Err(ApiError::bad_request("text must not contain U+0000 (NUL)"));
@@ -55,7 +62,12 @@ pub fn validate_send(limits: &Limits, req: &Send) -> Result<(), ApiError> {
     if req.also_channel && req.thread.is_none() {
         return Err(ApiError::bad_request("also_channel needs a thread"));
     }
-    validate_text(limits, &req.text)
+    super::files::validate_attachments(&req.files)?;
+    if req.files.is_empty() {
+        validate_text(limits, &req.text)
+    } else {
+        validate_text_content(limits, &req.text)
+    }
 }
 
 /// Counts a send by outcome (ok, duplicate, or the error code).
@@ -79,6 +91,12 @@ impl Domain {
             count_send::<()>(&Err(e.clone()), false);
             return Err(e);
         }
+        if !req.files.is_empty() {
+            if let Err(e) = self.check_attachments(p, req.files.len()).await {
+                count_send::<()>(&Err(e.clone()), false);
+                return Err(e);
+            }
+        }
         let reply = req.thread.is_some();
         let ev = NewEvent {
             kind: "message",
@@ -87,6 +105,7 @@ impl Domain {
             text: Some(req.text),
             thread: req.thread.map(MessageId::into_string),
             also_channel: reply && req.also_channel,
+            attach: req.files.into_iter().map(FileId::into_string).collect(),
             ..Default::default()
         };
         let r = if reply {
@@ -135,6 +154,18 @@ impl Domain {
     ) -> Result<HistoryPage, ApiError> {
         self.store.can_read(&p.workspace, channel, &p.user).await?;
         Ok(self.store.history(&p.workspace, channel, &p.user, after, before, limit).await?)
+    }
+
+    /// Attachments need object storage and stay within the workspace's count limit.
+    async fn check_attachments(&self, p: &Principal, n: usize) -> Result<(), ApiError> {
+        if self.objects.is_none() {
+            return Err(ApiError::unavailable("file storage is not configured on this server (PALAVER_S3_ENDPOINT)"));
+        }
+        let max = self.file_limits(&p.workspace).await?.max_per_message;
+        if n > max.max(0) as usize {
+            return Err(ApiError::too_large(format!("a message has at most {max} files here; this one has {n}")));
+        }
+        Ok(())
     }
 
     /// `@here` and `@channel` in large channels are for owners and admins only.

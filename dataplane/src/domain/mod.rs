@@ -8,6 +8,7 @@
 
 pub mod authz;
 pub mod channels;
+pub mod files;
 pub mod messages;
 pub mod notifications;
 pub mod people;
@@ -31,7 +32,8 @@ use crate::cursors::Cursors;
 use crate::publish::Publisher;
 use crate::store::{Appended, Store};
 
-/// What the features share: storage, cursors, the after-commit publisher, Redis and the limits.
+/// What the features share: storage, cursors, the after-commit publisher, Redis, object
+/// storage and the limits.
 #[derive(Clone)]
 pub struct Domain {
     pub store: Store,
@@ -41,6 +43,9 @@ pub struct Domain {
     pub redis: fred::prelude::Client,
     pub presence: crate::presence::Presence,
     pub limits: Limits,
+    /// Attachments' bytes (`None`: no object storage configured).
+    pub objects: Option<crate::objects::Objects>,
+    pub files: crate::config::FilesConfig,
 }
 
 /// A committed result and the events it appended. The transport replies first (an ack must

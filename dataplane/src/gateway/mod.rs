@@ -60,6 +60,8 @@ pub struct AppState {
     pub rest_limits: rate::Limiter,
     /// `GET /v1/search` per user (PALAVER_SEARCH_RATE_PER_MINUTE).
     pub search_limits: rate::Limiter,
+    /// `POST /v1/files` per user (PALAVER_FILE_UPLOADS_PER_MINUTE).
+    pub upload_limits: rate::Limiter,
     /// Users this pod has already ensured exist: creating a user (and its auto-joins) happens
     /// once, so later requests skip that write.
     pub known_users: std::sync::Mutex<std::collections::HashSet<(palaver_crds::WorkspaceName, String, crate::auth::Profile)>>,
@@ -125,6 +127,10 @@ fn routes(state: Shared) -> Router {
         .route("/v1/users/{id}", get(rest::users::get))
         .route("/v1/dms", post(rest::dms::open))
         .route("/v1/search", get(rest::search::search))
+        .route("/v1/files", post(rest::files::create))
+        .route("/v1/files/{id}", get(rest::files::download))
+        .route("/v1/files/{id}/complete", post(rest::files::complete))
+        .route("/v1/files/{id}/thumbnail", get(rest::files::thumbnail))
         .route("/v1/notifications", get(rest::notifications::list))
         .route("/v1/notifications/read", post(rest::notifications::read))
         .route("/healthz", get(|| async { "ok" }))

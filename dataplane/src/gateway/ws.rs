@@ -345,9 +345,9 @@ impl Conn {
         match frame {
             ClientFrame::Sync { since, .. } => self.sync(since.into_iter().map(|(id, seq)| (id.into_string(), seq)).collect()).await,
             ClientFrame::Ping { reference } => self.send_frame(ServerFrame::Pong { reference }).await,
-            ClientFrame::Send { reference, channel, cmid, text, thread, also_channel } => {
+            ClientFrame::Send { reference, channel, cmid, text, thread, also_channel, files } => {
                 let started = Instant::now();
-                let send = Send { cmid, text, thread, also_channel };
+                let send = Send { cmid, text, thread, also_channel, files };
                 if let Err(e) = validate_send(&self.st.cfg.limits, &send).and_then(|_| self.bucket.take()) {
                     count_send(&Err::<(), _>(e.clone()), false);
                     return self.send_error(reference, e).await;

@@ -7,7 +7,7 @@ use sqlx::{Postgres, Transaction};
 use super::messages::{state_columns, RenderedRow};
 use super::{new_id, now_ts, ChannelKind, Store};
 use crate::error::ApiError;
-use crate::protocol::Event;
+use crate::protocol::{Event, FileRef};
 
 /// An event to append; `seq`, `id` and `ts` are assigned by the store.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +22,11 @@ pub struct NewEvent {
     pub emoji: Option<String>,
     /// A reply also shown in the channel.
     pub also_channel: bool,
+    /// Uploads (file ids) a `message` attaches: claimed in its transaction, then carried as
+    /// `files` ([`super::files`]).
+    pub attach: Vec<String>,
+    /// A `message`'s attachments as the event carries them.
+    pub files: Option<Vec<FileRef>>,
 }
 
 /// The result of an append: the event, and its outbox row (None when the cmid was seen before
@@ -42,7 +47,7 @@ pub struct HistoryPage {
 /// The columns of an [`Event`], from `events e`.
 pub(super) const EVENT_COLUMNS: &str =
     "e.channel_id AS channel, e.seq, e.kind, e.id, e.user_id AS \"user\", e.cmid, e.body AS text, e.ts, \
-     e.thread, e.also_channel, e.target, e.emoji, e.edited_at, e.changes";
+     e.thread, e.also_channel, e.target, e.emoji, e.edited_at, e.changes, e.files";
 
 /// State of a channel row locked `FOR UPDATE` for the rest of the transaction.
 pub(super) struct LockedChannel {
@@ -72,15 +77,49 @@ pub(super) async fn lock_channel(
     channel: &str,
     user: &str,
 ) -> Result<Option<LockedChannel>, sqlx::Error> {
-    let row: Option<(String, bool, bool, Option<String>)> = sqlx::query_as(
+    read_channel(tx, channel, user, " FOR UPDATE OF c").await
+}
+
+/// The channel row as [`lock_channel`] reads it, without the lock (`lock`: "" or a locking
+/// clause, a constant).
+async fn read_channel(
+    tx: &mut Transaction<'_, Postgres>,
+    channel: &str,
+    user: &str,
+    lock: &str,
+) -> Result<Option<LockedChannel>, sqlx::Error> {
+    let sql = format!(
         "SELECT c.kind, EXISTS (SELECT 1 FROM members m WHERE m.channel_id = c.id AND m.user_id = $2), c.archived, c.created_by \
-         FROM channels c WHERE c.id = $1 FOR UPDATE OF c",
-    )
-    .bind(channel)
-    .bind(user)
-    .fetch_optional(&mut **tx)
-    .await?;
+         FROM channels c WHERE c.id = $1{lock}"
+    );
+    let row: Option<(String, bool, bool, Option<String>)> = sqlx::query_as(&sql).bind(channel).bind(user).fetch_optional(&mut **tx).await?;
     Ok(row.map(|(kind, member, archived, created_by)| LockedChannel { kind: ChannelKind::from_db(&kind), member, archived, created_by }))
+}
+
+/// The channel's state for a write that does not append (an upload): [`lock_channel`]'s
+/// answer without taking the lock sends wait for.
+pub(super) async fn peek_channel(
+    tx: &mut Transaction<'_, Postgres>,
+    channel: &str,
+    user: &str,
+) -> Result<Option<LockedChannel>, sqlx::Error> {
+    read_channel(tx, channel, user, "").await
+}
+
+/// Whether `user` (whose view of the channel `locked` is) may send to it: a channel they may
+/// not see is `not_found`, a public one they have not joined `forbidden`, an archived one too.
+pub(super) fn check_send(locked: Option<&LockedChannel>, channel: &str) -> Result<(), ApiError> {
+    let locked = locked.ok_or_else(|| ApiError::not_found(format!("no channel {channel}")))?;
+    if locked.hidden() {
+        return Err(ApiError::not_found(format!("no channel {channel}")));
+    }
+    if !locked.member {
+        return Err(ApiError::forbidden(format!("not a member of {channel}: join it first")));
+    }
+    if locked.archived {
+        return Err(archived_error(channel));
+    }
+    Ok(())
 }
 
 /// Appends to a channel whose row the transaction has locked; inserts the outbox row too.
@@ -110,8 +149,8 @@ pub(super) async fn append_if(
     let sql = format!(
         "WITH s AS ({guard}), {also}\
               e AS (INSERT INTO events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, also_channel, \
-                                        state_seq, edited_at) \
-                    SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, s.last_seq, CASE WHEN $3 = 'edit' THEN $8 END FROM s \
+                                        files, state_seq, edited_at) \
+                    SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, s.last_seq, CASE WHEN $3 = 'edit' THEN $8 END FROM s \
                     RETURNING seq) \
          INSERT INTO outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq"
     );
@@ -125,8 +164,8 @@ pub(super) async fn append_if(
 
 type AppendQuery<'q> = sqlx::query::QueryAs<'q, Postgres, (i64, i64), sqlx::postgres::PgArguments>;
 
-/// Binds $1..$11 of the append statements: channel, id, kind, user, cmid, text, thread, ts,
-/// target, emoji, also_channel.
+/// Binds $1..$12 of the append statements: channel, id, kind, user, cmid, text, thread, ts,
+/// target, emoji, also_channel, files.
 fn bind_append<'q>(q: AppendQuery<'q>, channel: &'q str, id: &'q str, ev: &'q NewEvent, ts: DateTime<Utc>) -> AppendQuery<'q> {
     q.bind(channel)
         .bind(id)
@@ -139,6 +178,7 @@ fn bind_append<'q>(q: AppendQuery<'q>, channel: &'q str, id: &'q str, ev: &'q Ne
         .bind(&ev.target)
         .bind(&ev.emoji)
         .bind(ev.also_channel)
+        .bind(ev.files.as_ref().map(sqlx::types::Json))
 }
 
 impl NewEvent {
@@ -156,6 +196,7 @@ impl NewEvent {
             target: self.target,
             emoji: self.emoji,
             also_channel: self.also_channel,
+            files: self.files.map(sqlx::types::Json),
             ..Default::default()
         }
     }
@@ -182,6 +223,9 @@ impl Store {
     /// row lock, event and outbox row — one statement in one transaction. Returns only after
     /// COMMIT.
     pub async fn send_message(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent) -> Result<Appended, ApiError> {
+        if !ev.attach.is_empty() {
+            return self.send_with_files(ws, channel, ev).await;
+        }
         let id = new_id("m");
         let ts = now_ts();
         // One statement in autocommit: it commits when it returns, so the caller acks a durable
@@ -196,8 +240,9 @@ impl Store {
                                 AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE user_id = $4 AND cmid = $5) AS go), \
                   c AS (UPDATE {s}.channels SET last_seq = last_seq + 1 WHERE id = $1 AND NOT archived AND (SELECT go FROM ok) \
                         RETURNING last_seq), \
-                  e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, also_channel, state_seq) \
-                        SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, c.last_seq FROM c RETURNING seq) \
+                  e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, thread, ts, target, emoji, also_channel, \
+                                                files, state_seq) \
+                        SELECT $1, c.last_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, c.last_seq FROM c RETURNING seq) \
              INSERT INTO {s}.outbox (channel_id, seq) SELECT $1, seq FROM e RETURNING id, seq",
         );
         let inserted = bind_append(sqlx::query_as(&sql), channel, &id, &ev, ts).fetch_optional(self.pool()).await;

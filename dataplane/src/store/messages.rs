@@ -314,11 +314,16 @@ struct StoredReaction {
     users: Vec<String>,
 }
 
-/// The tombstone: a `delete` event; text, edit history, edit events' text and reactions gone.
+/// The tombstone: a `delete` event; text, edit history, edit events' text, reactions and
+/// attachments gone (the files sweeper removes their objects).
 async fn purge(tx: &mut Transaction<'_, Postgres>, channel: &str, message: &str, actor: &str) -> Result<Appended, sqlx::Error> {
     let delete = NewEvent { kind: "delete", user: actor.into(), ..Default::default() };
     let appended = append_change(tx, channel, message, delete, &[MOVE_STATE]).await?;
-    sqlx::query("UPDATE events SET body = NULL, deleted = true, reactions = '[]' WHERE id = $1").bind(message).execute(&mut **tx).await?;
+    sqlx::query("UPDATE events SET body = NULL, deleted = true, reactions = '[]', files = NULL WHERE id = $1")
+        .bind(message)
+        .execute(&mut **tx)
+        .await?;
+    super::files::delete_message_files(tx, message).await?;
     sqlx::query("UPDATE events SET body = NULL WHERE target = $1 AND kind = 'edit'").bind(message).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM message_edits WHERE message_id = $1").bind(message).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(message).execute(&mut **tx).await?;

@@ -8,6 +8,7 @@
 mod channels;
 mod cursors;
 mod events;
+mod files;
 mod messages;
 mod notifications;
 mod outbox;
@@ -28,10 +29,11 @@ use sqlx::{PgPool, Postgres, Transaction};
 pub use channels::{ChannelDetails, ChannelInfo, ChannelKind, ChannelPatch, MyChannel};
 pub use cursors::CursorUpdate;
 pub use events::{Appended, HistoryPage, NewEvent};
+pub use files::{NewFile, Preview, StoredFile};
 pub use messages::{Actor, Change, EditRecord, MAX_DISTINCT_REACTIONS};
 pub use notifications::{Notification, PushJob};
 pub use outbox::OutboxRow;
-pub use search::{SearchDoc, SearchHit, SearchParams};
+pub use search::{IndexBatch, IndexDelete, IndexEdit, SearchDoc, SearchHit, SearchParams};
 pub use threads::{FollowedThread, ThreadPage};
 pub use users::Person;
 

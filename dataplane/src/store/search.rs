@@ -4,6 +4,7 @@
 //! Owns that table's SQL. It must not decide who may read what (the caller passes the channel
 //! ids the user may read) nor parse the query language (`domain::search_query` does).
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
@@ -48,16 +49,50 @@ pub struct SearchHit {
     pub body: String,
 }
 
-/// A document as the indexer writes it: a message's state as of event `indexed_seq`.
+/// A document as the indexer writes it: a message's state as of event `indexed_seq` (its own
+/// seq, or that of an edit in the same batch).
 #[derive(Debug, Clone)]
 pub struct SearchDoc<'a> {
     pub message_id: &'a str,
     pub channel_id: &'a str,
     pub seq: i64,
+    pub indexed_seq: i64,
     pub ts: DateTime<Utc>,
     pub user_id: &'a str,
     pub thread: Option<&'a str>,
     pub body: &'a str,
+    /// It has attachments (`has:file`).
+    pub has_file: bool,
+}
+
+/// An `edit` (event `seq`) of a message indexed before the batch.
+#[derive(Debug, Clone)]
+pub struct IndexEdit<'a> {
+    pub message_id: &'a str,
+    pub text: &'a str,
+    pub seq: i64,
+}
+
+/// A `delete` (event `seq`) of a message indexed before the batch, or never.
+#[derive(Debug, Clone)]
+pub struct IndexDelete<'a> {
+    pub message_id: &'a str,
+    pub channel_id: &'a str,
+    pub seq: i64,
+}
+
+/// What one round of the indexer writes ([`Store::index_batch`]).
+#[derive(Debug, Default)]
+pub struct IndexBatch<'a> {
+    pub docs: Vec<SearchDoc<'a>>,
+    pub edits: Vec<IndexEdit<'a>>,
+    pub deletes: Vec<IndexDelete<'a>>,
+}
+
+impl IndexBatch<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty() && self.edits.is_empty() && self.deletes.is_empty()
+    }
 }
 
 /// `http://` or `https://` anywhere: `has:link`.
@@ -93,52 +128,87 @@ const PLAN_FOR_RARE_WORDS: &str = "SELECT set_config('enable_indexscan', 'off', 
 static SEARCH_ONE_CHANNEL: LazyLock<String> = LazyLock::new(|| SEARCH.replace("channel_id = ANY($1)", "channel_id = ($1::text[])[1]"));
 
 impl Store {
-    /// Indexes a `message` event (a first delivery, or a redelivery that changes nothing).
-    pub async fn index_message(&self, ws: &WorkspaceName, d: &SearchDoc<'_>) -> Result<bool, sqlx::Error> {
-        let sql = Store::tenant_sql(
-            ws,
-            "INSERT INTO {s}.search_docs (message_id, channel_id, seq, ts, user_id, thread, body, has_link, indexed_seq) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $3) \
-             ON CONFLICT (message_id) DO UPDATE SET body = excluded.body, has_link = excluded.has_link, indexed_seq = excluded.indexed_seq \
-             WHERE search_docs.indexed_seq < excluded.indexed_seq AND NOT search_docs.deleted",
-        );
-        let done = sqlx::query(&sql)
-            .bind(d.message_id)
-            .bind(d.channel_id)
-            .bind(d.seq)
-            .bind(d.ts)
-            .bind(d.user_id)
-            .bind(d.thread)
-            .bind(d.body)
-            .bind(has_link(d.body))
-            .execute(self.pool())
+    /// Applies one round of the indexer in one transaction: the documents of `message` events,
+    /// then edits and deletes of messages indexed before, each only over an older state (a
+    /// redelivered event changes nothing; a delete leaves a tombstone, also for a message never
+    /// indexed, so a late `message` event cannot index it). Every message is in the batch at most
+    /// once. Returns the ids of the messages whose document changed.
+    pub async fn index_batch(&self, ws: &WorkspaceName, b: &IndexBatch<'_>) -> Result<HashSet<String>, sqlx::Error> {
+        let mut tx = self.tenant_tx(ws).await?;
+        let mut changed: HashSet<String> = HashSet::new();
+        if !b.docs.is_empty() {
+            let d = &b.docs;
+            let ids: Vec<&str> = d.iter().map(|x| x.message_id).collect();
+            let channels: Vec<&str> = d.iter().map(|x| x.channel_id).collect();
+            let seqs: Vec<i64> = d.iter().map(|x| x.seq).collect();
+            let states: Vec<i64> = d.iter().map(|x| x.indexed_seq).collect();
+            let ts: Vec<DateTime<Utc>> = d.iter().map(|x| x.ts).collect();
+            let users: Vec<&str> = d.iter().map(|x| x.user_id).collect();
+            let threads: Vec<Option<&str>> = d.iter().map(|x| x.thread).collect();
+            let bodies: Vec<&str> = d.iter().map(|x| x.body).collect();
+            let links: Vec<bool> = d.iter().map(|x| has_link(x.body)).collect();
+            let files: Vec<bool> = d.iter().map(|x| x.has_file).collect();
+            let rows: Vec<String> = sqlx::query_scalar(
+                "INSERT INTO search_docs (message_id, channel_id, seq, ts, user_id, thread, body, has_link, has_file, indexed_seq) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], \
+                                      $8::bool[], $9::bool[], $10::int8[]) \
+                 ON CONFLICT (message_id) DO UPDATE SET body = excluded.body, has_link = excluded.has_link, has_file = excluded.has_file, \
+                     indexed_seq = excluded.indexed_seq \
+                 WHERE search_docs.indexed_seq < excluded.indexed_seq AND NOT search_docs.deleted \
+                 RETURNING message_id",
+            )
+            .bind(&ids)
+            .bind(&channels)
+            .bind(&seqs)
+            .bind(&ts)
+            .bind(&users)
+            .bind(&threads)
+            .bind(&bodies)
+            .bind(&links)
+            .bind(&files)
+            .bind(&states)
+            .fetch_all(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Applies an `edit` (event `seq`) to its message's document, unless a newer state is there.
-    pub async fn index_edit(&self, ws: &WorkspaceName, message_id: &str, text: &str, seq: i64) -> Result<bool, sqlx::Error> {
-        let sql = Store::tenant_sql(
-            ws,
-            "UPDATE {s}.search_docs SET body = $2, has_link = $3, indexed_seq = $4 \
-             WHERE message_id = $1 AND indexed_seq < $4 AND NOT deleted",
-        );
-        let done = sqlx::query(&sql).bind(message_id).bind(text).bind(has_link(text)).bind(seq).execute(self.pool()).await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Applies a `delete` (event `seq`): the document becomes a tombstone, also if the message
-    /// was never indexed (so a late `message` event cannot index it).
-    pub async fn index_delete(&self, ws: &WorkspaceName, channel: &str, message_id: &str, seq: i64) -> Result<bool, sqlx::Error> {
-        let sql = Store::tenant_sql(
-            ws,
-            "INSERT INTO {s}.search_docs (message_id, channel_id, seq, ts, user_id, body, has_link, deleted, indexed_seq) \
-             VALUES ($1, $2, 0, now(), '', '', false, true, $3) \
-             ON CONFLICT (message_id) DO UPDATE SET body = '', has_link = false, has_file = false, deleted = true, indexed_seq = excluded.indexed_seq \
-             WHERE search_docs.indexed_seq < excluded.indexed_seq",
-        );
-        let done = sqlx::query(&sql).bind(message_id).bind(channel).bind(seq).execute(self.pool()).await?;
-        Ok(done.rows_affected() > 0)
+            changed.extend(rows);
+        }
+        if !b.edits.is_empty() {
+            let ids: Vec<&str> = b.edits.iter().map(|e| e.message_id).collect();
+            let bodies: Vec<&str> = b.edits.iter().map(|e| e.text).collect();
+            let links: Vec<bool> = b.edits.iter().map(|e| has_link(e.text)).collect();
+            let seqs: Vec<i64> = b.edits.iter().map(|e| e.seq).collect();
+            let rows: Vec<String> = sqlx::query_scalar(
+                "UPDATE search_docs d SET body = u.body, has_link = u.link, indexed_seq = u.seq \
+                 FROM unnest($1::text[], $2::text[], $3::bool[], $4::int8[]) AS u(id, body, link, seq) \
+                 WHERE d.message_id = u.id AND d.indexed_seq < u.seq AND NOT d.deleted RETURNING d.message_id",
+            )
+            .bind(&ids)
+            .bind(&bodies)
+            .bind(&links)
+            .bind(&seqs)
+            .fetch_all(&mut *tx)
+            .await?;
+            changed.extend(rows);
+        }
+        if !b.deletes.is_empty() {
+            let ids: Vec<&str> = b.deletes.iter().map(|d| d.message_id).collect();
+            let channels: Vec<&str> = b.deletes.iter().map(|d| d.channel_id).collect();
+            let seqs: Vec<i64> = b.deletes.iter().map(|d| d.seq).collect();
+            let rows: Vec<String> = sqlx::query_scalar(
+                "INSERT INTO search_docs (message_id, channel_id, seq, ts, user_id, body, has_link, deleted, indexed_seq) \
+                 SELECT u.id, u.channel, 0, now(), '', '', false, true, u.seq FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(id, channel, seq) \
+                 ON CONFLICT (message_id) DO UPDATE SET body = '', has_link = false, has_file = false, deleted = true, \
+                     indexed_seq = excluded.indexed_seq \
+                 WHERE search_docs.indexed_seq < excluded.indexed_seq RETURNING message_id",
+            )
+            .bind(&ids)
+            .bind(&channels)
+            .bind(&seqs)
+            .fetch_all(&mut *tx)
+            .await?;
+            changed.extend(rows);
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
 
     /// Rebuilds a workspace's index from the messages' stored state (`palaverd reindex`); the
@@ -146,11 +216,13 @@ impl Store {
     pub async fn reindex(&self, ws: &WorkspaceName) -> Result<u64, sqlx::Error> {
         let sql = Store::tenant_sql(
             ws,
-            "INSERT INTO {s}.search_docs (message_id, channel_id, seq, ts, user_id, thread, body, has_link, deleted, indexed_seq) \
+            "INSERT INTO {s}.search_docs (message_id, channel_id, seq, ts, user_id, thread, body, has_link, has_file, deleted, indexed_seq) \
              SELECT id, channel_id, seq, ts, user_id, thread, CASE WHEN deleted THEN '' ELSE coalesce(body, '') END, \
-                    NOT deleted AND coalesce(body, '') ~* 'https?://', deleted, coalesce(state_seq, seq) \
+                    NOT deleted AND coalesce(body, '') ~* 'https?://', NOT deleted AND coalesce(jsonb_array_length(files), 0) > 0, \
+                    deleted, coalesce(state_seq, seq) \
              FROM {s}.events WHERE kind = 'message' \
-             ON CONFLICT (message_id) DO UPDATE SET body = excluded.body, has_link = excluded.has_link, deleted = excluded.deleted, \
+             ON CONFLICT (message_id) DO UPDATE SET body = excluded.body, has_link = excluded.has_link, has_file = excluded.has_file, \
+                 deleted = excluded.deleted, \
                  indexed_seq = excluded.indexed_seq \
              WHERE search_docs.indexed_seq <= excluded.indexed_seq",
         );

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use palaver_crds::WorkspaceName;
 use serde::Serialize;
 
-use super::events::{append_if, archived_error, is_unique_violation, lock_channel, sent_before, EVENT_COLUMNS, LOCKED_GUARD};
+use super::events::{append_if, check_send, is_unique_violation, lock_channel, sent_before, EVENT_COLUMNS, LOCKED_GUARD};
+use super::files::{attach_files, claim_files};
 use super::messages::{state_columns, RenderedRow};
 use super::{Appended, NewEvent, Store};
 use crate::error::ApiError;
@@ -75,20 +76,12 @@ impl Store {
     /// reply, its outbox row, the followers and the root's summary are one statement.
     pub async fn send_reply(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent) -> Result<Appended, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
-        let locked = lock_channel(&mut tx, channel, &ev.user).await?.ok_or_else(|| ApiError::not_found(format!("no channel {channel}")))?;
+        let locked = lock_channel(&mut tx, channel, &ev.user).await?;
         // Under the channel's lock, so a same-cmid reply racing this one has committed.
         if let Some(orig) = sent_before(&mut tx, channel, &ev).await? {
             return Ok(orig);
         }
-        if locked.hidden() {
-            return Err(ApiError::not_found(format!("no channel {channel}")));
-        }
-        if !locked.member {
-            return Err(ApiError::forbidden(format!("not a member of {channel}: join it first")));
-        }
-        if locked.archived {
-            return Err(archived_error(channel));
-        }
+        check_send(locked.as_ref(), channel)?;
         let asked = ev.thread.clone().unwrap_or_default();
         let not_found = || ApiError::not_found(format!("thread: no message {asked} in channel {channel}"));
         // A reply to a reply attaches to its root.
@@ -105,10 +98,12 @@ impl Store {
             return Err(not_found());
         }
         let cmid = ev.cmid.clone().unwrap_or_default();
+        let attach = ev.attach.clone();
+        let files = if attach.is_empty() { None } else { Some(claim_files(&mut tx, channel, &ev.user, &attach).await?) };
         let appended = match append_if(
             &mut tx,
             channel,
-            NewEvent { thread: Some(root_id), ..ev },
+            NewEvent { thread: Some(root_id), files, ..ev },
             LOCKED_GUARD,
             &REPLY.each_ref().map(String::as_str),
         )
@@ -120,6 +115,9 @@ impl Store {
             }
             r => r?.ok_or(sqlx::Error::RowNotFound)?,
         };
+        if !attach.is_empty() {
+            attach_files(&mut tx, &appended.event.id, &attach).await?;
+        }
         tx.commit().await?;
         Ok(appended)
     }

@@ -14,7 +14,7 @@ use super::{body, change_reply, ApiResult};
 use crate::domain::messages::{validate_send, Send};
 use crate::gateway::extract::ApiPath;
 use crate::gateway::{Auth, Shared};
-use crate::ids::{ChannelId, MessageId};
+use crate::ids::{ChannelId, FileId, MessageId};
 use crate::metrics;
 
 #[derive(Deserialize)]
@@ -26,6 +26,8 @@ pub struct PostMessage {
     thread: Option<MessageId>,
     #[serde(default)]
     also_channel: bool,
+    #[serde(default)]
+    files: Vec<FileId>,
 }
 
 pub async fn post(
@@ -36,7 +38,7 @@ pub async fn post(
 ) -> ApiResult<impl IntoResponse> {
     let req = body(req)?;
     let started = Instant::now();
-    let send = Send { cmid: req.cmid, text: req.text, thread: req.thread, also_channel: req.also_channel };
+    let send = Send { cmid: req.cmid, text: req.text, thread: req.thread, also_channel: req.also_channel, files: req.files };
     validate_send(&st.cfg.limits, &send)?;
     st.rest_limits.take(&format!("{}/{}", p.workspace, p.user))?;
     let sent = st.domain.send(&p, &id, send).await?;

@@ -4,6 +4,7 @@
 
 pub mod channels;
 pub mod dms;
+pub mod files;
 pub mod messages;
 pub mod notifications;
 pub mod presence;
