@@ -133,6 +133,16 @@ async fn files_are_uploaded_attached_read_by_members_only_and_removed_with_their
     let (s, e) = bob.get(&format!("/v1/files/{doc}/thumbnail?redirect=false")).await.unwrap();
     assert_eq!((s, e["code"].as_str()), (404, Some("not_found")), "{e}");
 
+    // A thread reply carries files the same way.
+    let (in_reply, _) = upload(&bob, &general, "answer.txt", b"the answer", "text/plain").await;
+    let body = json!({"cmid": "r1", "text": "see attached", "thread": with_doc, "files": [in_reply]});
+    let (s, reply) = bob.post(&format!("/v1/channels/{general}/messages"), body).await.unwrap();
+    assert_eq!(s, 201, "{reply}");
+    let (_, thread) = alice.get(&format!("/v1/channels/{general}/threads/{with_doc}")).await.unwrap();
+    let replied = thread["replies"].as_array().unwrap().iter().find(|e| e["id"] == reply["id"]).cloned().unwrap();
+    assert_eq!(replied["files"][0]["id"], in_reply.as_str(), "{thread}");
+    assert_eq!(fetch(&alice, &format!("/v1/files/{in_reply}")).await.unwrap(), b"the answer");
+
     // A file is attached once.
     let (s, e) = send(&alice, &general, "f3", "again", &[&pic]).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("conflict")), "{e}");
