@@ -70,6 +70,9 @@ pub struct S3Config {
     pub access_key_id: String,
     #[arg(long = "s3-secret-access-key", env = "PALAVER_S3_SECRET_ACCESS_KEY", default_value = "", hide_env_values = true)]
     pub secret_access_key: String,
+    /// PEM bundle of the CAs that sign the store's TLS certificate, besides the system's.
+    #[arg(long = "s3-ca-file", env = "PALAVER_S3_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// `bucket.host` requests instead of `host/bucket` (path style, the default).
     #[arg(long = "s3-virtual-hosted", env = "PALAVER_S3_VIRTUAL_HOSTED", default_value_t = false, action = clap::ArgAction::Set)]
     pub virtual_hosted: bool,

@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use bytes::Bytes;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::signer::Signer;
-use object_store::{Attribute, GetOptions, GetRange, ObjectStore, PutPayload};
+use object_store::{Attribute, Certificate, ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload};
 use reqwest::Method;
 
 use crate::config::S3Config;
@@ -33,8 +34,10 @@ pub struct Objects {
     signer: Arc<AmazonS3>,
 }
 
-fn builder(c: &S3Config, endpoint: &str) -> AmazonS3Builder {
+fn builder(c: &S3Config, endpoint: &str, roots: &[Certificate]) -> AmazonS3Builder {
+    let options = roots.iter().cloned().fold(ClientOptions::new(), ClientOptions::with_root_certificate);
     AmazonS3Builder::new()
+        .with_client_options(options)
         .with_endpoint(endpoint)
         .with_allow_http(endpoint.starts_with("http://"))
         .with_bucket_name(&c.bucket)
@@ -50,8 +53,15 @@ impl Objects {
     pub fn from_config(c: &S3Config) -> anyhow::Result<Option<Self>> {
         let Some(endpoint) = c.endpoint.as_deref().filter(|e| !e.is_empty()) else { return Ok(None) };
         let public = c.public_endpoint.as_deref().filter(|e| !e.is_empty()).unwrap_or(endpoint);
-        let client = builder(c, endpoint).build()?;
-        let signer = builder(c, public).build()?;
+        let roots = match &c.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).with_context(|| format!("PALAVER_S3_CA_FILE {}", path.display()))?;
+                Certificate::from_pem_bundle(&pem).with_context(|| format!("PALAVER_S3_CA_FILE {}: not a PEM bundle", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        let client = builder(c, endpoint, &roots).build()?;
+        let signer = builder(c, public, &roots).build()?;
         Ok(Some(Self { client: Arc::new(client), signer: Arc::new(signer) }))
     }
 

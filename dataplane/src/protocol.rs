@@ -228,6 +228,16 @@ pub struct FileRef {
     /// Whether `GET /v1/files/{id}/thumbnail` has a preview.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub thumbnail: bool,
+    /// `/v1/files/{id}`: where the bytes are (a redirect to the store, for readers).
+    #[serde(default)]
+    pub url: String,
+}
+
+impl FileRef {
+    /// The download path of a file (issue 11's wire contract: relative to the API's base).
+    pub fn url_of(id: &str) -> String {
+        format!("/v1/files/{id}")
+    }
 }
 
 /// One emoji's reactions on a message.

@@ -30,7 +30,7 @@ async fn declare(rest: &Rest, channel: &str, name: &str, size: usize, content_ty
 }
 
 async fn put(upload: &Value, bytes: &[u8], content_type: &str) -> u16 {
-    let url = upload["upload"]["url"].as_str().unwrap();
+    let url = upload["upload_url"].as_str().unwrap();
     http().put(url).header("content-type", content_type).body(bytes.to_vec()).send().await.unwrap().status().as_u16()
 }
 
@@ -39,7 +39,9 @@ async fn upload(rest: &Rest, channel: &str, name: &str, bytes: &[u8], content_ty
     let (s, up) = declare(rest, channel, name, bytes.len(), content_type).await;
     assert_eq!(s, 201, "{up}");
     assert_eq!(up["state"], "pending");
-    assert_eq!(up["upload"]["headers"]["content-type"], content_type);
+    assert_eq!(up["upload_headers"]["content-type"], content_type);
+    assert_eq!(up["upload_method"], "PUT");
+    assert!(up["expires_at"].is_string());
     assert_eq!(put(&up, bytes, content_type).await, 200);
     let id = up["id"].as_str().unwrap().to_string();
     let (s, done) = rest.post(&format!("/v1/files/{id}/complete"), json!({})).await.unwrap();
@@ -91,6 +93,7 @@ async fn files_are_uploaded_attached_read_by_members_only_and_removed_with_their
     let picture = png(800, 400);
     let (pic, done) = upload(&alice, &general, "Q3 chart.png", &picture, "image/png").await;
     assert_eq!(done["state"], "ready");
+    assert_eq!(done["url"], format!("/v1/files/{pic}"), "the file object names its download path");
     assert_eq!((done["width"].as_i64(), done["height"].as_i64(), done["thumbnail"].as_bool()), (Some(800), Some(400), Some(true)));
     let (s, again) = alice.post(&format!("/v1/files/{pic}/complete"), json!({})).await.unwrap();
     assert_eq!((s, &again["id"]), (200, &json!(pic)), "completing again answers the same");
@@ -115,6 +118,7 @@ async fn files_are_uploaded_attached_read_by_members_only_and_removed_with_their
     assert_eq!(live["files"][0]["name"], "Q3 chart.png");
     assert_eq!(live["files"][0]["size"], picture.len());
     assert_eq!(live["files"][0]["thumbnail"], true);
+    assert_eq!(live["files"][0]["url"], format!("/v1/files/{pic}"));
     let (_, history) = bob.get(&format!("/v1/channels/{general}/events?limit=50")).await.unwrap();
     let in_history = |id: &str| history["events"].as_array().unwrap().iter().find(|e| e["id"] == id).cloned().unwrap();
     assert_eq!(in_history(&with_pic)["files"], live["files"], "history carries what the event carried");

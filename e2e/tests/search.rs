@@ -118,7 +118,7 @@ async fn search_finds_what_each_caller_may_read_and_follows_edits_and_deletes() 
     let (s, up) =
         alice.post("/v1/files", json!({"channel": general, "name": "minutes.txt", "size": 7, "content_type": "text/plain"})).await.unwrap();
     assert_eq!(s, 201, "{up}");
-    let put = reqwest::Client::new().put(up["upload"]["url"].as_str().unwrap()).header("content-type", "text/plain").body("minutes");
+    let put = reqwest::Client::new().put(up["upload_url"].as_str().unwrap()).header("content-type", "text/plain").body("minutes");
     assert_eq!(put.send().await.unwrap().status().as_u16(), 200);
     let file = up["id"].as_str().unwrap();
     assert_eq!(alice.post(&format!("/v1/files/{file}/complete"), json!({})).await.unwrap().0, 200);

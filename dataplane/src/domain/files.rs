@@ -67,15 +67,6 @@ pub struct NewUpload {
     pub content_type: String,
 }
 
-/// Where and how to upload: a presigned `PUT` with the headers it must carry.
-#[derive(Debug, Serialize)]
-pub struct UploadTarget {
-    pub method: &'static str,
-    pub url: String,
-    pub headers: serde_json::Value,
-    pub expires_at: DateTime<Utc>,
-}
-
 /// A file as the files routes answer it.
 #[derive(Debug, Serialize)]
 pub struct FileInfo {
@@ -102,11 +93,16 @@ impl From<&StoredFile> for FileInfo {
     }
 }
 
+/// A begun upload: the file, and where and how to upload it (a presigned `PUT` with the
+/// headers it must carry, valid until `expires_at`).
 #[derive(Debug, Serialize)]
 pub struct Upload {
     #[serde(flatten)]
     pub file: FileInfo,
-    pub upload: UploadTarget,
+    pub upload_url: String,
+    pub upload_method: &'static str,
+    pub upload_headers: serde_json::Value,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A short-lived URL to the bytes.
@@ -239,7 +235,10 @@ impl Domain {
         let stored = self.store.file(&p.workspace, &id).await?.ok_or_else(|| ApiError::unavailable("the upload was not stored; retry"))?;
         Ok(Upload {
             file: FileInfo::from(&stored),
-            upload: UploadTarget { method: "PUT", url, headers: serde_json::json!({ "content-type": content_type }), expires_at },
+            upload_url: url,
+            upload_method: "PUT",
+            upload_headers: serde_json::json!({ "content-type": content_type }),
+            expires_at,
         })
     }
 

@@ -42,6 +42,7 @@ impl StoredFile {
             width: self.width,
             height: self.height,
             thumbnail: self.thumbnail_key.is_some(),
+            url: FileRef::url_of(&self.id),
         }
     }
 }
