@@ -355,6 +355,8 @@ pub fn versitygw_bin() -> PathBuf {
 pub struct PrivateS3 {
     service: Service,
     dir: PathBuf,
+    /// Serving HTTPS with a certificate of its own CA ([`PrivateS3::start_tls`]).
+    tls: bool,
     bucket: String,
     region: String,
     access_key_id: String,
@@ -367,15 +369,38 @@ const S3_START: Duration = Duration::from_secs(20);
 impl PrivateS3 {
     /// Starts it, waits until it answers HTTP and creates the bucket.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(false).await
+    }
+
+    /// [`PrivateS3::start`] serving HTTPS with a self-signed certificate for 127.0.0.1, which
+    /// only clients trusting [`PrivateS3::ca_file`] accept (a store with a private CA).
+    pub async fn start_tls() -> anyhow::Result<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> anyhow::Result<Self> {
         let bin = versitygw_bin();
         anyhow::ensure!(bin.exists(), "{} not found: run `make deps` (it builds versitygw)", bin.display());
         let svc = Services::from_env();
         let dir = std::env::temp_dir().join(format!("palaver-s3-{}", uuid::Uuid::new_v4().simple()));
         let data = dir.join("data");
         std::fs::create_dir_all(&data)?;
+        if tls {
+            let key = rcgen::KeyPair::generate()?;
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+            params.subject_alt_names.push(rcgen::SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+            params.distinguished_name.push(rcgen::DnType::CommonName, "palaver-test-s3");
+            let cert = params.self_signed(&key)?;
+            std::fs::write(dir.join("tls.crt"), cert.pem())?;
+            std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
+        }
+        let tls_files = tls.then(|| (dir.join("tls.crt"), dir.join("tls.key")));
         let (region, key, secret) = (svc.s3_region.clone(), svc.s3_access_key_id.clone(), svc.s3_secret_access_key.clone());
         let command = move |port: u16| {
             let mut c = Command::new(&bin);
+            if let Some((cert, key)) = &tls_files {
+                c.arg("--cert").arg(cert).arg("--key").arg(key);
+            }
             // Single-account mode: the root account's keys, in the environment, not on the
             // command line (as scripts/up.sh starts it).
             c.arg("--port")
@@ -401,6 +426,7 @@ impl PrivateS3 {
         let mut s3 = Self {
             service,
             dir,
+            tls,
             bucket: svc.s3_bucket,
             region: svc.s3_region,
             access_key_id: svc.s3_access_key_id,
@@ -412,8 +438,18 @@ impl PrivateS3 {
         Ok(s3)
     }
 
-    /// Waits until it answers an HTTP request (any status: an unsigned one gets 403).
+    /// Waits until it answers an HTTP request (any status: an unsigned one gets 403); over
+    /// TLS, until it accepts connections (the harness' HTTP client has no TLS of its own).
     async fn wait_ready(&self) -> anyhow::Result<()> {
+        if self.tls {
+            let addr = format!("127.0.0.1:{}", self.service.port);
+            return eventually(S3_START, "private S3 server (TLS) to accept connections", || {
+                let addr = addr.clone();
+                async move { tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ()) }
+            })
+            .await
+            .map_err(|e| self.service.with_log(e));
+        }
         let url = format!("{}/", self.endpoint());
         let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         eventually(S3_START, "private S3 server to answer HTTP", || {
@@ -433,6 +469,9 @@ impl PrivateS3 {
         let sigv4 = format!("aws:amz:{}:s3", self.region);
         cmd.args(["-sS", "--max-time", "10", "-K", "-", "--aws-sigv4", &sigv4, "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]);
         cmd.args(["-X", "PUT", "-w", "\n%{http_code}"]);
+        if self.tls {
+            cmd.arg("--cacert").arg(self.ca_file());
+        }
         if self.region != "us-east-1" {
             cmd.arg("--data-binary").arg(format!(
                 r#"<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>"#,
@@ -462,9 +501,16 @@ impl PrivateS3 {
         }
     }
 
-    /// `http://127.0.0.1:<port>`, path-style: objects are at `<endpoint>/<bucket>/<key>`.
+    /// `http://127.0.0.1:<port>` (`https://` with TLS), path-style: objects are at
+    /// `<endpoint>/<bucket>/<key>`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.service.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.service.port)
+    }
+
+    /// The PEM certificate a client must trust to reach a [`PrivateS3::start_tls`] server.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("tls.crt")
     }
 
     pub fn port(&self) -> u16 {

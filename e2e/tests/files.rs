@@ -352,3 +352,51 @@ async fn object_storage_down_is_unavailable_and_loses_nothing() {
     let (s, e) = send(&alice, &general, "s2", "x", &[&id]).await;
     assert_eq!((s, e["code"].as_str()), (503, Some("unavailable")), "{e}");
 }
+
+/// PUT over HTTPS trusting `ca` (curl: the harness's HTTP client has no TLS of its own).
+async fn curl_put(url: &str, ca: &std::path::Path, content_type: &str, bytes: &[u8]) -> u16 {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data-binary", "@-"])
+        .arg("--cacert")
+        .arg(ca)
+        .args(["-H", &format!("content-type: {content_type}"), url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(bytes).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_with_a_private_ca_is_reached_with_that_ca_only() {
+    let svc = Services::from_env();
+    let s3 = PrivateS3::start_tls().await.unwrap();
+    let ws = new_workspace(&svc, "files3tls").await.unwrap();
+    let mut env = s3.env();
+    env.push(("PALAVER_S3_CA_FILE".into(), s3.ca_file().display().to_string()));
+    let pod = Pod::start("pod-file-tls", &svc, PodOptions { env, ..Default::default() }).await.unwrap();
+    let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
+    let general = channel_id(&alice, "general").await;
+
+    let (s, up) = declare(&alice, &general, "a.txt", 3, "text/plain").await;
+    assert_eq!(s, 201, "{up}");
+    let url = up["upload_url"].as_str().unwrap();
+    assert!(url.starts_with(&s3.endpoint()) && url.starts_with("https://"), "{url}");
+    assert_eq!(curl_put(url, &s3.ca_file(), "text/plain", b"abc").await, 200);
+    let id = up["id"].as_str().unwrap();
+    let (s, done) = alice.post(&format!("/v1/files/{id}/complete"), json!({})).await.unwrap();
+    assert_eq!((s, &done["state"]), (200, &json!("ready")), "{done}");
+
+    // Without the CA the store's certificate is refused: unavailable, nothing stored.
+    let untrusting = Pod::start("pod-file-no-ca", &svc, PodOptions { env: s3.env(), ..Default::default() }).await.unwrap();
+    let alice = Rest::new(&untrusting.http_url(), &token(&ws, "alice"));
+    let (_, up) = declare(&alice, &general, "b.txt", 3, "text/plain").await;
+    assert_eq!(curl_put(up["upload_url"].as_str().unwrap(), &s3.ca_file(), "text/plain", b"abc").await, 200);
+    let (s, e) = alice.post(&format!("/v1/files/{}/complete", up["id"].as_str().unwrap()), json!({})).await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (503, Some("unavailable")), "{e}");
+}
