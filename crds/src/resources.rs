@@ -278,6 +278,11 @@ pub struct ObjectStorageSpec {
     pub virtual_hosted_style: bool,
     /// The Secret holding the access key; the pods read it by reference.
     pub credentials_secret: ObjectStorageCredentials,
+    /// The Secret holding the CA certificates (a PEM bundle) that palaverd trusts for the store's
+    /// TLS certificate besides the system's roots, for an `https://` endpoint whose certificate
+    /// is not from a public CA; mounted into the pods as a file. Unset: the system's roots only.
+    #[serde(default)]
+    pub ca_secret: Option<ObjectStorageCaSecret>,
 }
 
 /// A URL with scheme http or https and a host.
@@ -307,6 +312,21 @@ fn default_access_key_id_key() -> String {
 
 fn default_secret_access_key_key() -> String {
     "secret-access-key".into()
+}
+
+/// The Secret of the object store's CA bundle, in the ChatCluster's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStorageCaSecret {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key holding the PEM bundle of CA certificates.
+    #[serde(default = "default_ca_key")]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".into()
 }
 
 /// Where palaverd sends pushes.

@@ -1,7 +1,9 @@
 //! The committed CRD manifests are exactly what the types generate, the schemas are structural
 //! (what the API server requires), the CEL rules are in place, and the examples parse.
 
-use palaver_crds::resources::{manifests, ChatCluster, DeletionPolicy, JwtAlgorithm, ObjectStorageSpec, ServiceType, Workspace};
+use palaver_crds::resources::{
+    manifests, ChatCluster, DeletionPolicy, JwtAlgorithm, ObjectStorageCaSecret, ObjectStorageSpec, ServiceType, Workspace,
+};
 use serde_json::Value;
 
 fn root() -> std::path::PathBuf {
@@ -131,9 +133,15 @@ fn examples_parse_into_the_types() {
         "endpoint": "http://minio:9000", "bucket": "chat-files", "credentialsSecret": { "name": "s3" }
     }))
     .unwrap();
+    assert_eq!(store.ca_secret, None, "the system's roots unless a CA is given");
     assert_eq!((store.region.as_str(), store.virtual_hosted_style, store.public_endpoint), ("us-east-1", false, None));
     let creds = store.credentials_secret;
     assert_eq!((creds.access_key_id_key.as_str(), creds.secret_access_key_key.as_str()), ("access-key-id", "secret-access-key"));
+    let store: ObjectStorageSpec = serde_json::from_value(serde_json::json!({
+        "endpoint": "https://minio:9000", "bucket": "chat-files", "credentialsSecret": { "name": "s3" }, "caSecret": { "name": "s3-ca" }
+    }))
+    .unwrap();
+    assert_eq!(store.ca_secret, Some(ObjectStorageCaSecret { name: "s3-ca".into(), key: "ca.crt".into() }));
     // The object storage example: its Secret holds the keys the ChatCluster names.
     let text = std::fs::read_to_string(root().join("examples/chatcluster-object-storage.yaml")).unwrap();
     let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();

@@ -150,13 +150,14 @@ async fn invalid_workspaces_and_chatclusters_are_refused_at_admission() {
     exposed["spec"]["http"] =
         json!({ "trustedProxies": ["10.0.0.0/8", "fd00::1"], "allowedOrigins": ["*", "https://app.example.com:8443"] });
     exposed["spec"]["service"] = json!({ "type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.0/24"] });
-    exposed["spec"]["objectStorage"] =
-        json!({ "endpoint": "https://s3.eu-central-1.amazonaws.com", "bucket": "chat.files-1", "credentialsSecret": { "name": "s3" } });
+    exposed["spec"]["objectStorage"] = json!({ "endpoint": "https://s3.eu-central-1.amazonaws.com", "bucket": "chat.files-1",
+                                               "credentialsSecret": { "name": "s3" }, "caSecret": { "name": "s3-ca" } });
     let exposed = clusters.create(&PostParams::default(), &serde_json::from_value(exposed).unwrap()).await.unwrap();
     // The schema's defaults; the unset publicEndpoint travels as null, which its rule skips.
     let store = exposed.spec.object_storage.unwrap();
     assert_eq!((store.region.as_str(), store.virtual_hosted_style, store.public_endpoint), ("us-east-1", false, None));
     assert_eq!(store.credentials_secret.secret_access_key_key, "secret-access-key");
+    assert_eq!(store.ca_secret.map(|ca| (ca.name, ca.key)), Some(("s3-ca".into(), "ca.crt".into())), "the CA key's default");
 
     cc.metadata.name = Some("main".into());
     clusters.create(&PostParams::default(), &cc).await.unwrap();

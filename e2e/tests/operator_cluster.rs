@@ -1,8 +1,8 @@
 //! The ChatCluster controller against a real kube-apiserver (e2e/src/kube_server.rs): the
 //! objects it creates, idempotence (read back as unchanged resourceVersions and in the API
 //! server's audit log), drift repair, status, failure behaviour under a real RBAC denial, the
-//! object store's settings and Secret references on the pods, and leader election on a real
-//! Lease.
+//! object store's settings, Secret references and CA bundle on the pods, and leader election on
+//! a real Lease.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use palaver_crds::resources::{ChatCluster, ObjectStorageCredentials, ObjectStorageSpec};
+use palaver_crds::resources::{ChatCluster, ObjectStorageCaSecret, ObjectStorageCredentials, ObjectStorageSpec};
 use palaver_e2e::eventually;
 use palaver_e2e::kube_server::{KubeOptions, KubeServer, CONTROLLER_USER, OPERATOR_RESOURCES, OPERATOR_USER};
 use palaver_e2e::operator::{
@@ -287,7 +287,8 @@ async fn one_of_two_replicas_leads_and_the_other_takes_over_on_release() {
 
 /// `spec.objectStorage` (issue 11) reaches the gateway pods: the settings through the ConfigMap,
 /// the access key only as references to its Secret, which must exist with both keys like the
-/// other Secrets; a change rolls the pods and removing it takes every S3 setting away.
+/// other Secrets, and a private CA's bundle as a file mounted from its Secret, checked the same
+/// way; a change rolls the pods and removing it takes every S3 setting away.
 #[tokio::test]
 async fn object_storage_reaches_the_gateways_with_the_access_key_by_reference() {
     let server = start().await;
@@ -296,7 +297,7 @@ async fn object_storage_reaches_the_gateways_with_the_access_key_by_reference() 
     let mut cc = example_cluster(NS, "main", "kafka:9092");
     cc.spec.monitoring = None;
     cc.spec.object_storage = Some(ObjectStorageSpec {
-        endpoint: "http://minio.storage.svc:9000".into(),
+        endpoint: "https://minio.storage.svc:9000".into(),
         public_endpoint: None,
         bucket: "chat-files".into(),
         region: "eu-west-1".into(),
@@ -306,6 +307,7 @@ async fn object_storage_reaches_the_gateways_with_the_access_key_by_reference() 
             access_key_id_key: "id".into(),
             secret_access_key_key: "secret".into(),
         },
+        ca_secret: Some(ObjectStorageCaSecret { name: "palaver-s3-ca".into(), key: "bundle.pem".into() }),
     });
     create_cluster(&client, &cc).await;
     let (stop, task) = spawn_controller(context(&server.controller_client()));
@@ -316,7 +318,9 @@ async fn object_storage_reaches_the_gateways_with_the_access_key_by_reference() 
 
     // The pods could not start without the Secret and both its keys: no Deployment until then.
     let cc = wait_for(&clusters, "main", "SecretNotFound", T, degraded("SecretNotFound")).await.unwrap();
-    assert!(condition(&cc.status.unwrap().conditions, "Degraded").unwrap().message.contains("chat/palaver-s3"));
+    let conditions = cc.status.unwrap().conditions;
+    assert_eq!(condition(&conditions, "Degraded").unwrap().message, "Secret chat/palaver-s3 not found");
+    let no_credentials = [cond(&conditions, "Ready"), cond(&conditions, "Degraded")];
     let secrets = Api::<Secret>::namespaced(client.clone(), NS);
     secrets.create(&PostParams::default(), &secret(NS, "palaver-s3", "id", "AKIDEXAMPLE")).await.unwrap();
     wait_for(&clusters, "main", "SecretKeyMissing", T, degraded("SecretKeyMissing")).await.unwrap();
@@ -324,8 +328,41 @@ async fn object_storage_reaches_the_gateways_with_the_access_key_by_reference() 
     let key = json!({ "stringData": { "secret": "wJalrXUtnFEMIEXAMPLEKEY" } });
     secrets.patch("palaver-s3", &PatchParams::default(), &Patch::Merge(key)).await.unwrap();
 
+    // Nor without the CA's Secret and key: the same reasons, naming the CA's Secret.
+    let about_ca = |reason: &'static str| {
+        let degraded = degraded(reason);
+        move |c: &ChatCluster| {
+            degraded(c)
+                && c.status.as_ref().and_then(|s| condition(&s.conditions, "Degraded")).is_some_and(|d| d.message.contains("palaver-s3-ca"))
+        }
+    };
+    let cc = wait_for(&clusters, "main", "SecretNotFound for the CA", T, about_ca("SecretNotFound")).await.unwrap();
+    let conditions = cc.status.unwrap().conditions;
+    assert_eq!(condition(&conditions, "Degraded").unwrap().message, "Secret chat/palaver-s3-ca not found");
+    assert_eq!([cond(&conditions, "Ready"), cond(&conditions, "Degraded")], no_credentials, "as without the access key");
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n";
+    secrets.create(&PostParams::default(), &secret(NS, "palaver-s3-ca", "ca.crt", PEM)).await.unwrap();
+    let cc = wait_for(&clusters, "main", "SecretKeyMissing for the CA", T, about_ca("SecretKeyMissing")).await.unwrap();
+    let message = condition(&cc.status.unwrap().conditions, "Degraded").unwrap().message.clone();
+    assert_eq!(message, "Secret chat/palaver-s3-ca has no key \"bundle.pem\"");
+    assert!(server.names(NS, "apps/v1/deployments").await.is_empty());
+    secrets.patch("palaver-s3-ca", &PatchParams::default(), &Patch::Merge(json!({ "stringData": { "bundle.pem": PEM } }))).await.unwrap();
+
     let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
     let d = wait_for(&deployments, "main-gateway", "the Deployment", T, |_| true).await.unwrap();
+    // The CA bundle: the Secret that palaverd's container mounts at /etc/palaver/s3-ca, its
+    // keys with the file names they get there, and whether the mount is read-only.
+    type CaFiles = (String, Vec<(String, String)>, Option<bool>);
+    let ca_mount = |d: &Deployment| -> Option<CaFiles> {
+        let pod = d.spec.as_ref()?.template.spec.as_ref()?;
+        let container = pod.containers.iter().find(|c| c.name == "palaverd")?;
+        let mount = container.volume_mounts.iter().flatten().find(|m| m.mount_path == "/etc/palaver/s3-ca")?;
+        let secret = pod.volumes.iter().flatten().find(|v| v.name == mount.name)?.secret.as_ref()?;
+        let items = secret.items.iter().flatten().map(|i| (i.key.clone(), i.path.clone())).collect();
+        Some((secret.secret_name.clone()?, items, mount.read_only))
+    };
+    let files = |secret: &str| Some((secret.to_string(), vec![("bundle.pem".to_string(), "ca.crt".to_string())], Some(true)));
+    assert_eq!(ca_mount(&d), files("palaver-s3-ca"));
     let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     let env = pod.containers.iter().find(|c| c.name == "palaverd").unwrap().env.clone().unwrap();
     for (name, key) in [("PALAVER_S3_ACCESS_KEY_ID", "id"), ("PALAVER_S3_SECRET_ACCESS_KEY", "secret")] {
@@ -341,13 +378,15 @@ async fn object_storage_reaches_the_gateways_with_the_access_key_by_reference() 
     };
     let want = [
         ("PALAVER_S3_BUCKET", "chat-files"),
-        ("PALAVER_S3_ENDPOINT", "http://minio.storage.svc:9000"),
+        ("PALAVER_S3_CA_FILE", "/etc/palaver/s3-ca/ca.crt"),
+        ("PALAVER_S3_ENDPOINT", "https://minio.storage.svc:9000"),
         ("PALAVER_S3_REGION", "eu-west-1"),
         ("PALAVER_S3_VIRTUAL_HOSTED", "false"),
     ];
     assert_eq!(s3(&data), want.map(|(k, v)| (k.to_string(), v.to_string())), "no PALAVER_S3_PUBLIC_ENDPOINT while unset");
     let stored = format!("{}{}", serde_json::to_string(&d).unwrap(), serde_json::to_string(&data).unwrap());
     assert!(!stored.contains("AKIDEXAMPLE") && !stored.contains("wJalrXUtnFEMIEXAMPLEKEY"), "a Secret value left its Secret");
+    assert!(!stored.contains("MIIBdummy"), "the CA bundle left its Secret");
 
     // A change rolls the pods (the ConfigMap's hash in the pod template).
     let hash = |d: &Deployment| d.spec.as_ref()?.template.metadata.as_ref()?.annotations.as_ref()?.get(CONFIG_HASH).cloned();
@@ -358,6 +397,18 @@ async fn object_storage_reaches_the_gateways_with_the_access_key_by_reference() 
     let data = config_maps.get("main-config").await.unwrap().data.unwrap();
     assert_eq!(data.get("PALAVER_S3_PUBLIC_ENDPOINT").map(String::as_str), Some("https://files.example.com"));
 
+    // Another CA Secret rolls the pods too (its name is in the pod template), once it exists.
+    let d = deployments.get("main-gateway").await.unwrap();
+    let (generation, settings) = (d.metadata.generation, hash(&d));
+    secrets.create(&PostParams::default(), &secret(NS, "palaver-s3-ca-2026", "bundle.pem", PEM)).await.unwrap();
+    let rotated = json!({ "spec": { "objectStorage": { "caSecret": { "name": "palaver-s3-ca-2026" } } } });
+    clusters.patch("main", &PatchParams::default(), &Patch::Merge(rotated)).await.unwrap();
+    let d = wait_for(&deployments, "main-gateway", "the new CA Secret mounted", T, |d| ca_mount(d) == files("palaver-s3-ca-2026"))
+        .await
+        .unwrap();
+    assert!(d.metadata.generation > generation, "a new pod template: {:?} after {generation:?}", d.metadata.generation);
+    assert_eq!(hash(&d), settings, "the same settings: the Secret's name alone rolls them");
+
     // Removed: no S3 setting left, in the ConfigMap or the container.
     clusters.patch("main", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "objectStorage": null } }))).await.unwrap();
     let d = wait_for(&deployments, "main-gateway", "the S3 keys gone", T, |d| {
@@ -367,6 +418,9 @@ async fn object_storage_reaches_the_gateways_with_the_access_key_by_reference() 
     .await
     .unwrap();
     assert_ne!(hash(&d), before);
+    assert_eq!(ca_mount(&d), None, "no CA volume left");
+    let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert!(pod.volumes.iter().flatten().all(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) != Some("palaver-s3-ca-2026")));
     assert!(s3(&config_maps.get("main-config").await.unwrap().data.unwrap()).is_empty());
     stop.send_replace(true);
     tokio::time::timeout(T, task).await.unwrap().unwrap();

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::EnvVar;
 use kube::core::ObjectMeta;
-use palaver_crds::resources::{ChatCluster, HttpSpec, IngressSpec, ObjectStorageCredentials, ObjectStorageSpec, PushSpec, SecretKeyRef};
+use palaver_crds::resources::{
+    ChatCluster, HttpSpec, IngressSpec, ObjectStorageCaSecret, ObjectStorageCredentials, ObjectStorageSpec, PushSpec, SecretKeyRef,
+};
 use palaver_e2e::operator::example_cluster;
 use palaver_e2e::{eventually, free_port, Services};
 use palaver_operator::controller::objects;
@@ -116,6 +118,7 @@ fn palaverd_reads_every_variable_the_operator_sets() {
             access_key_id_key: "access-key-id".into(),
             secret_access_key_key: "secret-access-key".into(),
         },
+        ca_secret: Some(ObjectStorageCaSecret { name: "palaver-s3-ca".into(), key: "ca.crt".into() }),
     });
     let out = std::process::Command::new(palaver_e2e::procs::palaverd_bin()).args(["serve", "--help"]).env_clear().output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -127,7 +130,13 @@ fn palaverd_reads_every_variable_the_operator_sets() {
     let container = objects::deployment(&cc).spec.unwrap().template.spec.unwrap().containers.remove(0);
     let mut set: Vec<String> = objects::config_map(&cc).data.unwrap().into_keys().collect();
     set.extend(container.env.unwrap().into_iter().map(|e| e.name));
-    for var in ["PALAVER_S3_ENDPOINT", "PALAVER_S3_PUBLIC_ENDPOINT", "PALAVER_S3_ACCESS_KEY_ID", "PALAVER_S3_SECRET_ACCESS_KEY"] {
+    for var in [
+        "PALAVER_S3_ENDPOINT",
+        "PALAVER_S3_PUBLIC_ENDPOINT",
+        "PALAVER_S3_ACCESS_KEY_ID",
+        "PALAVER_S3_SECRET_ACCESS_KEY",
+        "PALAVER_S3_CA_FILE",
+    ] {
         assert!(set.iter().any(|v| v == var), "the operator no longer sets {var}");
     }
     let unknown: Vec<&String> = set.iter().filter(|v| !known.contains(v.as_str())).collect();

@@ -245,6 +245,9 @@ async fn check_secrets(cc: &ChatCluster, ctx: &Context, ns: &str) -> Result<(), 
     for (_, r) in objects::object_storage_keys(cc) {
         ctx.secret_value(ns, &r).await?;
     }
+    if let Some(r) = objects::object_storage_ca(cc) {
+        ctx.secret_value(ns, &r).await?;
+    }
     Ok(())
 }
 

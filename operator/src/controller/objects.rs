@@ -49,6 +49,8 @@ const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 const RUN_AS: i64 = 65532;
 const JWT_DIR: &str = "/etc/palaver/jwt";
 const KAFKA_DIR: &str = "/etc/palaver/kafka";
+/// Where the object store's CA bundle (`spec.objectStorage.caSecret`) is mounted.
+const S3_CA_DIR: &str = "/etc/palaver/s3-ca";
 /// Annotation on the pod template: a hash of the ConfigMap, so a settings change rolls the pods.
 pub const CONFIG_HASH: &str = "palaver.dev/config-hash";
 
@@ -163,6 +165,9 @@ pub fn config_map(cc: &ChatCluster) -> ConfigMap {
         data.insert("PALAVER_S3_BUCKET".into(), o.bucket.clone());
         data.insert("PALAVER_S3_REGION".into(), o.region.clone());
         data.insert("PALAVER_S3_VIRTUAL_HOSTED".into(), o.virtual_hosted_style.to_string());
+        if o.ca_secret.is_some() {
+            data.insert("PALAVER_S3_CA_FILE".into(), format!("{S3_CA_DIR}/ca.crt"));
+        }
     }
     if let Some(l) = &s.limits {
         if let Some(v) = l.max_frame_bytes {
@@ -232,6 +237,13 @@ pub fn object_storage_keys(cc: &ChatCluster) -> Vec<(&'static str, SecretKeyRef)
     vec![("PALAVER_S3_ACCESS_KEY_ID", key(&c.access_key_id_key)), ("PALAVER_S3_SECRET_ACCESS_KEY", key(&c.secret_access_key_key))]
 }
 
+/// The object store's CA bundle as a Secret reference, when `spec.objectStorage.caSecret` is
+/// set; the pods get it as a file (`PALAVER_S3_CA_FILE`).
+pub fn object_storage_ca(cc: &ChatCluster) -> Option<SecretKeyRef> {
+    let ca = cc.spec.object_storage.as_ref()?.ca_secret.as_ref()?;
+    Some(SecretKeyRef { name: ca.name.clone(), key: ca.key.clone() })
+}
+
 /// The palaverd Deployment. `replicas` is left out when an HPA owns the count.
 pub fn deployment(cc: &ChatCluster) -> Deployment {
     let s = &cc.spec;
@@ -248,6 +260,10 @@ pub fn deployment(cc: &ChatCluster) -> Deployment {
     if let Some(r) = &s.kafka.secret_ref {
         volumes.push(secret_file_volume("kafka", r, "client.properties"));
         mounts.push(VolumeMount { name: "kafka".into(), mount_path: KAFKA_DIR.into(), read_only: Some(true), ..Default::default() });
+    }
+    if let Some(r) = object_storage_ca(cc) {
+        volumes.push(secret_file_volume("s3-ca", &r, "ca.crt"));
+        mounts.push(VolumeMount { name: "s3-ca".into(), mount_path: S3_CA_DIR.into(), read_only: Some(true), ..Default::default() });
     }
     let pod_name = EnvVar {
         name: "PALAVER_POD_ID".into(),
@@ -864,12 +880,46 @@ limits: { maxFrameBytes: 32768 }
         );
         assert_eq!(object_storage_keys(&custom).into_iter().map(|(_, r)| r.key).collect::<Vec<_>>(), ["id", "secret"]);
 
-        // Any change rolls the pods: settings through the ConfigMap's hash, the Secret's name
-        // through the pod template itself.
+        // A private CA: its Secret key mounted read-only as a file, which PALAVER_S3_CA_FILE
+        // names; without caSecret neither the volume nor the variable.
+        let pod = |cc: &ChatCluster| deployment(cc).spec.unwrap().template.spec.unwrap();
+        let ca_volume = |cc: &ChatCluster| pod(cc).volumes.unwrap().into_iter().find(|v| v.name == "s3-ca");
+        let ca_mount = |cc: &ChatCluster| pod(cc).containers.remove(0).volume_mounts.unwrap().into_iter().find(|m| m.name == "s3-ca");
+        for no_ca in [&none, &cc, &custom] {
+            assert!(object_storage_ca(no_ca).is_none());
+            assert!(!config_map(no_ca).data.unwrap().contains_key("PALAVER_S3_CA_FILE"));
+            assert!(ca_volume(no_ca).is_none() && ca_mount(no_ca).is_none(), "no caSecret, no CA volume");
+        }
+        let with_ca =
+            |ca: &str| cluster(&format!("{SPEC}{}", STORE.replace("{ name: s3 } }", &format!("{{ name: s3 }}, caSecret: {ca} }}"))));
+        let ca = with_ca("{ name: s3-ca }");
+        assert_eq!(object_storage_ca(&ca), Some(SecretKeyRef { name: "s3-ca".into(), key: "ca.crt".into() }), "the default key");
+        let file = config_map(&ca).data.unwrap()["PALAVER_S3_CA_FILE"].clone();
+        assert_eq!(file, "/etc/palaver/s3-ca/ca.crt");
+        let secret = ca_volume(&ca).expect("the CA volume").secret.unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("s3-ca"));
+        let items = secret.items.unwrap();
+        assert_eq!(items.iter().map(|i| (i.key.as_str(), i.path.as_str())).collect::<Vec<_>>(), [("ca.crt", "ca.crt")]);
+        let mount = ca_mount(&ca).expect("the CA mount");
+        assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/palaver/s3-ca", Some(true)));
+        assert_eq!(format!("{}/{}", mount.mount_path, items[0].path), file, "PALAVER_S3_CA_FILE is the mounted file");
+        assert!(env_names(&ca).iter().all(|n| n != "PALAVER_S3_CA_FILE"), "a path, not a Secret value: in the ConfigMap");
+        // Another key of the Secret: the same file in the pod.
+        let bundle = with_ca("{ name: s3-ca, key: bundle.pem }");
+        let items = ca_volume(&bundle).unwrap().secret.unwrap().items.unwrap();
+        assert_eq!(items.iter().map(|i| (i.key.as_str(), i.path.as_str())).collect::<Vec<_>>(), [("bundle.pem", "ca.crt")]);
+        assert_eq!(config_map(&bundle).data.unwrap()["PALAVER_S3_CA_FILE"], file);
+
+        // Any change rolls the pods: settings through the ConfigMap's hash, the Secrets' names
+        // and keys through the pod template itself.
         let template = |cc: &ChatCluster| serde_json::to_value(deployment(cc).spec.unwrap().template).unwrap();
         assert_ne!(template(&none), template(&cc));
         assert_ne!(template(&cc), template(&cluster(&format!("{SPEC}{}", STORE.replace("chat-files", "other-files")))));
         assert_ne!(template(&cc), template(&cluster(&format!("{SPEC}{}", STORE.replace("name: s3", "name: s3-rotated")))));
+        assert_ne!(template(&cc), template(&ca), "adding a CA");
+        assert_ne!(template(&ca), template(&with_ca("{ name: s3-ca-2026 }")), "another CA Secret");
+        assert_ne!(template(&ca), template(&bundle), "another key");
+        assert_eq!(template(&ca), template(&with_ca("{ name: s3-ca, key: ca.crt }")), "the default spelled out");
     }
 
     #[test]
