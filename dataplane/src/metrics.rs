@@ -275,6 +275,7 @@ impl Metrics {
             self.files_swept.get_or_create(&ReasonLabel { reason }).inc_by(0);
         }
         for op in ["sign", "head", "get", "put", "delete"] {
+            let _ = self.object_storage_seconds.get_or_create(&OpLabel { op });
             for result in ["ok", "not_found", "error"] {
                 self.object_storage_requests.get_or_create(&ObjectOpLabel { op, result }).inc_by(0);
             }

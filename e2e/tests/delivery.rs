@@ -277,6 +277,10 @@ async fn stranded_outbox_rows_are_swept_by_another_pod() {
     let ws = new_workspace(&svc, "sweep").await.unwrap();
     let mut a_opts = fast_sends();
     a_opts.redis_url = Some(format!("redis://127.0.0.1:{}", palaver_e2e::free_port()));
+    // Pod A's own sweeper would claim the same rows (SKIP LOCKED) and hold them while its
+    // publishes fail, so pod B would get them only between A's rounds: a flaky race. Keep A's
+    // sweeper out of the way; what is tested is that another pod's sweeper takes them.
+    a_opts.env.push(("PALAVER_SWEEP_INTERVAL_MS".into(), "600000".into()));
     let a = Pod::start("pod-noredis", &svc, a_opts).await.unwrap();
     let b = Pod::start("pod-b", &svc, fast_sends()).await.unwrap();
     // A pod whose Redis is down is not ready, and says why.
