@@ -159,7 +159,7 @@ help:
 	  'make down   stop what make up started, nothing else' \
 	  'make build  cargo build --workspace --bins' \
 	  'make test   deps + deps-test + up, then the chart check and cargo nextest run --workspace --no-fail-fast' \
-	  'make dev    deps + build + up, provision "$(DEV_WORKSPACE)", run and supervise pods on $(DEV_LISTEN_A) and $(DEV_LISTEN_B)' \
+	  'make dev    deps + a debug build of palaverd and palaver-operator + up, provision "$(DEV_WORKSPACE)", run and supervise pods on $(DEV_LISTEN_A) and $(DEV_LISTEN_B)' \
 	  'make bench  deps + release build + up, two release pods, palaver-bench $(BENCH_ARGS)' \
 	  'make lint   cargo clippy -D warnings and cargo fmt --check' \
 	  'Variables and their defaults: see the top of the Makefile.'
@@ -182,7 +182,8 @@ build:
 test: deps deps-test
 	@bash scripts/test.sh
 
-dev: deps build
+dev: deps
+	@bash scripts/build.sh palaverd palaver-operator
 	@bash scripts/dev.sh
 
 bench: deps

@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# `make build`: debug build of every binary of the workspace, as a timed step.
+# `make build`: debug build of every binary of the workspace, as a timed step. With arguments,
+# only those binaries (`make dev` builds the two it runs: palaver-bench and the tests' crates
+# would add minutes to a first run).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cd "$REPO_ROOT"
-step "cargo build --workspace --bins" "make build"
-"$CARGO" build --workspace --bins
+if (($#)); then
+    args=()
+    for b in "$@"; do
+        args+=(--bin "$b")
+    done
+    step "cargo build ${args[*]}" "bash scripts/build.sh $*"
+    "$CARGO" build "${args[@]}"
+else
+    step "cargo build --workspace --bins" "make build"
+    "$CARGO" build --workspace --bins
+fi
