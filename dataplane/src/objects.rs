@@ -60,9 +60,9 @@ impl Objects {
             }
             None => Vec::new(),
         };
-        let client = builder(c, endpoint, &roots).build()?;
-        let signer = builder(c, public, &roots).build()?;
-        Ok(Some(Self { client: Arc::new(client), signer: Arc::new(signer) }))
+        let client = Arc::new(builder(c, endpoint, &roots).build()?);
+        let signer = if public == endpoint { client.clone() } else { Arc::new(builder(c, public, &roots).build()?) };
+        Ok(Some(Self { client, signer }))
     }
 
     /// A URL that lets its holder `PUT` the object at `key` for `ttl`.

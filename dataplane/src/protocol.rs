@@ -213,8 +213,10 @@ pub struct MessageState {
 }
 
 /// A file attached to a message, as events and history carry it (issue 11). The bytes are
-/// fetched with `GET /v1/files/{id}` (and `/thumbnail`), which check the reader's access.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+/// fetched with `GET /v1/files/{id}` (and `/thumbnail`), which check the reader's access. Its
+/// `url` is derived from the id when it is written out, never read back: a stored or relayed
+/// copy cannot carry a stale one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct FileRef {
     pub id: String,
     pub name: String,
@@ -226,17 +228,46 @@ pub struct FileRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<i32>,
     /// Whether `GET /v1/files/{id}/thumbnail` has a preview.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub thumbnail: bool,
-    /// `/v1/files/{id}`: where the bytes are (a redirect to the store, for readers).
     #[serde(default)]
-    pub url: String,
+    pub thumbnail: bool,
 }
 
 impl FileRef {
-    /// The download path of a file (issue 11's wire contract: relative to the API's base).
-    pub fn url_of(id: &str) -> String {
-        format!("/v1/files/{id}")
+    /// `/v1/files/{id}`: where the bytes are (a redirect to the store, for readers; issue 11's
+    /// wire contract, relative to the API's base).
+    pub fn url(&self) -> String {
+        format!("/v1/files/{}", self.id)
+    }
+}
+
+impl Serialize for FileRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            id: &'a str,
+            name: &'a str,
+            content_type: &'a str,
+            size: i64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            width: Option<i32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            height: Option<i32>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            thumbnail: bool,
+            url: String,
+        }
+        let f = self;
+        Wire {
+            id: &f.id,
+            name: &f.name,
+            content_type: &f.content_type,
+            size: f.size,
+            width: f.width,
+            height: f.height,
+            thumbnail: f.thumbnail,
+            url: f.url(),
+        }
+        .serialize(s)
     }
 }
 
@@ -416,6 +447,28 @@ mod tests {
         assert_eq!(back, e);
         let head: EventHead = serde_json::from_str(&json).unwrap();
         assert_eq!((head.channel.as_str(), head.seq), ("c1", 5));
+    }
+
+    #[test]
+    fn a_file_names_its_download_path_from_its_id_only() {
+        let stored =
+            r#"{"id":"f_1","name":"a.png","content_type":"image/png","size":3,"width":2,"height":1,"thumbnail":true,"url":"/old/f_1"}"#;
+        let f: FileRef = serde_json::from_str(stored).unwrap();
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["url"], "/v1/files/f_1", "a stale stored url is not read back");
+        assert_eq!((v["width"].as_i64(), v["thumbnail"].as_bool()), (Some(2), Some(true)));
+        let plain = FileRef {
+            id: "f_2".into(),
+            name: "n".into(),
+            content_type: "text/plain".into(),
+            size: 0,
+            width: None,
+            height: None,
+            thumbnail: false,
+        };
+        let v = serde_json::to_value(&plain).unwrap();
+        assert!(v.get("width").is_none() && v.get("thumbnail").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<FileRef>(v).unwrap(), plain);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::io::Cursor;
 use std::time::Duration;
 
+use palaver_crds::WorkspaceName;
 use palaver_e2e::{eventually, new_workspace, token, Client, Pod, PodOptions, PrivateS3, Rest, Services};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -66,6 +67,14 @@ async fn fetch_url(url: &str) -> Result<Vec<u8>, u16> {
     }
 }
 
+/// A pod with these settings, alice's REST client on it, and the workspace's `general`.
+async fn pod_for(svc: &Services, ws: &WorkspaceName, name: &str, env: Vec<(String, String)>) -> (Pod, Rest, String) {
+    let pod = Pod::start(name, svc, PodOptions { env, ..Default::default() }).await.unwrap();
+    let alice = Rest::new(&pod.http_url(), &token(ws, "alice"));
+    let general = channel_id(&alice, "general").await;
+    (pod, alice, general)
+}
+
 async fn channel_id(rest: &Rest, name: &str) -> String {
     let (_, list) = rest.get("/v1/channels").await.unwrap();
     list["channels"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["id"].as_str().unwrap().to_string()
@@ -80,12 +89,10 @@ async fn files_are_uploaded_attached_read_by_members_only_and_removed_with_their
     let svc = Services::from_env();
     let ws = new_workspace(&svc, "files").await.unwrap();
     let env = vec![("PALAVER_FILE_SWEEP_INTERVAL_MS".into(), "200".into())];
-    let pod = Pod::start("pod-files", &svc, PodOptions { env, ..Default::default() }).await.unwrap();
-    let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
+    let (pod, alice, general) = pod_for(&svc, &ws, "pod-files", env).await;
     let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
     let carol = Rest::new(&pod.http_url(), &token(&ws, "carol"));
     assert_eq!(carol.get("/v1/channels").await.unwrap().0, 200, "carol exists");
-    let general = channel_id(&alice, "general").await;
     let mut bob_ws = Client::connect(&pod.ws_url(), &token(&ws, "bob")).await.unwrap();
     let mut alice_ws = Client::connect(&pod.ws_url(), &token(&ws, "alice")).await.unwrap();
 
@@ -191,11 +198,10 @@ async fn uploads_get_their_documented_errors_and_the_workspace_limits() {
         ("PALAVER_FILE_MAX_BYTES".into(), "1000".into()),
         ("PALAVER_FILE_ALLOWED_TYPES".into(), "image/*,text/plain".into()),
         ("PALAVER_FILE_MAX_PER_MESSAGE".into(), "2".into()),
+        ("PALAVER_THUMBNAIL_MAX_BYTES".into(), "100".into()),
     ];
-    let pod = Pod::start("pod-file-limits", &svc, PodOptions { env, ..Default::default() }).await.unwrap();
-    let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
+    let (pod, alice, general) = pod_for(&svc, &ws, "pod-file-limits", env).await;
     let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
-    let general = channel_id(&alice, "general").await;
     let random = channel_id(&alice, "random").await;
     let code = |r: &(u16, Value)| (r.0, r.1["code"].as_str().map(String::from));
     let err = |s: u16, c: &str| (s, Some(c.to_string()));
@@ -233,6 +239,12 @@ async fn uploads_get_their_documented_errors_and_the_workspace_limits() {
     assert_eq!(put(&fake, b"not an image", "image/png").await, 200);
     let r = alice.post(&format!("/v1/files/{}/complete", fake["id"].as_str().unwrap()), json!({})).await.unwrap();
     assert_eq!(code(&r), err(400, "bad_request"));
+    // Larger than PALAVER_THUMBNAIL_MAX_BYTES: its dimensions from its header, no preview.
+    let big = png(120, 80);
+    assert!((101..=1000).contains(&big.len()), "{} bytes", big.len());
+    let (_, done) = upload(&alice, &general, "big.png", &big, "image/png").await;
+    assert_eq!((done["width"].as_i64(), done["height"].as_i64()), (Some(120), Some(80)), "{done}");
+    assert!(done.get("thumbnail").is_none(), "{done}");
 
     // Attachments a send may not make.
     let (a, _) = upload(&alice, &general, "a.txt", b"a", "text/plain").await;
@@ -269,10 +281,8 @@ async fn uploads_are_rate_limited_per_user() {
     let svc = Services::from_env();
     let ws = new_workspace(&svc, "filerate").await.unwrap();
     let env = vec![("PALAVER_FILE_UPLOADS_PER_MINUTE".into(), "2".into())];
-    let pod = Pod::start("pod-file-rate", &svc, PodOptions { env, ..Default::default() }).await.unwrap();
-    let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
+    let (pod, alice, general) = pod_for(&svc, &ws, "pod-file-rate", env).await;
     let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
-    let general = channel_id(&alice, "general").await;
     for _ in 0..2 {
         assert_eq!(declare(&alice, &general, "a.txt", 1, "text/plain").await.0, 201);
     }
@@ -289,9 +299,7 @@ async fn abandoned_uploads_are_removed_and_attached_ones_stay() {
     let svc = Services::from_env().private_database().await.unwrap();
     let ws = new_workspace(&svc, "fileswp").await.unwrap();
     let env = vec![("PALAVER_FILE_ABANDON_SECS".into(), "1".into()), ("PALAVER_FILE_SWEEP_INTERVAL_MS".into(), "200".into())];
-    let mut pod = Pod::start("pod-file-sweep", &svc, PodOptions { env, ..Default::default() }).await.unwrap();
-    let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
-    let general = channel_id(&alice, "general").await;
+    let (mut pod, alice, general) = pod_for(&svc, &ws, "pod-file-sweep", env).await;
 
     let (_, never_completed) = declare(&alice, &general, "a.txt", 3, "text/plain").await;
     assert_eq!(put(&never_completed, b"abc", "text/plain").await, 200);
@@ -325,9 +333,7 @@ async fn object_storage_down_is_unavailable_and_loses_nothing() {
     let mut s3 = PrivateS3::start().await.unwrap();
     let ws = new_workspace(&svc, "files3down").await.unwrap();
     let env = s3.env();
-    let pod = Pod::start("pod-file-s3", &svc, PodOptions { env, ..Default::default() }).await.unwrap();
-    let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
-    let general = channel_id(&alice, "general").await;
+    let (pod, alice, general) = pod_for(&svc, &ws, "pod-file-s3", env).await;
 
     let (_, up) = declare(&alice, &general, "a.txt", 3, "text/plain").await;
     assert_eq!(put(&up, b"abc", "text/plain").await, 200);
@@ -379,9 +385,7 @@ async fn a_store_with_a_private_ca_is_reached_with_that_ca_only() {
     let ws = new_workspace(&svc, "files3tls").await.unwrap();
     let mut env = s3.env();
     env.push(("PALAVER_S3_CA_FILE".into(), s3.ca_file().display().to_string()));
-    let pod = Pod::start("pod-file-tls", &svc, PodOptions { env, ..Default::default() }).await.unwrap();
-    let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
-    let general = channel_id(&alice, "general").await;
+    let (pod, alice, general) = pod_for(&svc, &ws, "pod-file-tls", env).await;
 
     let (s, up) = declare(&alice, &general, "a.txt", 3, "text/plain").await;
     assert_eq!(s, 201, "{up}");

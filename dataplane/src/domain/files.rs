@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::Domain;
 use crate::auth::Principal;
 use crate::config::FilesConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{ChannelId, FileId};
+use crate::media::PreviewError;
 use crate::metrics::{self, ChangeLabel, ReasonLabel};
 use crate::objects::Objects;
 use crate::protocol::FileRef;
@@ -176,7 +177,7 @@ fn ttl(secs: u64) -> (Duration, DateTime<Utc>) {
 }
 
 impl Domain {
-    fn objects(&self) -> Result<&Objects, ApiError> {
+    pub(super) fn objects(&self) -> Result<&Objects, ApiError> {
         self.objects.as_ref().ok_or_else(|| ApiError::unavailable("file storage is not configured on this server (PALAVER_S3_ENDPOINT)"))
     }
 
@@ -229,10 +230,9 @@ impl Domain {
             size: req.size,
             object_key: &key,
         };
-        self.store.create_file(&p.workspace, &new).await?;
+        let stored = self.store.create_file(&p.workspace, &new).await?;
         let (valid_for, expires_at) = ttl(self.files.file_upload_url_secs);
         let url = objects.upload_url(&key, valid_for).await?;
-        let stored = self.store.file(&p.workspace, &id).await?.ok_or_else(|| ApiError::unavailable("the upload was not stored; retry"))?;
         Ok(Upload {
             file: FileInfo::from(&stored),
             upload_url: url,
@@ -273,13 +273,12 @@ impl Domain {
             return Err(ApiError::bad_request(format!("the file was uploaded as {got}; the upload declared {}", f.content_type)));
         }
         let preview = if crate::media::previewable(&f.content_type) { self.preview(objects, ws, &f).await? } else { Preview::default() };
-        if !self.store.complete_file(ws, id, &preview).await? {
+        let Some(done) = self.store.complete_file(ws, id, &preview).await? else {
             // Completed by a concurrent request, or swept meanwhile.
             let now = self.store.file(ws, id).await?.filter(|f| f.state == "ready");
             return now.map(|f| FileInfo::from(&f)).ok_or_else(|| ApiError::not_found(format!("no file {id}")));
-        }
+        };
         metrics::global().file_bytes.inc_by(f.size as u64);
-        let done = self.store.file(ws, id).await?.ok_or_else(|| ApiError::not_found(format!("no file {id}")))?;
         Ok(FileInfo::from(&done))
     }
 
@@ -294,26 +293,24 @@ impl Domain {
         let whole = f.size as u64 <= cfg.thumbnail_max_bytes;
         let bytes = if whole { objects.read(&f.object_key).await? } else { objects.read_prefix(&f.object_key, HEADER_BYTES).await? };
         let (size, max_pixels) = (cfg.thumbnail_size.max(16), cfg.thumbnail_max_pixels);
+        // A thumbnail of an image small enough to decode; else its dimensions from its header.
         let made = tokio::task::spawn_blocking(move || {
             if whole {
-                crate::media::thumbnail(&bytes, size, max_pixels).map(Some)
+                crate::media::thumbnail(&bytes, size, max_pixels).map(Ok)
             } else {
-                crate::media::dimensions(&bytes).map(|(w, h)| {
-                    tracing::debug!(width = w, height = h, "image too large to preview");
-                    None
-                })
+                crate::media::dimensions(&bytes).map(Err)
             }
-            .map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| ApiError::new(crate::error::ErrorCode::Internal, format!("thumbnail task failed: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("thumbnail task failed: {e}")))?;
+        let dims = |w: u32, h: u32| Preview { width: Some(w as i32), height: Some(h as i32), thumbnail_key: None };
         match made {
-            Ok(Some(t)) => {
+            Ok(Ok(t)) => {
                 let key = thumbnail_key(ws, &f.id, t.content_type);
                 objects.put(&key, t.bytes.into(), t.content_type).await?;
-                Ok(Preview { width: Some(t.width as i32), height: Some(t.height as i32), thumbnail_key: Some(key) })
+                Ok(Preview { thumbnail_key: Some(key), ..dims(t.width, t.height) })
             }
-            Ok(None) => Ok(Preview::default()),
+            Ok(Err((w, h))) | Err(PreviewError::TooManyPixels(w, h, _)) => Ok(dims(w, h)),
             Err(e) => {
                 tracing::info!(file = %f.id, error = %e, "image attached without a preview");
                 Ok(Preview::default())
@@ -334,7 +331,11 @@ impl Domain {
         let not_found = || ApiError::not_found(format!("no file {id}"));
         let f = self.store.file(&p.workspace, id).await?.filter(|f| f.state == "ready").ok_or_else(not_found)?;
         match &f.message_id {
-            Some(_) => self.store.can_read(&p.workspace, &f.channel_id, &p.user).await.map_err(|_| not_found())?,
+            // A channel the caller may not read: the file does not exist for them either.
+            Some(_) => match self.store.can_read(&p.workspace, &f.channel_id, &p.user).await {
+                Err(e) if e.code == ErrorCode::NotFound => return Err(not_found()),
+                r => r?,
+            },
             None if f.uploader == p.user => {}
             None => return Err(not_found()),
         }

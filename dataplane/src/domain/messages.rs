@@ -158,9 +158,7 @@ impl Domain {
 
     /// Attachments need object storage and stay within the workspace's count limit.
     async fn check_attachments(&self, p: &Principal, n: usize) -> Result<(), ApiError> {
-        if self.objects.is_none() {
-            return Err(ApiError::unavailable("file storage is not configured on this server (PALAVER_S3_ENDPOINT)"));
-        }
+        self.objects()?;
         let max = self.file_limits(&p.workspace).await?.max_per_message;
         if n > max.max(0) as usize {
             return Err(ApiError::too_large(format!("a message has at most {max} files here; this one has {n}")));

@@ -42,7 +42,6 @@ impl StoredFile {
             width: self.width,
             height: self.height,
             thumbnail: self.thumbnail_key.is_some(),
-            url: FileRef::url_of(&self.id),
         }
     }
 }
@@ -71,26 +70,27 @@ const FILE_COLUMNS: &str = "id, channel_id, uploader, name, content_type, size, 
 
 impl Store {
     /// Records an upload, if `uploader` may send to the channel (member, not archived).
-    pub async fn create_file(&self, ws: &WorkspaceName, f: &NewFile<'_>) -> Result<(), ApiError> {
+    pub async fn create_file(&self, ws: &WorkspaceName, f: &NewFile<'_>) -> Result<StoredFile, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
         let locked = peek_channel(&mut tx, f.channel, f.uploader).await?;
         check_send(locked.as_ref(), f.channel)?;
-        sqlx::query(
+        let sql = format!(
             "INSERT INTO files (id, channel_id, uploader, name, content_type, size, object_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(f.id)
-        .bind(f.channel)
-        .bind(f.uploader)
-        .bind(f.name)
-        .bind(f.content_type)
-        .bind(f.size)
-        .bind(f.object_key)
-        .bind(now_ts())
-        .execute(&mut *tx)
-        .await?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {FILE_COLUMNS}"
+        );
+        let stored = sqlx::query_as(&sql)
+            .bind(f.id)
+            .bind(f.channel)
+            .bind(f.uploader)
+            .bind(f.name)
+            .bind(f.content_type)
+            .bind(f.size)
+            .bind(f.object_key)
+            .bind(now_ts())
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(stored)
     }
 
     pub async fn file(&self, ws: &WorkspaceName, id: &str) -> Result<Option<StoredFile>, sqlx::Error> {
@@ -98,23 +98,24 @@ impl Store {
         sqlx::query_as(&sql).bind(id).fetch_optional(self.pool()).await
     }
 
-    /// Marks a pending upload `ready` with what `complete` found; false if it was not pending
-    /// (completed meanwhile, or swept).
-    pub async fn complete_file(&self, ws: &WorkspaceName, id: &str, preview: &Preview) -> Result<bool, sqlx::Error> {
+    /// Marks a pending upload `ready` with what `complete` found and returns it; `None` if it
+    /// was not pending (completed meanwhile, or swept).
+    pub async fn complete_file(&self, ws: &WorkspaceName, id: &str, preview: &Preview) -> Result<Option<StoredFile>, sqlx::Error> {
         let sql = Store::tenant_sql(
             ws,
-            "UPDATE {s}.files SET state = 'ready', completed_at = $2, width = $3, height = $4, thumbnail_key = $5 \
-             WHERE id = $1 AND state = 'pending'",
+            &format!(
+                "UPDATE {{s}}.files SET state = 'ready', completed_at = $2, width = $3, height = $4, thumbnail_key = $5 \
+                 WHERE id = $1 AND state = 'pending' RETURNING {FILE_COLUMNS}"
+            ),
         );
-        let done = sqlx::query(&sql)
+        sqlx::query_as(&sql)
             .bind(id)
             .bind(now_ts())
             .bind(preview.width)
             .bind(preview.height)
             .bind(&preview.thumbnail_key)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .fetch_optional(self.pool())
+            .await
     }
 
     /// A top-level message with attachments: [`Store::send_message`]'s checks under the

@@ -51,13 +51,15 @@ fn yes() -> bool {
     true
 }
 
-fn link_response(link: Link, redirect: bool) -> Response {
-    if redirect {
+/// A download link of the file, or of its thumbnail, as a redirect or as JSON.
+async fn link(st: &Shared, p: &crate::auth::Principal, id: &FileId, q: &LinkQuery, thumbnail: bool) -> ApiResult<Response> {
+    let link: Link = st.domain.file_link(p, id, thumbnail).await?;
+    Ok(if q.redirect {
         // Not cached: the target expires, and another reader must be checked again.
         (StatusCode::FOUND, [(header::LOCATION, link.url.clone()), (header::CACHE_CONTROL, "no-store".into())], Json(link)).into_response()
     } else {
         ([(header::CACHE_CONTROL, "no-store")], Json(link)).into_response()
-    }
+    })
 }
 
 pub async fn download(
@@ -66,7 +68,7 @@ pub async fn download(
     ApiPath(id): ApiPath<FileId>,
     ApiQuery(q): ApiQuery<LinkQuery>,
 ) -> ApiResult<Response> {
-    Ok(link_response(st.domain.file_link(&p, &id, false).await?, q.redirect))
+    link(&st, &p, &id, &q, false).await
 }
 
 pub async fn thumbnail(
@@ -75,5 +77,5 @@ pub async fn thumbnail(
     ApiPath(id): ApiPath<FileId>,
     ApiQuery(q): ApiQuery<LinkQuery>,
 ) -> ApiResult<Response> {
-    Ok(link_response(st.domain.file_link(&p, &id, true).await?, q.redirect))
+    link(&st, &p, &id, &q, true).await
 }
