@@ -29,58 +29,68 @@ fn indexed_message(ev: &Event) -> Option<&str> {
     }
 }
 
+/// A run of events that touch distinct messages: one statement of each kind applies them all,
+/// as order within the run does not matter. `members`: each event's index and message.
+#[derive(Default)]
+struct Run<'a> {
+    batch: IndexBatch<'a>,
+    seen: HashSet<&'a str>,
+    members: Vec<(usize, &'a str)>,
+}
+
+impl<'a> Run<'a> {
+    fn push(&mut self, i: usize, ev: &'a Event, id: &'a str) {
+        match ev.kind.as_str() {
+            "message" => self.batch.docs.push(SearchDoc {
+                message_id: &ev.id,
+                channel_id: &ev.channel,
+                seq: ev.seq,
+                indexed_seq: ev.seq,
+                ts: ev.ts,
+                user_id: &ev.user,
+                thread: ev.thread.as_deref(),
+                body: ev.text.as_deref().unwrap_or_default(),
+                has_file: ev.files.as_ref().is_some_and(|f| !f.is_empty()),
+            }),
+            "edit" => self.batch.edits.push(IndexEdit { message_id: id, text: ev.text.as_deref().unwrap_or_default(), seq: ev.seq }),
+            _ => self.batch.deletes.push(IndexDelete { message_id: id, channel_id: &ev.channel, seq: ev.seq }),
+        }
+        self.seen.insert(id);
+        self.members.push((i, id));
+    }
+}
+
 impl Indexer {
     /// Indexes one workspace's events, in their order; returns each one's result (indexed,
     /// unchanged, skipped) for the metric. Errors are transient (storage): the caller retries
     /// the same events, which is safe because every write is conditional on an older state.
     pub async fn index(&self, ws: &WorkspaceName, events: &[Event]) -> Result<Vec<&'static str>, sqlx::Error> {
         let mut results = vec!["skipped"; events.len()];
-        let mut start = 0;
-        while start < events.len() {
-            // A run of events that touch distinct messages: one statement each kind can then
-            // apply them all, as order within the run does not matter.
-            let mut batch = IndexBatch::default();
-            let mut seen: HashSet<&str> = HashSet::new();
-            let mut members: Vec<(usize, &str)> = Vec::new();
-            let mut end = start;
-            for (i, ev) in events.iter().enumerate().skip(start) {
-                let Some(id) = indexed_message(ev) else {
-                    end = i + 1;
-                    continue;
-                };
-                if !seen.insert(id) {
-                    break;
-                }
-                match ev.kind.as_str() {
-                    "message" => batch.docs.push(SearchDoc {
-                        message_id: &ev.id,
-                        channel_id: &ev.channel,
-                        seq: ev.seq,
-                        indexed_seq: ev.seq,
-                        ts: ev.ts,
-                        user_id: &ev.user,
-                        thread: ev.thread.as_deref(),
-                        body: ev.text.as_deref().unwrap_or_default(),
-                        has_file: ev.files.as_ref().is_some_and(|f| !f.is_empty()),
-                    }),
-                    "edit" => batch.edits.push(IndexEdit { message_id: id, text: ev.text.as_deref().unwrap_or_default(), seq: ev.seq }),
-                    _ => batch.deletes.push(IndexDelete { message_id: id, channel_id: &ev.channel, seq: ev.seq }),
-                }
-                members.push((i, id));
-                end = i + 1;
+        let mut run = Run::default();
+        for (i, ev) in events.iter().enumerate() {
+            let Some(id) = indexed_message(ev) else { continue };
+            if run.seen.contains(id) {
+                self.apply(ws, std::mem::take(&mut run), events, &mut results).await?;
             }
-            if !batch.is_empty() {
-                let changed = self.store.index_batch(ws, &batch).await?;
-                let now = chrono::Utc::now();
-                for (i, id) in members {
-                    results[i] = if changed.contains(id) { "indexed" } else { "unchanged" };
-                    // How far behind the send the index is: what an SRE watches (and the alert).
-                    let lag = (now - events[i].ts).num_milliseconds().max(0) as f64 / 1000.0;
-                    metrics::global().search_index_lag.observe(lag);
-                }
-            }
-            start = end;
+            run.push(i, ev, id);
         }
+        self.apply(ws, run, events, &mut results).await?;
         Ok(results)
+    }
+
+    /// Writes one run and records its events' results and lag.
+    async fn apply(&self, ws: &WorkspaceName, run: Run<'_>, events: &[Event], results: &mut [&'static str]) -> Result<(), sqlx::Error> {
+        if run.batch.is_empty() {
+            return Ok(());
+        }
+        let changed = self.store.index_batch(ws, &run.batch).await?;
+        let now = chrono::Utc::now();
+        for (i, id) in run.members {
+            results[i] = if changed.contains(id) { "indexed" } else { "unchanged" };
+            // How far behind the send the index is: what an SRE watches (and the alert).
+            let lag = (now - events[i].ts).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::global().search_index_lag.observe(lag);
+        }
+        Ok(())
     }
 }
