@@ -4,7 +4,7 @@
 use palaver_e2e::bench::presence::{self, PresenceOpts};
 use palaver_e2e::bench::reads::{self, ReadsOpts};
 use palaver_e2e::bench::search::{self, SearchOpts};
-use palaver_e2e::bench::{self, BenchOpts, Target};
+use palaver_e2e::bench::{self, BenchOpts, PodTarget, Target};
 use palaver_e2e::{new_workspace, Pod, PodOptions, Services, TEST_SECRET};
 
 /// Two pods whose per-connection limits do not throttle the generator.
@@ -83,9 +83,7 @@ async fn bench_reads_fetch_rendered_pages() {
     let ws = new_workspace(&svc, "benchreads").await.unwrap();
     let (a, _b) = pods(&svc).await;
     let o = ReadsOpts {
-        pod: format!("ws://127.0.0.1:{}", a.port),
-        workspace: ws.to_string(),
-        secret: TEST_SECRET.into(),
+        target: PodTarget { pod: format!("ws://127.0.0.1:{}", a.port), workspace: ws.to_string(), secret: TEST_SECRET.into() },
         messages: 12,
         replies: 20,
         reactors: 2,
@@ -136,9 +134,7 @@ async fn bench_search_seeds_the_index_and_times_every_query_kind() {
     let opts = PodOptions { env: vec![("PALAVER_SEARCH_RATE_PER_MINUTE".into(), "100000".into())], ..Default::default() };
     let pod = Pod::start("pod-sbench", &svc, opts).await.unwrap();
     let o = SearchOpts {
-        pod: format!("ws://127.0.0.1:{}", pod.port),
-        workspace: ws.to_string(),
-        secret: TEST_SECRET.into(),
+        target: PodTarget { pod: format!("ws://127.0.0.1:{}", pod.port), workspace: ws.to_string(), secret: TEST_SECRET.into() },
         database_url: svc.database_url.clone(),
         messages: 20_000,
         channels: 4,

@@ -27,6 +27,19 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// The pod a single-pod scenario (reads, search) talks to, its workspace, and the token secret.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PodTarget {
+    /// WebSocket URL of the pod (the setup writes there too).
+    #[arg(long, default_value = "ws://127.0.0.1:8081")]
+    pub pod: String,
+    #[arg(long, default_value = "bench")]
+    pub workspace: String,
+    /// HS256 secret the pods accept (PALAVER_DEV_JWT_SECRET).
+    #[arg(long, env = "PALAVER_DEV_JWT_SECRET", hide_env_values = true)]
+    pub secret: String,
+}
+
 pub use send::{run, BenchOpts, Report};
 
 /// The pods a scenario spreads its users over, and the workspace and token secret it uses.

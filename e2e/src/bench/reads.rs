@@ -14,7 +14,7 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{http_url, Percentiles};
+use super::{http_url, Percentiles, PodTarget};
 use crate::client::{Client, Rest};
 use crate::token_with;
 
@@ -23,14 +23,8 @@ const SHORT_THREAD: usize = 3;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReadsOpts {
-    /// WebSocket URL of the pod to read from (the setup writes there too).
-    #[arg(long, default_value = "ws://127.0.0.1:8081")]
-    pub pod: String,
-    #[arg(long, default_value = "bench")]
-    pub workspace: String,
-    /// HS256 secret the pods accept (PALAVER_DEV_JWT_SECRET).
-    #[arg(long, env = "PALAVER_DEV_JWT_SECRET", hide_env_values = true)]
-    pub secret: String,
+    #[command(flatten)]
+    pub target: PodTarget,
     /// Messages on the history page.
     #[arg(long, default_value_t = 50)]
     pub messages: usize,
@@ -120,13 +114,13 @@ pub async fn run(o: &ReadsOpts) -> anyhow::Result<ReadsReport> {
     anyhow::ensure!(o.requests >= 1 && o.concurrency >= 1, "--requests and --concurrency must be at least 1");
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let user = |u: usize| format!("r{run_id}-u{u}");
-    let tok = |u: usize| token_with(&o.workspace, &user(u), &o.secret, 3600);
-    let base = http_url(&o.pod);
+    let tok = |u: usize| token_with(&o.target.workspace, &user(u), &o.target.secret, 3600);
+    let base = http_url(&o.target.pod);
     let setup_started = Instant::now();
 
     // Users exist once they have connected; user 0 owns the channel, 1..=reactors react and reply.
     for u in 0..=o.reactors {
-        Client::connect(&super::ws_url(&o.pod), &tok(u)).await.with_context(|| format!("connecting {}", user(u)))?.close().await?;
+        Client::connect(&super::ws_url(&o.target.pod), &tok(u)).await.with_context(|| format!("connecting {}", user(u)))?.close().await?;
     }
     let rests: Vec<Rest> = (0..=o.reactors).map(|u| Rest::new(&base, &tok(u))).collect();
     let (s, body) = rests[0].post("/v1/channels", json!({"name": format!("r{run_id}")})).await?;

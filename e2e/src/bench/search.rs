@@ -14,7 +14,7 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{http_url, Percentiles};
+use super::{http_url, Percentiles, PodTarget};
 use crate::client::Rest;
 use crate::{token_with, urlencode};
 
@@ -23,14 +23,8 @@ const BATCH: i64 = 100_000;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SearchOpts {
-    /// WebSocket URL of the pod to query (the setup writes there too).
-    #[arg(long, default_value = "ws://127.0.0.1:8081")]
-    pub pod: String,
-    #[arg(long, default_value = "bench")]
-    pub workspace: String,
-    /// HS256 secret the pods accept (PALAVER_DEV_JWT_SECRET).
-    #[arg(long, env = "PALAVER_DEV_JWT_SECRET", hide_env_values = true)]
-    pub secret: String,
+    #[command(flatten)]
+    pub target: PodTarget,
     /// The pods' database, where the messages are seeded.
     #[arg(long, env = "PALAVER_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/palaver")]
     pub database_url: String,
@@ -114,7 +108,7 @@ async fn channels(o: &SearchOpts, seeder: &Rest, searcher_id: &str) -> anyhow::R
 
 /// Writes `n` synthetic messages into the index, spread over `channels`.
 async fn seed(o: &SearchOpts, channel_ids: &[String], run: &str) -> anyhow::Result<()> {
-    let ws = palaver_crds::WorkspaceName::new(o.workspace.clone()).map_err(anyhow::Error::msg)?;
+    let ws = palaver_crds::WorkspaceName::new(o.target.workspace.clone()).map_err(anyhow::Error::msg)?;
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&o.database_url).await?;
     let sql = format!(
         "INSERT INTO {s}.search_docs (message_id, channel_id, seq, ts, user_id, body, has_link, indexed_seq) \
@@ -154,7 +148,7 @@ async fn seed(o: &SearchOpts, channel_ids: &[String], run: &str) -> anyhow::Resu
 }
 
 async fn index_rows(o: &SearchOpts) -> anyhow::Result<i64> {
-    let ws = palaver_crds::WorkspaceName::new(o.workspace.clone()).map_err(anyhow::Error::msg)?;
+    let ws = palaver_crds::WorkspaceName::new(o.target.workspace.clone()).map_err(anyhow::Error::msg)?;
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&o.database_url).await?;
     Ok(sqlx::query_scalar(&format!("SELECT count(*) FROM {}.search_docs", ws.schema())).fetch_one(&pool).await?)
 }
@@ -162,9 +156,9 @@ async fn index_rows(o: &SearchOpts) -> anyhow::Result<i64> {
 pub async fn run(o: &SearchOpts) -> anyhow::Result<SearchReport> {
     anyhow::ensure!(o.channels >= 1 && (1..=o.channels).contains(&o.member_of), "--member-of must be 1..=--channels");
     anyhow::ensure!(o.messages >= 0 && o.users >= 1 && o.requests >= 1, "--users and --requests must be at least 1");
-    let base = http_url(&o.pod);
-    let seeder = Rest::new(&base, &token_with(&o.workspace, "bench-seeder", &o.secret, 3600));
-    let searcher = Rest::new(&base, &token_with(&o.workspace, "bench-searcher", &o.secret, 3600));
+    let base = http_url(&o.target.pod);
+    let seeder = Rest::new(&base, &token_with(&o.target.workspace, "bench-seeder", &o.target.secret, 3600));
+    let searcher = Rest::new(&base, &token_with(&o.target.workspace, "bench-searcher", &o.target.secret, 3600));
     // Both exist once they have made a request.
     for r in [&seeder, &searcher] {
         let (s, body) = r.get("/v1/channels").await?;
@@ -196,7 +190,7 @@ pub async fn run(o: &SearchOpts) -> anyhow::Result<SearchReport> {
         let mut micros = Vec::with_capacity(o.requests);
         let client = reqwest::Client::new();
         let url = format!("{base}{path}");
-        let auth = format!("Bearer {}", token_with(&o.workspace, "bench-searcher", &o.secret, 3600));
+        let auth = format!("Bearer {}", token_with(&o.target.workspace, "bench-searcher", &o.target.secret, 3600));
         for _ in 0..o.requests {
             let t = Instant::now();
             let resp = client.get(&url).header("authorization", &auth).send().await?;
