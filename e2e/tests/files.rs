@@ -385,7 +385,7 @@ async fn a_store_with_a_private_ca_is_reached_with_that_ca_only() {
     let ws = new_workspace(&svc, "files3tls").await.unwrap();
     let mut env = s3.env();
     env.push(("PALAVER_S3_CA_FILE".into(), s3.ca_file().display().to_string()));
-    let (pod, alice, general) = pod_for(&svc, &ws, "pod-file-tls", env).await;
+    let (_pod, alice, general) = pod_for(&svc, &ws, "pod-file-tls", env).await;
 
     let (s, up) = declare(&alice, &general, "a.txt", 3, "text/plain").await;
     assert_eq!(s, 201, "{up}");
