@@ -218,6 +218,108 @@ async fn search_finds_what_each_caller_may_read_and_follows_edits_and_deletes() 
     svc.drop_database().await.ok();
 }
 
+/// Word search cannot look inside a run of CJK characters nor inside identifiers and addresses;
+/// the grams (migration 0013) can, with the same permissions, edits, deletes and rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_cjk_text_and_parts_of_identifiers() {
+    let svc = Services::from_env().private_database().await.unwrap();
+    let ws = new_workspace(&svc, "sgrams").await.unwrap();
+    let group = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let env = vec![("PALAVER_CONSUMER_GROUP".into(), group), ("PALAVER_SEARCH_RATE_PER_MINUTE".into(), "100000".into())];
+    let pod = Pod::start("pod-sgrams", &svc, PodOptions { consumers: true, env, ..Default::default() }).await.unwrap();
+    let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
+    let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
+    let carol = Rest::new(&pod.http_url(), &token(&ws, "carol"));
+    for user in [&bob, &carol] {
+        assert_eq!(user.get("/v1/channels").await.unwrap().0, 200, "the user exists");
+    }
+    let (_, list) = alice.get("/v1/channels").await.unwrap();
+    let general = list["channels"].as_array().unwrap().iter().find(|c| c["name"] == "general").unwrap()["id"].as_str().unwrap().to_string();
+    let (_, secret) = alice.post("/v1/channels", json!({"name": "secret", "kind": "private"})).await.unwrap();
+    let secret = secret["id"].as_str().unwrap().to_string();
+    let (s, added) = alice.post(&format!("/v1/channels/{secret}/members"), json!({"user": "bob"})).await.unwrap();
+    assert_eq!(s, 200, "{added}");
+
+    let ip = post(&alice, &general, "g1", "login failed for host 10.1.2.33 again", None).await;
+    let ident = post(&bob, &general, "g2", "panic in fetch_user_id_v2, see err-palaver-42x", None).await;
+    let japanese = post(&alice, &general, "g3", "東京タワーに行きました", None).await;
+    let chinese = post(&bob, &general, "g4", "我们明天发布新版本", None).await;
+    let private = post(&alice, &secret, "g5", "秘密の東京会議は10.1.2.99で", None).await;
+    // Near misses: not `10.1.2` from the start of a part, no `東京` in one run.
+    let _near = post(&alice, &general, "g6", "route 10.2.1.2 via 110.1.2.3, 東 京", None).await;
+
+    // Today's word search finds none of these: each is inside one lexeme of `tsv`.
+    eventually(GROUP, "the indexer to catch up", || async {
+        (ids(&alice, "10.1.2").await == [private.as_str(), ip.as_str()]).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(ids(&alice, "user_id").await, [ident.as_str()]);
+    assert_eq!(ids(&alice, "palaver-42").await, [ident.as_str()]);
+    assert_eq!(ids(&alice, "fetch_user").await, [ident.as_str()], "from the start of a part, the last one a prefix");
+    assert!(ids(&alice, "ser_id").await.is_empty(), "not from inside a part");
+    assert_eq!(ids(&alice, "東京").await, [private.as_str(), japanese.as_str()]);
+    assert_eq!(ids(&alice, "タワー").await, [japanese.as_str()]);
+    assert_eq!(ids(&alice, "\"東京タワーに行\"").await, [japanese.as_str()], "a quoted CJK phrase");
+    assert!(ids(&alice, "\"東京に行\"").await.is_empty(), "its characters in order, adjacent");
+    assert_eq!(ids(&alice, "发布").await, [chinese.as_str()], "a two-character Chinese word");
+    assert_eq!(ids(&alice, "明天发布").await, [chinese.as_str()]);
+    assert!(ids(&alice, "发明").await.is_empty());
+    assert_eq!(ids(&alice, "東京 -タワー").await, [private.as_str()], "exclusions too");
+    assert_eq!(ids(&alice, "東京 10.1.2").await, [private.as_str()]);
+    assert_eq!(ids(&alice, "login 10.1.2").await, [ip.as_str()], "with word search");
+
+    // Only what each caller may read: carol is not in the private channel, bob is.
+    assert_eq!(ids(&carol, "10.1.2").await, [ip.as_str()]);
+    assert_eq!(ids(&carol, "東京").await, [japanese.as_str()]);
+    assert!(ids(&carol, "秘密").await.is_empty());
+    assert_eq!(ids(&bob, "秘密").await, [private.as_str()]);
+
+    // The snippets mark what matched, inside the run or the identifier.
+    let snippet = |q: &'static str| {
+        let alice = &alice;
+        async move {
+            let (_, body) = search(alice, q).await;
+            body["results"][0]["snippet"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(snippet("タワー").await, "東京<mark>タワー</mark>に行きました");
+    assert_eq!(snippet("login 10.1.2").await, "<mark>login</mark> failed for host <mark>10.1.2</mark>.33 again");
+    assert_eq!(snippet("user_id").await, "panic in fetch_<mark>user_id</mark>_v2, see err-palaver-42x");
+    assert_eq!(snippet("发布").await, "我们明天<mark>发布</mark>新版本");
+
+    // An edit replaces the grams, a delete removes them.
+    let (s, e) = alice
+        .send_json(Method::PATCH, &format!("/v1/channels/{general}/messages/{japanese}"), json!({"text": "大阪に行きました"}))
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{e}");
+    let (s, d) = alice.call(Method::DELETE, &format!("/v1/channels/{general}/messages/{ip}")).await.unwrap();
+    assert_eq!(s, 200, "{d}");
+    eventually(T, "the edit and the delete in the index", || async {
+        (ids(&alice, "東京").await == [private.as_str()] && ids(&alice, "10.1.2").await == [private.as_str()]).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(ids(&alice, "大阪").await, [japanese.as_str()]);
+    assert!(ids(&carol, "10.1.2").await.is_empty(), "deleted, and the private match stays invisible");
+    assert!(ids(&carol, "東京").await.is_empty());
+
+    // A rebuild derives the same grams from the stored messages.
+    let out = std::process::Command::new(palaver_e2e::procs::palaverd_bin())
+        .args(["reindex", "--workspace", ws.as_str()])
+        .env("PALAVER_DATABASE_URL", &svc.database_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ids(&alice, "東京").await, [private.as_str()]);
+    assert_eq!(ids(&alice, "大阪").await, [japanese.as_str()]);
+    assert_eq!(ids(&alice, "10.1.2").await, [private.as_str()]);
+    assert_eq!(ids(&alice, "palaver-42").await, [ident.as_str()]);
+    assert_eq!(pod.metric("palaver_errors_total{code=\"internal\"}").await.unwrap_or(0.0), 0.0);
+    svc.drop_database().await.ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_is_rate_limited_per_user() {
     let svc = Services::from_env();

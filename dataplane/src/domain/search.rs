@@ -110,10 +110,16 @@ impl Domain {
             until = Some(until.map_or(day_start(next_day(d)), |u| u.min(day_start(next_day(d)))));
         }
         let nonempty = |s: String| (!s.is_empty()).then_some(s);
+        // Words for word search, CJK text and parts of identifiers for the grams.
+        let terms = search_query::route(&query.terms);
+        let excluded = search_query::route(&query.excluded);
         let params = SearchParams {
             channels,
-            all_of: nonempty(search_query::websearch_text(&query.terms, " ")),
-            none_of: nonempty(search_query::websearch_text(&query.excluded, " or ")),
+            all_of: nonempty(search_query::websearch_text(&terms.words, " ")),
+            none_of: nonempty(search_query::websearch_text(&excluded.words, " or ")),
+            grams_all: terms.grams_query("&"),
+            grams_none: excluded.grams_query("|"),
+            grams_lexemes: terms.lexemes,
             users: query.from.clone(),
             since,
             until,

@@ -2,9 +2,10 @@
 //!
 //! Owns parsing the search query language and rendering highlighted snippets: what a query
 //! may say ([`parse`] into a [`Query`], with a [`SyntaxError`] that points at the offending
-//! character), how its words reach PostgreSQL's `websearch_to_tsquery` without any of them
-//! being read as an operator ([`websearch_text`]), and how a result's text is cut and marked
-//! up as HTML ([`snippet`]). It is pure: no I/O, no storage, no async.
+//! character), which index matches which word ([`route`]: word search or the grams), how its
+//! words reach PostgreSQL's `websearch_to_tsquery` without any of them being read as an
+//! operator ([`websearch_text`]) or become `tsquery` phrases for the grams, and how a result's
+//! text is cut and marked up as HTML ([`snippet`]). It is pure: no I/O, no storage, no async.
 //!
 //! It must not look anything up: which channel a name means, who may read what, is the
 //! caller's. A [`ChannelRef::Name`] is only a well-formed name, a `from:` id only a well-formed
@@ -28,6 +29,26 @@
 //!
 //! Operator keys and the values of `has:` and `is:` are ASCII case-insensitive. A token
 //! `something:rest` whose key is not one of the above (`http://x.y`, `10:30`) is a word.
+//!
+//! # Where a word is matched
+//!
+//! [`route`] sends most words to PostgreSQL's word search (`tsv`: exact words and English
+//! stems). That search cannot look inside a run of CJK characters, which its parser keeps as one
+//! word, nor inside identifiers, paths and addresses (`10.1.2.33` is one lexeme). A word with
+//! such a *segment* is matched against the grams instead (`grams`, migration 0013's
+//! `search_grams`; ADR 0008, amendment of 2026-12-02). A segment is a maximal run of CJK
+//! characters and ASCII letters and digits, where runs of letters and digits may be joined by
+//! `-` `.` `_` `/` `:` `@`, holding a CJK character or a joiner:
+//!
+//! * a CJK run matches anywhere in the text's CJK runs (`東京` in `東京タワーに行きました`);
+//! * runs of letters and digits match from the start of one of the text's (`user_id` in
+//!   `fetch_user_id_v2`, `palaver-42` in `err-palaver-42x`, `10.1.2` in `10.1.2.33`; not
+//!   `ser_id`), the last one as a prefix, whatever the joiners (`user_id` finds `user-id`);
+//! * the rest of the word (`x` in `x(10.1.2)`) is words, matched by word search.
+//!
+//! A segment glued to other letters (`über-code`) leaves the whole word to word search, as do
+//! words without a segment. In a phrase with such a segment, each word is a term of its own:
+//! the order is not checked.
 
 use chrono::NaiveDate;
 
@@ -381,6 +402,182 @@ pub fn websearch_text(terms: &[Term], joiner: &str) -> String {
     parts.join(joiner)
 }
 
+/// Characters of the CJK blocks (Hangul Jamo, CJK symbols 々〆〇, Hiragana, Katakana, Hangul
+/// compatibility Jamo, Katakana extensions, CJK ideographs with extension A and the supplementary
+/// planes' B and later, compatibility ideographs, Hangul syllables, halfwidth Katakana). The
+/// same code point ranges as migration 0013's `search_grams`.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x11FF | 0x3005..=0x3007 | 0x3040..=0x30FF | 0x3130..=0x318F | 0x31F0..=0x31FF
+        | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFF66..=0xFF9F
+        | 0x20000..=0x2FA1F)
+}
+
+/// What joins the runs of letters and digits of an identifier, a path or an address.
+fn is_joiner(c: char) -> bool {
+    matches!(c, '-' | '.' | '_' | '/' | ':' | '@')
+}
+
+/// A run of a segment: CJK characters, or ASCII letters and digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Run {
+    Cjk(Vec<char>),
+    Ascii(String),
+}
+
+/// The segment starting at `w[i]` (a CJK character or an ASCII letter or digit): where it ends,
+/// its runs, and whether the grams keep it (it has a CJK character or a joiner). Greedy, like
+/// `search_grams`' regular expression: joiners belong to it only between letters and digits.
+fn segment_at(w: &[char], mut i: usize) -> (usize, Vec<Run>, bool) {
+    let alnum = |j: usize| j < w.len() && w[j].is_ascii_alphanumeric();
+    let mut runs = Vec::new();
+    let mut joined = false;
+    loop {
+        let start = i;
+        if i < w.len() && is_cjk(w[i]) {
+            while i < w.len() && is_cjk(w[i]) {
+                i += 1;
+            }
+            runs.push(Run::Cjk(w[start..i].to_vec()));
+        } else if alnum(i) {
+            loop {
+                let run = i;
+                while alnum(i) {
+                    i += 1;
+                }
+                runs.push(Run::Ascii(w[run..i].iter().collect()));
+                let mut k = i;
+                while k < w.len() && is_joiner(w[k]) {
+                    k += 1;
+                }
+                if k == i || !alnum(k) {
+                    break;
+                }
+                joined = true;
+                i = k;
+            }
+        } else {
+            break;
+        }
+    }
+    let kept = joined || runs.iter().any(|r| matches!(r, Run::Cjk(_)));
+    (i, runs, kept)
+}
+
+/// A segment as a `tsquery` phrase of `search_grams`' lexemes, which it appends to `lexemes`:
+/// a run of letters and digits is itself, a CJK run its bigrams (and, unless it ends the
+/// segment, its last character: the text's run ends there too), a single CJK character is
+/// itself; the last lexeme is a prefix (`user_id` finds `user_ids`, `京` every `京…`).
+///
+/// The lexemes hold only ASCII letters and digits and CJK characters, so quoting them needs no
+/// escapes.
+fn segment_query(runs: &[Run], lexemes: &mut Vec<String>) -> String {
+    let mut items: Vec<String> = Vec::new();
+    for (k, run) in runs.iter().enumerate() {
+        let last = k + 1 == runs.len();
+        match run {
+            Run::Ascii(s) => items.push(s.clone()),
+            Run::Cjk(cs) if cs.len() == 1 => items.push(cs[0].to_string()),
+            Run::Cjk(cs) => {
+                items.extend(cs.windows(2).map(|p| p.iter().collect::<String>()));
+                if !last {
+                    items.push(cs[cs.len() - 1].to_string());
+                }
+            }
+        }
+    }
+    let n = items.len();
+    let phrase: Vec<String> =
+        items.iter().enumerate().map(|(k, l)| if k + 1 == n { format!("'{l}':*") } else { format!("'{l}'") }).collect();
+    lexemes.extend(items);
+    phrase.join(" <-> ")
+}
+
+/// How `word` is matched in the grams: its kept segments' runs, and the rest of it as words.
+/// `None`: it has no such segment, or one glued to other letters; word search matches it whole.
+fn grams_of(word: &str) -> Option<(Vec<Vec<Run>>, Vec<String>)> {
+    let w: Vec<char> = word.chars().collect();
+    let mut segments = Vec::new();
+    let mut rest = String::new();
+    let mut i = 0;
+    while i < w.len() {
+        if !(is_cjk(w[i]) || w[i].is_ascii_alphanumeric()) {
+            rest.push(w[i]);
+            i += 1;
+            continue;
+        }
+        let (end, runs, kept) = segment_at(&w, i);
+        if kept {
+            if (i > 0 && w[i - 1].is_alphanumeric()) || (end < w.len() && w[end].is_alphanumeric()) {
+                return None;
+            }
+            segments.push(runs);
+            rest.push(' ');
+        } else {
+            rest.extend(&w[i..end]);
+        }
+        i = end;
+    }
+    if segments.is_empty() {
+        return None;
+    }
+    let words = rest.split(|c: char| !c.is_alphanumeric()).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    Some((segments, words))
+}
+
+/// Terms split by the index that matches them (see the module's documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Routed {
+    /// For word search ([`websearch_text`]).
+    pub words: Vec<Term>,
+    /// For the grams: one `tsquery` per segment, every lexeme quoted.
+    pub grams: Vec<String>,
+    /// The lexemes of `grams`, for choosing the plan of rare terms.
+    pub lexemes: Vec<String>,
+}
+
+impl Routed {
+    /// The grams' queries as one `tsquery`, joined with `op` (`&`: all of them, `|`: any).
+    pub fn grams_query(&self, op: &str) -> Option<String> {
+        (!self.grams.is_empty()).then(|| self.grams.iter().map(|g| format!("({g})")).collect::<Vec<_>>().join(&format!(" {op} ")))
+    }
+
+    fn add(&mut self, segments: Vec<Vec<Run>>, words: Vec<String>) {
+        for runs in segments {
+            let q = segment_query(&runs, &mut self.lexemes);
+            self.grams.push(q);
+        }
+        self.words.extend(words.into_iter().map(Term::Word));
+    }
+}
+
+/// Splits terms between word search and the grams (see the module's documentation).
+pub fn route(terms: &[Term]) -> Routed {
+    let mut out = Routed::default();
+    for term in terms {
+        match term {
+            Term::Word(w) => match grams_of(w) {
+                Some((segments, words)) => out.add(segments, words),
+                None => out.words.push(term.clone()),
+            },
+            Term::Phrase(ws) => {
+                let split: Vec<_> = ws.iter().map(|w| grams_of(w)).collect();
+                if split.iter().all(Option::is_none) {
+                    out.words.push(term.clone());
+                    continue;
+                }
+                for (w, s) in ws.iter().zip(split) {
+                    match s {
+                        Some((segments, words)) => out.add(segments, words),
+                        None => out.words.push(Term::Word(w.clone())),
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A character as compared case-insensitively: its lowercase, with the final sigma as sigma
 /// (text and words are lowercased one character at a time, which never yields `ς`).
 fn fold(c: char) -> impl Iterator<Item = char> {
@@ -420,9 +617,10 @@ fn escape_into(out: &mut String, chars: &[char]) {
 /// A result's text as HTML: escaped, each occurrence of one of `words` marked, and cut to
 /// about `max_chars` characters.
 ///
-/// A word matches case-insensitively where it starts at a word boundary (the text's start, or
-/// after a character that is not alphanumeric), also as the prefix of a longer word (`run` in
-/// `running`: only `run` is marked); at one place the longest match wins; matches do not
+/// A word matches case-insensitively where it starts at a word boundary (the text's start,
+/// after a character that is not alphanumeric, or anywhere for a CJK character: CJK text is
+/// searched inside its runs), also as the prefix of a longer word (`run` in `running`: only
+/// `run` is marked); at one place the longest match wins; matches do not
 /// overlap. A text longer than `max_chars` shows `max_chars` characters of it, from
 /// [`SNIPPET_LEAD_CHARS`] before the first match (or its start), with `…` where it is cut.
 pub fn snippet(text: &str, words: &[&str], max_chars: usize) -> String {
@@ -437,7 +635,7 @@ pub fn snippet(text: &str, words: &[&str], max_chars: usize) -> String {
     let mut matches = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        let boundary = i == 0 || !chars[i - 1].is_alphanumeric();
+        let boundary = i == 0 || !chars[i - 1].is_alphanumeric() || is_cjk(chars[i]);
         let best = if boundary { words.iter().filter_map(|w| match_len(&chars, i, w)).max() } else { None };
         match best {
             Some(n) => {
@@ -771,6 +969,119 @@ mod tests {
         assert_eq!(out, r#""a""#);
     }
 
+    // --- route ---
+
+    /// `(words for word search, grams queries)` of `q`'s terms.
+    fn routed(q: &str) -> (Vec<Term>, Vec<String>) {
+        let r = route(&ok(q).terms);
+        (r.words, r.grams)
+    }
+
+    #[test]
+    fn plain_words_and_phrases_stay_with_word_search() {
+        let (words, grams) = routed(r#"deploy "rolled back" über-code foo,bar! 10 x- .net v2 it's"#);
+        assert_eq!(
+            words,
+            vec![
+                word("deploy"),
+                phrase(&["rolled", "back"]),
+                // Glued to a letter outside ASCII: the whole word is word search's.
+                word("über-code"),
+                word("foo,bar!"),
+                word("10"),
+                word("x-"),
+                word(".net"),
+                word("v2"),
+                word("it's"),
+            ]
+        );
+        assert!(grams.is_empty(), "{grams:?}");
+    }
+
+    #[test]
+    fn identifiers_paths_and_addresses_go_to_the_grams() {
+        let (words, grams) = routed("user_id palaver-42 10.1.2 /var/log app.log bob@example.com 10:30 https://example.com/a");
+        assert!(words.is_empty(), "{words:?}");
+        assert_eq!(
+            grams,
+            vec![
+                "'user' <-> 'id':*",
+                "'palaver' <-> '42':*",
+                "'10' <-> '1' <-> '2':*",
+                "'var' <-> 'log':*",
+                "'app' <-> 'log':*",
+                "'bob' <-> 'example' <-> 'com':*",
+                "'10' <-> '30':*",
+                "'https' <-> 'example' <-> 'com' <-> 'a':*",
+            ]
+        );
+        // Joiners are separators, however many: `a--b` is `a-b`.
+        assert_eq!(routed("a--b").1, vec!["'a' <-> 'b':*"]);
+    }
+
+    #[test]
+    fn cjk_goes_to_the_grams_as_bigrams() {
+        let (words, grams) = routed("東京 京 東京タワー 数据库 서울역");
+        assert!(words.is_empty(), "{words:?}");
+        assert_eq!(
+            grams,
+            vec!["'東京':*", "'京':*", "'東京' <-> '京タ' <-> 'タワ' <-> 'ワー':*", "'数据' <-> '据库':*", "'서울' <-> '울역':*"]
+        );
+        // A quoted CJK sentence is one word: all its bigrams in order.
+        assert_eq!(routed(r#""今日は晴れ""#).1, vec!["'今日' <-> '日は' <-> 'は晴' <-> '晴れ':*"]);
+    }
+
+    #[test]
+    fn cjk_next_to_letters_and_digits_is_one_segment() {
+        // The text's run ends where letters start: its last character is a lexeme.
+        assert_eq!(routed("東京2024").1, vec!["'東京' <-> '京' <-> '2024':*"]);
+        assert_eq!(routed("v2東京").1, vec!["'v2' <-> '東京':*"]);
+        assert_eq!(routed("京x").1, vec!["'京' <-> 'x':*"]);
+    }
+
+    #[test]
+    fn the_rest_of_a_word_is_words() {
+        let (words, grams) = routed("deploy(10.1.2.3) 東京、大阪 error:palaver-42!");
+        assert_eq!(grams, vec!["'10' <-> '1' <-> '2' <-> '3':*", "'東京':*", "'大阪':*", "'error' <-> 'palaver' <-> '42':*"]);
+        assert_eq!(words, vec![word("deploy")]);
+    }
+
+    #[test]
+    fn phrases_with_segments_are_their_words() {
+        let (words, grams) = routed(r#""restart 10.1.2.3 now" "東京 タワー""#);
+        assert_eq!(words, vec![word("restart"), word("now")]);
+        assert_eq!(grams, vec!["'10' <-> '1' <-> '2' <-> '3':*", "'東京':*", "'タワ' <-> 'ワー':*"]);
+    }
+
+    #[test]
+    fn exclusions_route_the_same_way() {
+        let q = ok("deploy -10.1.2 -staging -東京");
+        let r = route(&q.excluded);
+        assert_eq!(r.words, vec![word("staging")]);
+        assert_eq!(r.grams_query("|").as_deref(), Some("('10' <-> '1' <-> '2':*) | ('東京':*)"));
+        assert_eq!(route(&q.terms).grams_query("&"), None);
+    }
+
+    #[test]
+    fn lexemes_are_quotable_without_escapes() {
+        let r = route(&ok(r"a'b-c it's_x 東京'x 東京2024 q\-z").terms);
+        for l in &r.lexemes {
+            assert!(l.chars().all(|c| c.is_ascii_alphanumeric() || is_cjk(c)), "{l:?}");
+        }
+        assert_eq!(r.lexemes, vec!["b", "c", "s", "x", "東京", "東京", "京", "2024"]);
+        assert_eq!(r.words, vec![word("a"), word("it"), word("x"), word(r"q\-z")]);
+    }
+
+    #[test]
+    fn cjk_ranges() {
+        for c in ['東', 'あ', 'タ', 'ー', '々', '한', 'ｱ', '𠀋', 'ᄀ'] {
+            assert!(is_cjk(c), "{c}");
+        }
+        for c in ['a', 'é', '。', '、', '！', 'Ａ', ' '] {
+            assert!(!is_cjk(c), "{c}");
+        }
+    }
+
     // --- snippet ---
 
     #[test]
@@ -807,8 +1118,14 @@ mod tests {
     fn snippet_unicode() {
         assert_eq!(snippet("ÜNÏCODE and ünïcode", &["ünïcode"], 200), "<mark>ÜNÏCODE</mark> and <mark>ünïcode</mark>");
         assert_eq!(snippet("Ünïcodes", &["ÜNÏ"], 200), "<mark>Ünï</mark>codes");
-        // CJK: the text's start and a boundary after punctuation or a space.
+        // CJK: anywhere in a run, as the grams match it.
         assert_eq!(snippet("日本語のテキスト 日本", &["日本"], 200), "<mark>日本</mark>語のテキスト <mark>日本</mark>");
+        assert_eq!(snippet("東京タワーに行きました", &["タワー"], 200), "東京<mark>タワー</mark>に行きました");
+        assert_eq!(snippet("我们的数据库服务器", &["数据"], 200), "我们的<mark>数据</mark>库服务器");
+        // Identifiers: from the start of a part.
+        assert_eq!(snippet("fetch_user_id_v2 failed", &["user_id"], 200), "fetch_<mark>user_id</mark>_v2 failed");
+        assert_eq!(snippet("host 10.1.2.33 down", &["10.1.2"], 200), "host <mark>10.1.2</mark>.33 down");
+        assert_eq!(snippet("err-palaver-42x", &["palaver-42"], 200), "err-<mark>palaver-42</mark>x");
         // Final sigma matches sigma.
         assert_eq!(snippet("ΟΔΟΣ", &["οδος"], 200), "<mark>ΟΔΟΣ</mark>");
         // A character whose lowercase is two characters (İ → i̇) matches as a whole or not at all.

@@ -1,5 +1,7 @@
 //! The `search_docs` table (issue 11): the full-text index the consumers' indexer keeps from
-//! the event log, and the search query over it.
+//! the event log, and the search query over it. The indexer writes the text; PostgreSQL derives
+//! both indexed columns from it (`tsv`, words; `grams`, CJK bigrams and parts of identifiers,
+//! migration 0013), so an edit, a delete and `reindex` update them with the text.
 //!
 //! Owns that table's SQL. It must not decide who may read what (the caller passes the channel
 //! ids the user may read) nor parse the query language (`domain::search_query` does).
@@ -22,6 +24,13 @@ pub struct SearchParams {
     pub all_of: Option<String>,
     /// Terms no result contains, the same way, joined with `or`.
     pub none_of: Option<String>,
+    /// What every result's grams match (CJK text, parts of identifiers: migration 0013), as
+    /// `tsquery` text with every lexeme quoted (`domain::search_query::route`).
+    pub grams_all: Option<String>,
+    /// What no result's grams match, the same way.
+    pub grams_none: Option<String>,
+    /// The lexemes of `grams_all`, for the plan of rare terms.
+    pub grams_lexemes: Vec<String>,
     /// Authors (empty: anyone).
     pub users: Vec<String>,
     /// Sent at or after / before these instants.
@@ -110,17 +119,32 @@ const SEARCH: &str = "SELECT message_id, channel_id, seq, ts, user_id, thread, b
        AND ($6::timestamptz IS NULL OR ts < $6) \
        AND (NOT $7 OR has_link) AND (NOT $8 OR has_file) AND (NOT $9 OR thread IS NOT NULL) \
        AND ($10::timestamptz IS NULL OR (ts, message_id) < ($10, $11)) \
+       AND ($13::text IS NULL OR grams @@ $13::text::tsquery) \
+       AND ($14::text IS NULL OR NOT grams @@ $14::text::tsquery) \
      ORDER BY ts DESC, message_id DESC LIMIT $12";
 
-/// Chooses the plan for rare words. The planner estimates a word's matches from the column's
-/// most common elements (`pg_stats`; migration 0011 keeps 10,000 of them). A word outside that
+/// Chooses the plan for rare terms. The planner estimates a word's matches from the column's
+/// most common elements (`pg_stats`; migrations 0011 and 0013 keep 10,000 of them). A word outside that
 /// list is estimated at half the rarest one's frequency, which on 5M messages is about 1,400
 /// matches. So it walks the newest-first index expecting a page soon, and for a word with 25
 /// matches it reads the whole index: 3.4 s (docs/benchmarks.md). When some word of the query,
 /// in both configurations, is outside the list, the query has at most as many matches as that
-/// word. Then index scans are turned off for the transaction and the planner takes the GIN
-/// bitmap, which is cheap for few matches. No statistics yet (a new workspace) counts as rare.
-const PLAN_FOR_RARE_WORDS: &str = "SELECT set_config('enable_indexscan', 'off', true) FROM (        SELECT coalesce((          SELECT EXISTS (SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('simple', $1))) l WHERE NOT l = ANY (m.elems))             AND (to_tsvector('english', $1) = ''::tsvector                  OR EXISTS (SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('english', $1))) l WHERE NOT l = ANY (m.elems)))          FROM (SELECT most_common_elems::text::text[] AS elems FROM pg_stats                WHERE schemaname = current_schema() AND tablename = 'search_docs' AND attname = 'tsv') m), true) AS rare) r      WHERE r.rare";
+/// word; the same for a lexeme of the grams (`$2`) outside the grams' list (or with no list: a
+/// workspace without CJK text or identifiers). Then index scans are turned off for the
+/// transaction and the planner takes the GIN bitmaps, which are cheap for few matches. No
+/// statistics yet (a new workspace) counts as rare.
+const PLAN_FOR_RARE_WORDS: &str = "SELECT set_config('enable_indexscan', 'off', true) FROM ( \
+       SELECT ($1::text IS NOT NULL AND coalesce(( \
+           SELECT EXISTS (SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('simple', $1))) l WHERE NOT l = ANY (m.elems)) \
+              AND (to_tsvector('english', $1) = ''::tsvector \
+                   OR EXISTS (SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('english', $1))) l WHERE NOT l = ANY (m.elems))) \
+           FROM (SELECT most_common_elems::text::text[] AS elems FROM pg_stats \
+                 WHERE schemaname = current_schema() AND tablename = 'search_docs' AND attname = 'tsv') m), true)) \
+           OR (cardinality($2::text[]) > 0 AND coalesce(( \
+           SELECT EXISTS (SELECT 1 FROM unnest($2::text[]) l WHERE l <> ALL (coalesce(m.elems, '{}'))) \
+           FROM (SELECT most_common_elems::text::text[] AS elems FROM pg_stats \
+                 WHERE schemaname = current_schema() AND tablename = 'search_docs' AND attname = 'grams') m), true)) AS rare) r \
+     WHERE r.rare";
 
 /// [`SEARCH`] for one channel (`in:`, or a caller with one readable channel): an equality walks
 /// `search_docs_channel_ts` newest first, which `= ANY` cannot (it is read unordered and
@@ -237,8 +261,8 @@ impl Store {
         // SET takes no parameters.
         let settings = format!("SET LOCAL statement_timeout = {}; SET LOCAL plan_cache_mode = force_custom_plan", p.timeout_ms.max(1));
         let mut tx = self.tenant_tx_with(ws, &settings).await?;
-        if let Some(words) = &p.all_of {
-            sqlx::query(PLAN_FOR_RARE_WORDS).bind(words).execute(&mut *tx).await?;
+        if p.all_of.is_some() || !p.grams_lexemes.is_empty() {
+            sqlx::query(PLAN_FOR_RARE_WORDS).bind(&p.all_of).bind(&p.grams_lexemes).execute(&mut *tx).await?;
         }
         let sql = if p.channels.len() == 1 { SEARCH_ONE_CHANNEL.as_str() } else { SEARCH };
         let hits = sqlx::query_as(sql)
@@ -254,6 +278,8 @@ impl Store {
             .bind(p.after.as_ref().map(|a| a.0))
             .bind(p.after.as_ref().map(|a| a.1.as_str()))
             .bind(p.limit)
+            .bind(&p.grams_all)
+            .bind(&p.grams_none)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
