@@ -100,7 +100,7 @@ impl Verifier {
             };
             keys.push((key, validation(alg)));
         }
-        if let Some(secret) = &cfg.dev_jwt_secret {
+        if let Some(secret) = cfg.dev_secret() {
             keys.push((DecodingKey::from_secret(secret.as_bytes()), validation(Algorithm::HS256)));
         }
         if keys.is_empty() {
@@ -128,9 +128,20 @@ impl Verifier {
     }
 }
 
-/// Mints an HS256 token with the dev secret (`palaverd token`, tests, bench).
+/// Mints an HS256 token with the dev secret (`palaverd token`, the dev sign-in, tests, bench).
 pub fn mint_dev_token(cfg: &AuthConfig, workspace: &WorkspaceName, user: &str, ttl: Duration) -> Result<String, AuthError> {
-    let secret = cfg.dev_jwt_secret.as_ref().ok_or(AuthError::NoKey)?;
+    mint_dev_token_named(cfg, workspace, user, None, ttl)
+}
+
+/// [`mint_dev_token`] with a display name (the `name` claim an identity provider would send).
+pub fn mint_dev_token_named(
+    cfg: &AuthConfig,
+    workspace: &WorkspaceName,
+    user: &str,
+    name: Option<&str>,
+    ttl: Duration,
+) -> Result<String, AuthError> {
+    let secret = cfg.dev_secret().ok_or(AuthError::NoKey)?;
     if !valid_user_id(user) {
         return Err(AuthError::Invalid(format!("invalid user id {user:?}")));
     }
@@ -141,7 +152,7 @@ pub fn mint_dev_token(cfg: &AuthConfig, workspace: &WorkspaceName, user: &str, t
         exp,
         iss: cfg.jwt_issuer.clone(),
         aud: cfg.jwt_audience.clone(),
-        name: None,
+        name: name.map(str::to_string),
         picture: None,
     };
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
@@ -236,5 +247,22 @@ mod tests {
         assert!(matches!(v.verify(&expired), Err(AuthError::Invalid(m)) if m.contains("xpired")));
         assert!(v.verify("garbage").is_err());
         assert!(mint_dev_token(&c, &ws, "bad user", Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn an_empty_dev_secret_is_no_secret() {
+        let empty = AuthConfig { dev_jwt_secret: Some(String::new()), ..cfg() };
+        assert!(Verifier::from_config(&empty).is_err(), "no key at all: palaverd must not start");
+        let ws = WorkspaceName::new("acme").unwrap();
+        assert!(matches!(mint_dev_token(&empty, &ws, "alice", Duration::from_secs(60)), Err(AuthError::NoKey)));
+    }
+
+    #[test]
+    fn a_dev_token_carries_the_display_name_it_was_minted_with() {
+        let c = cfg();
+        let ws = WorkspaceName::new("acme").unwrap();
+        let t = mint_dev_token_named(&c, &ws, "ada", Some("Ada Lovelace"), Duration::from_secs(60)).unwrap();
+        let p = Verifier::from_config(&c).unwrap().verify(&t).unwrap();
+        assert_eq!(p.profile.name.as_deref(), Some("Ada Lovelace"));
     }
 }

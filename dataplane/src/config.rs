@@ -120,7 +120,9 @@ pub struct FilesConfig {
 
 #[derive(Debug, Clone, Args)]
 pub struct AuthConfig {
-    /// HS256 secret for local development. Also enables `palaverd token`. Never set in production.
+    /// HS256 secret for local development. Also enables `palaverd token` and the dev sign-in
+    /// (`/v1/dev`). Never set in production. Empty counts as not set: an empty HMAC key would
+    /// let anyone sign tokens. Read it through [`AuthConfig::dev_secret`].
     #[arg(long, env = "PALAVER_DEV_JWT_SECRET", hide_env_values = true)]
     pub dev_jwt_secret: Option<String>,
     /// PEM public key for RS256/ES256 tokens (production).
@@ -136,6 +138,13 @@ pub struct AuthConfig {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     #[arg(long, env = "PALAVER_JWT_LEEWAY_SECS", default_value_t = 30)]
     pub jwt_leeway_secs: u64,
+}
+
+impl AuthConfig {
+    /// The development secret, if one is set and not empty.
+    pub fn dev_secret(&self) -> Option<&str> {
+        self.dev_jwt_secret.as_deref().filter(|s| !s.is_empty())
+    }
 }
 
 /// palaverd behind an ingress or load balancer (issue 13; docs/operator.md, "Exposing the

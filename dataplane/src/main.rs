@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
             palaver_dataplane::server::run(*cfg, tokio_util::sync::CancellationToken::new()).await
         }
         Command::Token { workspace, user, ttl_secs, auth } => {
-            if auth.dev_jwt_secret.is_none() {
+            if auth.dev_secret().is_none() {
                 anyhow::bail!("PALAVER_DEV_JWT_SECRET is not set: dev tokens can only be minted with a development secret");
             }
             let token = palaver_dataplane::auth::mint_dev_token(&auth, &workspace, &user, Duration::from_secs(ttl_secs))?;

@@ -44,6 +44,9 @@ fn redis_builder(url: &str) -> anyhow::Result<Builder> {
 pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let pod_id = cfg.pod_id.clone().unwrap_or_else(|| crate::store::new_id("pod"));
     let verifier = Verifier::from_config(&cfg.auth)?;
+    if cfg.auth.dev_secret().is_some() {
+        tracing::warn!("PALAVER_DEV_JWT_SECRET is set: tokens signed with it are accepted and /v1/dev signs anyone in as any user; never in production");
+    }
     let kafka_properties = crate::kafka::load_properties(cfg.kafka_properties_file.as_deref()).context("PALAVER_KAFKA_PROPERTIES_FILE")?;
     let store = Store::connect(&cfg.database_url, cfg.db_pool).await.context("PALAVER_DATABASE_URL")?;
 

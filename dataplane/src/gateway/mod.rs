@@ -10,6 +10,7 @@ pub mod listener;
 pub mod origin;
 mod rate;
 mod rest;
+mod web;
 mod ws;
 
 use std::sync::atomic::AtomicU64;
@@ -79,7 +80,21 @@ pub fn router(state: Shared) -> Router {
     let routes = routes(state);
     match prefix {
         None => routes,
-        Some(prefix) => Router::new().fallback_service(routes.map_request(move |req: Request| strip_prefix(&prefix, req))),
+        Some(prefix) => {
+            // `/chat` → `/chat/`: the web app's page links its files relatively, which from
+            // `/chat` would leave the prefix the proxy routes.
+            let slash = format!("{prefix}/");
+            let to_slash = get(move |uri: axum::http::Uri| async move {
+                let to = match uri.query() {
+                    Some(q) => format!("{slash}?{q}"),
+                    None => slash,
+                };
+                axum::response::Redirect::permanent(&to)
+            });
+            Router::new()
+                .route(&prefix.clone(), to_slash)
+                .fallback_service(routes.map_request(move |req: Request| strip_prefix(&prefix, req)))
+        }
     }
 }
 
@@ -104,7 +119,14 @@ fn strip_prefix(prefix: &str, mut req: Request) -> Request {
 
 fn routes(state: Shared) -> Router {
     let body_limit = state.cfg.limits.max_frame_bytes;
-    Router::new()
+    let mut router = Router::new();
+    if state.cfg.auth.dev_secret().is_some() {
+        router = router.route("/v1/dev", get(rest::dev::info)).route("/v1/dev/token", post(rest::dev::token));
+    }
+    router
+        .route("/", get(web::index))
+        .route("/index.html", get(web::index))
+        .route("/assets/{file}", get(web::asset))
         .route("/v1/ws", get(ws::upgrade))
         .route("/v1/channels", get(rest::channels::list_or_browse).post(rest::channels::create))
         .route("/v1/channels/{id}", get(rest::channels::get).patch(rest::channels::update))
@@ -141,13 +163,22 @@ fn routes(state: Shared) -> Router {
                 ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics::global().encode())
             }),
         )
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .fallback(unmatched)
         .method_not_allowed_fallback(|| async {
             ApiError::bad_request("method not allowed on this route").with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track_http))
         .with_state(state)
+}
+
+/// No route: a top-level file of the web app's build (`/favicon.svg`), else 404.
+async fn unmatched(State(st): State<Shared>, req: Request) -> Response {
+    let path = req.uri().path().trim_start_matches('/').to_string();
+    if req.method() == axum::http::Method::GET && web::is_top_level_file(&path) {
+        return web::file(&st, &path, req.headers());
+    }
+    ApiError::not_found("no such route").into_response()
 }
 
 async fn track_http(req: Request, next: Next) -> Response {

@@ -3,6 +3,7 @@
 //! committed. It must not hold rules of its own: those are in `crate::domain`.
 
 pub mod channels;
+pub mod dev;
 pub mod dms;
 pub mod files;
 pub mod messages;
