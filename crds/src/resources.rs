@@ -73,8 +73,9 @@ pub struct ChatClusterSpec {
     /// Push notifications for members who are offline (unset: notifications are inbox-only).
     #[serde(default)]
     pub push: Option<PushSpec>,
-    /// Expose the gateway through an Ingress (networking.k8s.io/v1). Only `<path>v1` is routed
-    /// (the WebSocket and REST API); health and metrics endpoints stay in the cluster.
+    /// Expose the gateway through an Ingress (networking.k8s.io/v1). It routes `<path>v1` (the
+    /// WebSocket and REST API) and the web app (its page `<path>`, its files `<path>assets`);
+    /// health and metrics endpoints stay in the cluster.
     #[serde(default)]
     pub ingress: Option<IngressSpec>,
     /// Expose the gateway through a Gateway API HTTPRoute attached to an existing Gateway (only
@@ -114,7 +115,9 @@ pub struct IngressSpec {
     #[schemars(length(max = 253), pattern(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
     pub host: String,
     /// Path prefix the gateway is served under, starting and ending with `/`: `/chat/` routes
-    /// `/chat/v1` and palaverd strips `/chat`. Must equal `gatewayAPI.path` when both are set.
+    /// `/chat/v1`, the web app at `/chat/` (and `/chat`, redirected there) and its files at
+    /// `/chat/assets`, and palaverd strips `/chat`. Must equal `gatewayAPI.path` when both are
+    /// set.
     #[serde(default = "default_root_path")]
     #[schemars(length(max = 253), pattern(r"^/([A-Za-z0-9._~-]+/)*$"))]
     pub path: String,

@@ -584,8 +584,10 @@ impl Drop for PrivateS3 {
 /// An nginx of the test's own on a loopback port, proxying to palaverd pods as an ingress
 /// controller does (issue 13): HTTP/1.1 to the upstreams, WebSocket upgrades passed through,
 /// `Host` kept, `X-Forwarded-For` appended, and a short `proxy_read_timeout` so a test can
-/// outlive it. `/stall` goes to an upstream of the test's choosing (one that never answers
-/// shows the timeout is in force).
+/// outlive it. It routes what the operator's Ingress routes at the root path (the API under
+/// `/v1/`, the web app's `/assets/` and its page `/`), so /healthz, /readyz and /metrics are
+/// nginx's 404 here too. `/stall` goes to an upstream of the test's choosing (one that never
+/// answers shows the timeout is in force).
 pub struct PrivateNginx {
     service: Service,
     dir: PathBuf,
@@ -674,7 +676,9 @@ http {{
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_read_timeout {timeout}ms;
         proxy_send_timeout {timeout}ms;
-        location / {{ proxy_pass http://palaver; }}
+        location /v1/ {{ proxy_pass http://palaver; }}
+        location /assets/ {{ proxy_pass http://palaver; }}
+        location = / {{ proxy_pass http://palaver; }}
         location /stall {{ proxy_pass http://127.0.0.1:{stall}; }}
     }}
 }}

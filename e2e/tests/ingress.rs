@@ -1,7 +1,8 @@
 //! palaverd behind a proxy (issue 13): Origin checks on WebSocket upgrades, client addresses
 //! from trusted proxies only, a path prefix, and a real nginx on loopback in front of two pods
-//! (upgrade, an idle connection outliving the proxy's read timeout thanks to heartbeats, and a
-//! drain that clients resume from on the other pod with nothing lost).
+//! (upgrade, the web app's page and files, an idle connection outliving the proxy's read timeout
+//! thanks to heartbeats, and a drain that clients resume from on the other pod with nothing
+//! lost).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -110,6 +111,15 @@ async fn ingress_client_ip_comes_from_trusted_proxies_only() {
     // nginx keeps Host, so a page served from the proxy's address is same-origin there.
     let origin = format!("http://127.0.0.1:{}", nginx.port());
     Client::connect_with(&nginx.ws_url(), &t, &headers(&[("Origin", &origin)])).await.unwrap();
+    // That page loads through it (clients/web/dist, built before palaverd): with its security
+    // headers, and a file it links.
+    let page = reqwest::get(format!("{}/", nginx.http_url())).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let h = page.headers().clone();
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html") && h.contains_key("content-security-policy"), "{h:?}");
+    let html = page.text().await.unwrap();
+    let asset = html.split('"').find_map(|s| s.strip_prefix("./assets/")).expect("the page links its files");
+    assert_eq!(reqwest::get(format!("{}/assets/{asset}", nginx.http_url())).await.unwrap().status(), 200, "{asset}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

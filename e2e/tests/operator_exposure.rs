@@ -59,6 +59,12 @@ async fn wait_status(clusters: &Api<ChatCluster>, what: &str, check: impl Fn(&Ch
         .unwrap()
 }
 
+/// The Ingress's paths with their types, as stored.
+fn ingress_paths(i: &Ingress) -> Vec<(&str, &str)> {
+    let rule = &i.spec.as_ref().unwrap().rules.as_ref().unwrap()[0];
+    rule.http.as_ref().unwrap().paths.iter().map(|p| (p.path.as_deref().unwrap_or_default(), p.path_type.as_str())).collect()
+}
+
 fn url_is(want: &'static str) -> impl Fn(&ChatClusterStatus) -> bool {
     move |s| s.url.as_deref() == Some(want)
 }
@@ -98,9 +104,7 @@ async fn the_ingress_and_load_balancer_follow_the_spec_and_status_url_follows_th
     assert_eq!(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"], "3600");
     let owner = &stored.metadata.owner_references.as_ref().unwrap()[0];
     assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("ChatCluster", cc.uid().unwrap().as_str(), Some(true)));
-    let rule = &stored.spec.as_ref().unwrap().rules.as_ref().unwrap()[0];
-    let paths = &rule.http.as_ref().unwrap().paths;
-    assert_eq!(paths.iter().map(|p| p.path.clone().unwrap_or_default()).collect::<Vec<_>>(), ["/v1"], "only the API is routed");
+    assert_eq!(ingress_paths(&stored), [("/v1", "Prefix"), ("/assets", "Prefix"), ("/", "Exact")], "the API and the web app only");
 
     // Deleted by hand, it comes back at once (the controller watches Ingresses).
     let first_uid = stored.uid();
@@ -250,11 +254,23 @@ async fn the_http_route_passes_the_real_gateway_api_schema() {
     }
     assert!(spec["parentRefs"][1].get("namespace").is_none(), "an unset namespace is left out: {spec}");
     let rule = &spec["rules"][0];
-    assert_eq!(rule["matches"], json!([{ "path": { "type": "PathPrefix", "value": "/chat/v1" } }]));
+    // The API and the web app (its files, its page, and the redirect to the page), nothing else.
+    assert_eq!(
+        rule["matches"],
+        json!([
+            { "path": { "type": "PathPrefix", "value": "/chat/v1" } },
+            { "path": { "type": "PathPrefix", "value": "/chat/assets" } },
+            { "path": { "type": "Exact", "value": "/chat/" } },
+            { "path": { "type": "Exact", "value": "/chat" } },
+        ])
+    );
     assert_eq!(rule["backendRefs"][0]["name"], "main");
     assert_eq!(rule["backendRefs"][0]["port"], 80);
     assert_eq!(rule["backendRefs"][0]["kind"], "Service");
     assert_eq!(rule["backendRefs"][0]["weight"], 1);
+    // The Ingress beside it routes the same paths: the API server took them, `/chat` too.
+    let ingress = Api::<Ingress>::namespaced(client.clone(), NS).get("main").await.unwrap();
+    assert_eq!(ingress_paths(&ingress), [("/chat/v1", "Prefix"), ("/chat/assets", "Prefix"), ("/chat/", "Exact"), ("/chat", "Exact")]);
 
     // Idempotent against the defaulted object: nothing changes on a second reconcile.
     let version = route["metadata"]["resourceVersion"].clone();

@@ -396,9 +396,29 @@ pub fn service(cc: &ChatCluster) -> Service {
     }
 }
 
-/// The Ingress, when `spec.ingress` is set. It routes only `<path>v1` (the WebSocket and the
-/// REST API): /healthz, /readyz and /metrics stay in the cluster. The web app's route comes
-/// with the web client (issue 10).
+/// How a proxy matches one of [`routed_paths`]: the path and everything below it (by path
+/// element), or the path alone.
+enum PathMatch {
+    Prefix,
+    Exact,
+}
+
+/// What the Ingress and the HTTPRoute route of palaverd under `path` (`/` or `/chat/`): the
+/// WebSocket and the REST API (`<path>v1`), the web app's files (`<path>assets`) and its page
+/// (`<path>` alone), and below the root also `path` without its slash, which palaverd
+/// redirects to the page (the page links its files relatively, so it must load from `/chat/`).
+/// Nothing else: /healthz, /readyz and /metrics stay inside the cluster, which is why the page
+/// is an exact match rather than a prefix of everything.
+fn routed_paths(path: &str) -> Vec<(String, PathMatch)> {
+    let mut paths =
+        vec![(format!("{path}v1"), PathMatch::Prefix), (format!("{path}assets"), PathMatch::Prefix), (path.to_string(), PathMatch::Exact)];
+    if let Some(bare) = path.strip_suffix('/').filter(|p| !p.is_empty()) {
+        paths.push((bare.to_string(), PathMatch::Exact));
+    }
+    paths
+}
+
+/// The Ingress, when `spec.ingress` is set: [`routed_paths`] of its host to the client Service.
 pub fn ingress(cc: &ChatCluster) -> Option<Ingress> {
     let spec = cc.spec.ingress.as_ref()?;
     let names = Names::of(cc);
@@ -421,22 +441,30 @@ pub fn ingress(cc: &ChatCluster) -> Option<Ingress> {
     annotations.extend(spec.annotations.clone());
     let mut metadata = meta(cc, &names.ingress);
     metadata.annotations = Some(annotations);
-    let path = HTTPIngressPath {
-        path: Some(format!("{}v1", spec.path)),
-        path_type: "Prefix".into(),
-        backend: IngressBackend {
-            service: Some(IngressServiceBackend {
-                name: names.service.clone(),
-                port: Some(ServiceBackendPort { name: Some("http".into()), number: None }),
-            }),
-            ..Default::default()
-        },
+    let backend = IngressBackend {
+        service: Some(IngressServiceBackend {
+            name: names.service.clone(),
+            port: Some(ServiceBackendPort { name: Some("http".into()), number: None }),
+        }),
+        ..Default::default()
     };
+    let paths = routed_paths(&spec.path)
+        .into_iter()
+        .map(|(path, m)| HTTPIngressPath {
+            path: Some(path),
+            path_type: match m {
+                PathMatch::Prefix => "Prefix",
+                PathMatch::Exact => "Exact",
+            }
+            .into(),
+            backend: backend.clone(),
+        })
+        .collect();
     Some(Ingress {
         metadata,
         spec: Some(IngressSpec {
             ingress_class_name: spec.class_name.clone(),
-            rules: Some(vec![IngressRule { host: Some(spec.host.clone()), http: Some(HTTPIngressRuleValue { paths: vec![path] }) }]),
+            rules: Some(vec![IngressRule { host: Some(spec.host.clone()), http: Some(HTTPIngressRuleValue { paths }) }]),
             tls,
             ..Default::default()
         }),
@@ -528,8 +556,8 @@ fn dynamic(cc: &ChatCluster, ar: &ApiResource, name: &str, spec: serde_json::Val
     obj
 }
 
-/// The HTTPRoute, when `spec.gatewayAPI` is set: `<path>v1` of its host names to the client
-/// Service, like the Ingress (health and metrics endpoints stay in the cluster).
+/// The HTTPRoute, when `spec.gatewayAPI` is set: [`routed_paths`] of its host names to the
+/// client Service, like the Ingress, as the matches of one rule.
 pub fn http_route(cc: &ChatCluster) -> Option<DynamicObject> {
     let g = cc.spec.gateway_api.as_ref()?;
     let names = Names::of(cc);
@@ -547,11 +575,21 @@ pub fn http_route(cc: &ChatCluster) -> Option<DynamicObject> {
             serde_json::Value::Object(r)
         })
         .collect();
+    let matches: Vec<serde_json::Value> = routed_paths(&g.path)
+        .into_iter()
+        .map(|(path, m)| {
+            let kind = match m {
+                PathMatch::Prefix => "PathPrefix",
+                PathMatch::Exact => "Exact",
+            };
+            json!({ "path": { "type": kind, "value": path } })
+        })
+        .collect();
     let spec = json!({
         "parentRefs": parents,
         "hostnames": g.hostnames,
         "rules": [{
-            "matches": [{ "path": { "type": "PathPrefix", "value": format!("{}v1", g.path) } }],
+            "matches": matches,
             "backendRefs": [{ "name": names.service, "port": CLIENT_PORT }],
         }],
     });
@@ -703,8 +741,39 @@ limits: { maxFrameBytes: 32768 }
         assert_eq!(sm.data["spec"]["selector"]["matchLabels"]["palaver.dev/service"], "client");
     }
 
+    /// Whether a proxy with `routes` (path, whether a prefix match) sends `request` to palaverd,
+    /// matching prefixes by path element as Ingress `Prefix` and HTTPRoute `PathPrefix` do.
+    fn routed(routes: &[(String, bool)], request: &str) -> bool {
+        routes.iter().any(|(p, prefix)| request == p || (*prefix && request.starts_with(&format!("{}/", p.trim_end_matches('/')))))
+    }
+
+    /// `routes` under `path` reach the API, the web app's page, its files and (below the root)
+    /// the redirect to the page, and none of palaverd's health and metrics endpoints, neither
+    /// under `path` nor at the root (unprefixed, palaverd serves them too).
+    fn assert_routes_the_app_only(routes: &[(String, bool)], path: &str) {
+        let mut reached =
+            vec![path.to_string(), format!("{path}v1/ws"), format!("{path}v1/channels/c1"), format!("{path}assets/index-1a2b.js")];
+        if path != "/" {
+            reached.push(path.trim_end_matches('/').to_string());
+        }
+        for r in reached {
+            assert!(routed(routes, &r), "{r} is not routed: {routes:?}");
+        }
+        for endpoint in ["metrics", "healthz", "readyz"] {
+            for r in [format!("{path}{endpoint}"), format!("/{endpoint}")] {
+                assert!(!routed(routes, &r), "{r} is routed: {routes:?}");
+            }
+        }
+    }
+
+    fn ingress_routes(cc: &ChatCluster) -> Vec<(String, bool)> {
+        let spec = ingress(cc).unwrap().spec.unwrap();
+        let paths = &spec.rules.as_ref().unwrap()[0].http.as_ref().unwrap().paths;
+        paths.iter().map(|p| (p.path.clone().unwrap(), p.path_type == "Prefix")).collect()
+    }
+
     #[test]
-    fn ingress_routes_only_the_api_and_keeps_websockets_open() {
+    fn ingress_routes_the_api_and_the_web_app_and_keeps_websockets_open() {
         assert!(ingress(&cluster(SPEC)).is_none(), "no spec.ingress, no Ingress");
         let cc = cluster(&format!(
             "{SPEC}ingress: {{ className: nginx, host: chat.example.com, tls: {{ secretName: chat-cert }}, annotations: {{ example.com/team: chat }} }}\n"
@@ -724,11 +793,14 @@ limits: { maxFrameBytes: 32768 }
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].host.as_deref(), Some("chat.example.com"));
         let paths = &rules[0].http.as_ref().unwrap().paths;
-        assert_eq!(paths.len(), 1, "only the API is routed: {paths:?}");
-        assert_eq!((paths[0].path.as_deref(), paths[0].path_type.as_str()), (Some("/v1"), "Prefix"));
-        let backend = paths[0].backend.service.as_ref().unwrap();
-        assert_eq!(backend.name, Names::of(&cc).service);
-        assert_eq!(backend.port.as_ref().unwrap().name.as_deref(), Some("http"));
+        let kinds: Vec<_> = paths.iter().map(|p| (p.path.as_deref().unwrap(), p.path_type.as_str())).collect();
+        assert_eq!(kinds, [("/v1", "Prefix"), ("/assets", "Prefix"), ("/", "Exact")], "at the root no redirect");
+        assert_routes_the_app_only(&ingress_routes(&cc), "/");
+        for p in paths {
+            let backend = p.backend.service.as_ref().unwrap();
+            assert_eq!(backend.name, Names::of(&cc).service);
+            assert_eq!(backend.port.as_ref().unwrap().name.as_deref(), Some("http"));
+        }
         let tls = spec.tls.unwrap();
         assert_eq!(tls.len(), 1);
         assert_eq!(tls[0].hosts.as_deref(), Some(&["chat.example.com".to_string()][..]));
@@ -746,7 +818,11 @@ limits: { maxFrameBytes: 32768 }
         assert_eq!(i.metadata.annotations.as_ref().unwrap()[CERT_MANAGER_CLUSTER_ISSUER], "letsencrypt");
         let spec = i.spec.unwrap();
         assert_eq!(spec.tls.unwrap()[0].secret_name.as_deref(), Some("main-tls"), "cert-manager's Secret defaults to <cluster>-tls");
-        assert_eq!(spec.rules.unwrap()[0].http.as_ref().unwrap().paths[0].path.as_deref(), Some("/chat/v1"));
+        let rules = spec.rules.unwrap();
+        let paths = &rules[0].http.as_ref().unwrap().paths;
+        let kinds: Vec<_> = paths.iter().map(|p| (p.path.as_deref().unwrap(), p.path_type.as_str())).collect();
+        assert_eq!(kinds, [("/chat/v1", "Prefix"), ("/chat/assets", "Prefix"), ("/chat/", "Exact"), ("/chat", "Exact")]);
+        assert_routes_the_app_only(&ingress_routes(&cc), "/chat/");
 
         let cc = cluster(&format!(
             "{SPEC}ingress: {{ host: chat.example.com, tls: {{ issuer: local-ca, secretName: mine }}, \
@@ -787,14 +863,33 @@ limits: { maxFrameBytes: 32768 }
         assert_eq!(
             spec["rules"],
             json!([{
-                "matches": [{ "path": { "type": "PathPrefix", "value": "/chat/v1" } }],
+                "matches": [
+                    { "path": { "type": "PathPrefix", "value": "/chat/v1" } },
+                    { "path": { "type": "PathPrefix", "value": "/chat/assets" } },
+                    { "path": { "type": "Exact", "value": "/chat/" } },
+                    { "path": { "type": "Exact", "value": "/chat" } },
+                ],
                 "backendRefs": [{ "name": "main", "port": 80 }],
             }])
         );
+        assert_routes_the_app_only(&route_matches(&r), "/chat/");
         let plain = http_route(&cluster(&format!("{SPEC}gatewayAPI: {{ parentRefs: [{{ name: gw }}], hostnames: [chat.example.com] }}\n")))
             .unwrap();
         assert!(plain.metadata.annotations.is_none());
-        assert_eq!(plain.data["spec"]["rules"][0]["matches"][0]["path"]["value"], "/v1");
+        assert_eq!(
+            plain.data["spec"]["rules"][0]["matches"],
+            json!([
+                { "path": { "type": "PathPrefix", "value": "/v1" } },
+                { "path": { "type": "PathPrefix", "value": "/assets" } },
+                { "path": { "type": "Exact", "value": "/" } },
+            ])
+        );
+        assert_routes_the_app_only(&route_matches(&plain), "/");
+    }
+
+    fn route_matches(route: &DynamicObject) -> Vec<(String, bool)> {
+        let matches = route.data["spec"]["rules"][0]["matches"].as_array().unwrap();
+        matches.iter().map(|m| (m["path"]["value"].as_str().unwrap().to_string(), m["path"]["type"] == "PathPrefix")).collect()
     }
 
     #[test]
