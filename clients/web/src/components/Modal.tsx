@@ -1,0 +1,41 @@
+// A modal dialog on the native <dialog>: focus stays inside while it is open, Escape and the
+// close button dismiss it, and focus returns to where it was.
+
+import { useEffect, useRef } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { Icon } from './Icon';
+
+export function Modal(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const titleId = `modal-${props.title.replace(/\W+/g, '-').toLowerCase()}`;
+  useEffect(() => {
+    const opener = document.activeElement as HTMLElement | null;
+    ref.current?.showModal();
+    return () => opener?.focus();
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      class={props.wide ? 'modal wide' : 'modal'}
+      aria-labelledby={titleId}
+      onCancel={(e) => {
+        e.preventDefault();
+        props.onClose();
+      }}
+      onClick={(e) => {
+        // A click on the backdrop (the dialog element itself, outside its content) closes it.
+        if (e.target === ref.current) props.onClose();
+      }}
+    >
+      <div class="modal-content">
+        <header class="modal-head">
+          <h2 id={titleId}>{props.title}</h2>
+          <button type="button" class="icon-button" aria-label="Close" onClick={props.onClose}>
+            <Icon name="close" />
+          </button>
+        </header>
+        {props.children}
+      </div>
+    </dialog>
+  );
+}
