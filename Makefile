@@ -67,6 +67,9 @@
 #   NGINX_BIN                  /usr/sbin/nginx — the nginx the ingress tests (e2e/tests/ingress.rs)
 #                              run privately on loopback in front of pods; `make deps-test`
 #                              installs Debian's nginx-light when it is missing.
+#   CHROMIUM_BIN               /usr/bin/chromium — the browser of the web app's tests
+#                              (e2e/tests/web.rs, driven by playwright-core); `make deps-test`
+#                              installs Debian's chromium when it is missing.
 #   DEV_DIR                    $(CURDIR)/.dev (gitignored) — logs, pids/<name>.pid (the services,
 #                              and make dev's pods pod-a and pod-b while it runs), data of the
 #                              project-local Postgres, Redis, Kafka (kafka/data) and S3 (s3/data).
@@ -153,12 +156,12 @@ export PALAVER_DATABASE_URL PALAVER_TEST_DATABASE_URL PALAVER_REDIS_URL PALAVER_
 
 help:
 	@printf '%s\n' \
-	  'make deps   install what running needs: PostgreSQL, Redis, Java, Maven, curl (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central), the S3 server versitygw $(VERSITYGW_VERSION) (go install, Go module proxy)' \
-	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install), kube-apiserver, kube-controller-manager, kubectl $(KUBE_VERSION) and etcd $(ETCD_VERSION), the Gateway API $(GATEWAY_API_VERSION) HTTPRoute CRD (Go module proxy), nginx (apt-get)' \
+	  'make deps   install what running needs: PostgreSQL, Redis, Java, Maven, curl (apt-get), Apache Kafka $(KAFKA_VERSION) (Maven Central), the S3 server versitygw $(VERSITYGW_VERSION) (go install, Go module proxy), the clients npm packages (npm ci in clients/)' \
+	  'make deps-test  install what only the tests need: cargo-nextest, the chart tools (pip), helm $(HELM_VERSION) and promtool (go install), kube-apiserver, kube-controller-manager, kubectl $(KUBE_VERSION) and etcd $(ETCD_VERSION), the Gateway API $(GATEWAY_API_VERSION) HTTPRoute CRD (Go module proxy), nginx and chromium (apt-get)' \
 	  'make up     start the missing services on loopback (Postgres, Redis, Kafka, S3), create the databases and the bucket (idempotent)' \
 	  'make down   stop what make up started, nothing else' \
-	  'make build  cargo build --workspace --bins' \
-	  'make test   deps + deps-test + up, then the chart check and cargo nextest run --workspace --no-fail-fast' \
+	  'make build  the web app and SDK (npm run build in clients/, skipped without Node 20.19+), then cargo build --workspace --bins' \
+	  'make test   deps + deps-test + up, then the SDK unit tests, the chart check and cargo nextest run --workspace --no-fail-fast' \
 	  'make dev    deps + a debug build of palaverd and palaver-operator + up, provision "$(DEV_WORKSPACE)", run and supervise pods on $(DEV_LISTEN_A) and $(DEV_LISTEN_B)' \
 	  'make bench  deps + release build + up, two release pods, palaver-bench $(BENCH_ARGS)' \
 	  'make lint   cargo clippy -D warnings and cargo fmt --check' \

@@ -16,6 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export PALAVER_DEV_JWT_SECRET RUST_LOG
 
 cd "$REPO_ROOT"
+bash "$REPO_ROOT/scripts/web.sh" build
 info "bench: cargo build --release (palaverd, palaver-operator, palaver-bench)"
 "$CARGO" build --release --bin palaverd --bin palaver-operator --bin palaver-bench
 bin_dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"

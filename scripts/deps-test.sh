@@ -6,7 +6,8 @@
 # PROMTOOL_ROOT; kube-apiserver, kube-controller-manager, kubectl and etcd of the operator tests
 # (scripts/kube-tools.sh, into KUBE_TOOLS_ROOT); the Gateway API's HTTPRoute CRD of the operator
 # tests (Go module sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION, into GATEWAY_API_ROOT); nginx
-# for the ingress tests (Debian's nginx-light, at NGINX_BIN).
+# for the ingress tests (Debian's nginx-light, at NGINX_BIN); Chromium for the browser tests
+# (Debian's chromium, at CHROMIUM_BIN).
 # Everything outside the repository, shared by every clone on the machine (CI's too). `make dev`
 # needs none of it. Each step prints its time; a failed step says how to retry.
 #
@@ -127,4 +128,21 @@ else
         "${SUDO[@]}" systemctl disable --now nginx >/dev/null 2>&1 || info "could not stop the system nginx service (harmless)"
     fi
     [[ -x ${NGINX_BIN:-/usr/sbin/nginx} ]] || die "nginx-light installed but ${NGINX_BIN:-/usr/sbin/nginx} is missing"
+fi
+
+# The browser tests (e2e/tests/web.rs) drive Debian's Chromium with playwright-core, an npm
+# package that brings no browser (browser-download installers do not work on these machines).
+# The emoji font makes reactions visible in the tests' screenshots (Chromium draws nothing
+# without one).
+step "chromium (browser tests)" "make deps-test"
+browser_pkgs=()
+if [[ -x ${CHROMIUM_BIN:-/usr/bin/chromium} ]]; then
+    info "chromium present ($("${CHROMIUM_BIN:-/usr/bin/chromium}" --version 2>/dev/null | head -n 1))"
+else
+    browser_pkgs+=(chromium)
+fi
+dpkg-query -W -f='${Status}' fonts-noto-color-emoji 2>/dev/null | grep -q 'install ok installed' || browser_pkgs+=(fonts-noto-color-emoji)
+if ((${#browser_pkgs[@]})); then
+    apt_install "${browser_pkgs[@]}"
+    [[ -x ${CHROMIUM_BIN:-/usr/bin/chromium} ]] || die "chromium installed but ${CHROMIUM_BIN:-/usr/bin/chromium} is missing"
 fi

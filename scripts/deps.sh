@@ -41,6 +41,12 @@ if command -v curl >/dev/null; then
 else
     pkgs+=(curl)
 fi
+# ... and sets its CORS rule, whose request needs a Content-MD5 (openssl md5).
+if command -v openssl >/dev/null; then
+    info "deps: openssl present"
+else
+    pkgs+=(openssl)
+fi
 # The project's -sys crates (librdkafka) compile C.
 if command -v cc >/dev/null && command -v make >/dev/null; then
     info "deps: C toolchain present"
@@ -124,3 +130,8 @@ else
     go_tool_install versitygw "$VERSITYGW_ROOT" github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" \
         -ldflags "-X=main.Version=$VERSITYGW_VERSION"
 fi
+
+# The clients' npm packages (the web app palaverd embeds, and the SDK): `npm ci` from the
+# committed lockfile when node_modules does not match it (scripts/web.sh).
+step_end
+bash "$REPO_ROOT/scripts/web.sh" deps

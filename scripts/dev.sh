@@ -67,6 +67,10 @@ secret_shown=$PALAVER_DEV_JWT_SECRET
 [[ $PALAVER_DEV_JWT_SECRET == palaver-dev-secret-change-me ]] || secret_shown='<your PALAVER_DEV_JWT_SECRET>'
 s3_secret_shown=$PALAVER_S3_SECRET_ACCESS_KEY
 [[ $PALAVER_S3_SECRET_ACCESS_KEY == palaver-dev-secret-key ]] || s3_secret_shown='<your PALAVER_S3_SECRET_ACCESS_KEY>'
+web_note=
+[[ -r $REPO_ROOT/clients/web/dist/index.html ]] ||
+    web_note="            (not built here: Node.js 20.19+ is missing, so the page says the web client was not built)
+"
 sup_all_ready() {
     step_end
     local since_make=
@@ -77,6 +81,9 @@ sup_all_ready() {
     cat <<BANNER
 
   Palaver dev ready,$since_make $(since "$SCRIPT_T0") after dev.sh started.
+
+  Open http://$DEV_LISTEN_A   (the web app: sign in with any user name; pod-b: http://$DEV_LISTEN_B)
+$web_note
   pod-a ws://$DEV_LISTEN_A   pod-b ws://$DEV_LISTEN_B   workspace $DEV_WORKSPACE
   S3:       $PALAVER_S3_ENDPOINT   bucket $PALAVER_S3_BUCKET   region $PALAVER_S3_REGION   (attachments)
             access key $PALAVER_S3_ACCESS_KEY_ID   secret key $s3_secret_shown   (dev-only values)

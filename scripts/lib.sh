@@ -487,3 +487,33 @@ stack_run_begin() {
     step "up: start the missing services" "make up"
     UP_STARTED_FILE=$RUN_STARTED_FILE bash "$REPO_ROOT/scripts/up.sh"
 }
+
+# --- the clients (clients/: the TypeScript SDK and the web app, one npm workspace) ----------------
+
+CLIENTS_DIR="$REPO_ROOT/clients"
+# Vite 7 needs Node 20.19 or later (clients/package.json "engines").
+NODE_MIN_MAJOR=20 NODE_MIN_MINOR=19
+
+# Whether node and npm are there and new enough for the clients' build.
+node_ok() {
+    command -v node >/dev/null && command -v npm >/dev/null || return 1
+    local v major minor
+    v=$(node --version 2>/dev/null) || return 1
+    [[ $v =~ ^v([0-9]+)\.([0-9]+) ]] || return 1
+    major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]}
+    ((major > NODE_MIN_MAJOR || (major == NODE_MIN_MAJOR && minor >= NODE_MIN_MINOR)))
+}
+
+# The lockfile's checksum, recorded in node_modules by the `npm ci` that installed it.
+clients_lock_sum() { sha256sum "$CLIENTS_DIR/package-lock.json" | cut -d' ' -f1; }
+clients_deps_ok() {
+    [[ -r $CLIENTS_DIR/node_modules/.palaver-lock-sum && $(<"$CLIENTS_DIR/node_modules/.palaver-lock-sum") == "$(clients_lock_sum)" ]]
+}
+
+# Whether the web app's build (clients/web/dist) is older than any source of it or of the SDK.
+web_build_stale() {
+    local stamp="$CLIENTS_DIR/web/dist/index.html"
+    [[ -r $stamp ]] || return 0
+    [[ -n $(find "$CLIENTS_DIR" \( -name node_modules -o -name dist -o -name test -o -name tests \) -prune \
+        -o -type f -newer "$stamp" -print -quit) ]]
+}

@@ -29,6 +29,10 @@ kube_tools_ok || die "the Kubernetes test tools are missing or stale in $KUBE_TO
 versitygw_ok || die "versitygw $VERSITYGW_VERSION is missing in $VERSITYGW_ROOT: run 'make deps'"
 
 cd "$REPO_ROOT"
+# The SDK's unit tests; they build the clients, which palaverd embeds and the SDK and browser
+# tests (e2e/tests/sdk.rs, web.rs) run, so this comes before cargo.
+step_end
+bash "$REPO_ROOT/scripts/web.sh" test
 # The end-to-end tests spawn palaverd as a process: build every binary (same profile,
 # so nextest reuses the artifacts).
 step "cargo build --workspace --bins" "make build"

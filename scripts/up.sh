@@ -331,6 +331,22 @@ ensure_bucket() {
     esac
 }
 
+# The web app's browsers PUT uploads to and GET files from the bucket with presigned URLs, from
+# the pods' origins (http://127.0.0.1:8081, and random ports in the tests): the bucket needs a
+# CORS rule for them. Any origin may: a presigned URL carries its own authorization, and this is
+# the dev stack's own bucket (only set on the versitygw make up runs; a real bucket lists its
+# app's origins, docs/operator.md).
+ensure_bucket_cors() {
+    local url="$S3_URL/$PALAVER_S3_BUCKET?cors=" rules out md5
+    rules='<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>PUT</AllowedMethod><AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod><AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>3600</MaxAgeSeconds></CORSRule></CORSConfiguration>'
+    # S3 requires Content-MD5 on PutBucketCors.
+    md5=$(printf '%s' "$rules" | openssl md5 -binary | base64)
+    out=$(s3_request -X PUT -H "Content-MD5: $md5" -H 'content-type: application/xml' --data-binary "$rules" -w '\n%{http_code}' "$url") ||
+        die "s3: PUT $url failed: $out"
+    [[ ${out##*$'\n'} == 200 ]] || s3_failed "cannot set the CORS rule of bucket $PALAVER_S3_BUCKET" "$out"
+    info "s3: bucket $PALAVER_S3_BUCKET accepts browser uploads and downloads (CORS, any origin)"
+}
+
 step "S3 (versitygw)" "make up"
 if $need_s3; then
     start_s3
@@ -340,6 +356,9 @@ else
     info "s3: reusing the S3 server answering at $S3_URL"
 fi
 ensure_bucket
+if ours_running s3; then
+    ensure_bucket_cors
+fi
 
 step_end
 info "stack ready: postgres $PG_HOST:$PG_PORT, redis $REDIS_HOST:$REDIS_PORT, kafka $KAFKA_HOST:$KAFKA_PORT, s3 $S3_URL (bucket $PALAVER_S3_BUCKET)"
