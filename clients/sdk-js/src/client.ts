@@ -65,6 +65,11 @@ export interface ClientEvents {
   notification: NotificationFrame;
   /** Errors not tied to a request. */
   error: ErrorFrame;
+  /** The server refuses the token: after two connects in a row that never opened, a REST probe
+   *  (`GET /v1/channels` with the token callback's current token) was answered 401. Browsers hide
+   *  the 401 of a refused upgrade, so this is how the app learns it (e.g. to sign the user out).
+   *  The client keeps reconnecting with backoff, asking the token callback before each connect. */
+  unauthorized: PalaverError;
 }
 
 export interface SendOptions {
@@ -118,6 +123,16 @@ export class PalaverClient {
   private presenceSubs: string[] | undefined;
   private presenceStatus: 'online' | 'away' = 'online';
   private readonly reads = new Map<string, { channel: string; seq: number; thread?: string }>();
+  /** The highest channel read this client made, per channel, until a hello's (or joined
+   *  frame's) read_seq reaches it: re-applied over the counts of a hello from before it. */
+  private readonly localReads = new Map<string, number>();
+  /** Per channel, the last_seq known at hello (or joined): the notification frames up to it are
+   *  already counted in its `mentions`. */
+  private readonly mentionsFloor = new Map<string, number>();
+  /** Notifications counted in this session (channel\nseq), so a repeated one is not. */
+  private readonly mentionsCounted = new Set<string>();
+  private readonly fetchFn: typeof fetch;
+  private probing = false;
   private readTimer: unknown;
   private readonly typingSent = new Map<string, number>();
   private typingTimer: unknown;
@@ -134,6 +149,7 @@ export class PalaverClient {
     const fetchFn = opts.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch;
     if (!WS) throw new TypeError('PalaverClient: no WebSocket on this platform; pass opts.WebSocket (Node: the ws package)');
     if (!fetchFn) throw new TypeError('PalaverClient: no fetch on this platform; pass opts.fetch');
+    this.fetchFn = fetchFn.bind(globalThis);
     const storage = opts.storage ?? new MemoryStorage();
     const storageError = (e: unknown) =>
       this.emit('error', { t: 'error', code: 'internal', message: `storage write failed: ${String(e)}` });
@@ -157,9 +173,10 @@ export class PalaverClient {
         lost: () => this.outbox.closed(),
         state: (state, resumed) => this.emit('state', { state, resumed }),
         problem: (e) => this.emit('error', e),
+        refused: () => void this.probeToken(opts.token),
       },
     );
-    this.rest = new HttpRestClient({ base: () => this.session.base, token: opts.token, fetch: fetchFn.bind(globalThis) });
+    this.rest = new HttpRestClient({ base: () => this.session.base, token: opts.token, fetch: this.fetchFn });
     this.delivery = new Delivery({
       fetchRange: (channel, after, before, limit) => this.rest.events(channel, { after, before, limit }),
       apply: (ev) => this.onDelivered(ev),
@@ -297,7 +314,10 @@ export class PalaverClient {
     const held = this.reads.get(key);
     if (held && held.seq >= seq) return;
     this.reads.set(key, thread ? { channel, seq, thread } : { channel, seq });
-    if (!thread) this.readLocally(channel, seq);
+    if (!thread) {
+      if (seq > (this.localReads.get(channel) ?? 0)) this.localReads.set(channel, seq);
+      this.readLocally(channel, seq);
+    }
     if (this.readTimer === undefined) {
       this.readTimer = timers.setTimeout(() => {
         this.readTimer = undefined;
@@ -366,6 +386,9 @@ export class PalaverClient {
     this.me = h.user;
     this.workspaceName = h.workspace;
     const since: Record<string, number> = {};
+    this.mentionsCounted.clear();
+    this.mentionsFloor.clear();
+    for (const id of this.localReads.keys()) if (!h.channels.some((c) => c.id === id)) this.localReads.delete(id);
     for (const c of h.channels) {
       let pos = this.delivery.position(c.id);
       // A position past the channel's end belongs to another world (a rebuilt database):
@@ -377,7 +400,9 @@ export class PalaverClient {
       since[c.id] = pos;
       const fold = this.fold(c.id);
       fold.setInfo(c);
+      this.mentionsFloor.set(c.id, c.last_seq);
       if (fold.floor === UNKNOWN_FLOOR) fold.lowerFloor(pos + 1, pos > 0);
+      this.reapplyRead(c);
       this.changed.add(c.id);
     }
     this.list = h.channels.map((c) => c.id);
@@ -442,8 +467,27 @@ export class PalaverClient {
     // The server replays the channel from its member_join: that event starts its position.
     if (!known) this.delivery.forget(c.id);
     this.fold(c.id).setInfo(c);
+    this.mentionsFloor.set(c.id, c.last_seq);
+    this.reapplyRead(c);
     this.channelsDirty();
     this.changedChannel(c.id);
+  }
+
+  /** A hello (or joined frame) brought the server's read_seq: a read this client made above it
+   *  (held for its batch when the connection dropped, or sent but not processed) is applied
+   *  again over the server's counts, and sent (again) once the connection is ready. */
+  private reapplyRead(c: ChannelInfo): void {
+    const held = this.localReads.get(c.id);
+    if (held === undefined) return;
+    // Never past the channel's end (the server's read cursor would not get there either).
+    const local = Math.min(held, c.last_seq);
+    if (c.read_seq >= local) {
+      this.localReads.delete(c.id);
+      return;
+    }
+    const key = `${c.id}\n`;
+    if ((this.reads.get(key)?.seq ?? 0) < local) this.reads.set(key, { channel: c.id, seq: local });
+    this.readLocally(c.id, local);
   }
 
   private onTyping(t: TypingFrame): void {
@@ -473,7 +517,11 @@ export class PalaverClient {
 
   private onNotification(n: NotificationFrame): void {
     const fold = this.folds.get(n.channel);
-    if (fold && n.seq > fold.info.read_seq) {
+    const key = `${n.channel}\n${n.seq}`;
+    // hello's `mentions` already counts the unread entries up to its last_seq (the frames sent
+    // after the first sync are those same entries): only a later one adds to it.
+    if (fold && n.seq > (this.mentionsFloor.get(n.channel) ?? 0) && n.seq > fold.info.read_seq && !this.mentionsCounted.has(key)) {
+      this.mentionsCounted.add(key);
       fold.setInfo({ ...fold.info, mentions: fold.info.mentions + 1 });
       this.channelsDirty();
     }
@@ -486,6 +534,8 @@ export class PalaverClient {
     // Delivery is contiguous from its start, so the view is complete from any delivered seq.
     if (ev.seq < fold.floor) fold.lowerFloor(ev.seq, fold.floor === UNKNOWN_FLOOR ? ev.seq > 1 : fold.hasOlder);
     const res = fold.apply(ev);
+    // Their message is here: the sender no longer shows as typing there.
+    if (ev.kind === 'message' && ev.user) fold.clearTyping(ev.user, ev.thread ?? undefined);
     const info = { ...fold.info, last_seq: Math.max(fold.info.last_seq, ev.seq) };
     if (ev.kind === 'message' && ev.user !== this.me && ev.seq > info.read_seq) info.unread++;
     fold.setInfo(info);
@@ -516,6 +566,34 @@ export class PalaverClient {
     else fold.lowerFloor(fold.floor, false);
     this.changedChannel(channel);
     return fold.hasOlder;
+  }
+
+  /** Two connects in a row never opened: a refused token looks the same as an unreachable
+   *  server in a browser, so ask REST (one request, the token callback's current token). */
+  private async probeToken(token: () => string | Promise<string>): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      const res = await this.fetchFn(`${this.session.base}/v1/channels`, {
+        headers: { authorization: `Bearer ${await token()}`, accept: 'application/json' },
+      });
+      if (res.status !== 401) return;
+      let body: unknown;
+      try {
+        body = await res.json();
+      } catch {
+        body = undefined;
+      }
+      const err =
+        body && typeof body === 'object'
+          ? PalaverError.from({ code: 'unauthorized', ...(body as object) }, 401)
+          : new PalaverError('unauthorized', 'the server refused the token', { status: 401 });
+      if (this.session.state !== 'closed') this.emit('unauthorized', err);
+    } catch {
+      // No answer (the server is unreachable) or no token: nothing learnt; the next failures probe again.
+    } finally {
+      this.probing = false;
+    }
   }
 
   private readLocally(channel: string, seq: number): void {

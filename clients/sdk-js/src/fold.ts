@@ -178,6 +178,14 @@ export class ChannelFold {
     this.invalidate(thread);
   }
 
+  /** The user's message arrived (in the channel, or in a thread): they no longer show as typing
+   *  there. True when they did. */
+  clearTyping(user: string, thread: string | undefined): boolean {
+    if (!this.typingUntil.delete(`${thread ?? ''}\n${user}`)) return false;
+    this.invalidate(thread);
+    return true;
+  }
+
   /** Forgets expired typing entries; true when one was dropped. */
   expireTyping(now: number): boolean {
     let dropped = false;

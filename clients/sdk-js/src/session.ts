@@ -23,6 +23,9 @@ export interface SessionHandlers {
   state(state: ConnectionState, resumed: boolean): void;
   /** Something worth telling the app that no request owns (a client bug close, a token failure). */
   problem(e: ErrorFrame): void;
+  /** A second connect in a row (and every second one after) failed before the upgrade: refused,
+   *  unreachable, or an HTTP 401 that a browser does not show. */
+  refused(): void;
 }
 
 export interface SessionOptions {
@@ -61,6 +64,8 @@ export class Session {
   private synced = false;
   private retry: unknown;
   private ref = 0;
+  /** Connects in a row that ended before the upgrade. */
+  private failedConnects = 0;
 
   constructor(
     private readonly opts: SessionOptions,
@@ -139,6 +144,8 @@ export class Session {
           const wasReady = this.synced;
           this.synced = false;
           if (wasReady) this.on.lost();
+          if (e.opened) this.failedConnects = 0;
+          else if (++this.failedConnects % 2 === 0 && this.wanted) this.on.refused();
           this.reconnectLater(e);
         },
       },

@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import { Backoff } from '../src/backoff.js';
 import { closePolicy } from '../src/session.js';
 import { socketUrl } from '../src/transport.js';
-import type { ConnectionState } from '../src/index.js';
-import { setup, sleep, until } from './fakes.js';
+import type { ConnectionState, PalaverError } from '../src/index.js';
+import { json, setup, sleep, until } from './fakes.js';
 
 const channels = [{ id: 'c1', last_seq: 0 }];
 
@@ -220,4 +220,115 @@ test('channel counts follow live events and notifications', async (t) => {
   assert.ok(lists.length >= 1);
   conn.event({ channel: 'c1', seq: 7, kind: 'member_leave', user: 'me', text: null });
   await until(() => s.client.channels().length === 0, 'left');
+});
+
+test('a read held for its batch when the connection drops is kept over the next hello, and sent', async (t) => {
+  const s = setup(t);
+  s.client.connect();
+  const before = { id: 'c1', last_seq: 9, read_seq: 2, unread: 7, mentions: 1 };
+  const { conn } = await s.server.synced(0, [before]);
+  s.client.markRead('c1', 9);
+  conn.close(1006); // before the one-second batch is sent
+  const counts = () => (({ read_seq, unread, mentions }) => ({ read_seq, unread, mentions }))(s.client.channels()[0]!);
+  // The new hello's counts are from before the read: the local read is applied over them.
+  const { conn: second } = await s.server.synced(1, [before]);
+  assert.deepEqual(counts(), { read_seq: 9, unread: 0, mentions: 0 });
+  await second.frame((f) => f.t === 'read' && f.channel === 'c1' && f.seq === 9, 'the held read, sent');
+  // Sent, but the connection dropped before the server took it: still re-applied and re-sent.
+  second.close(1006);
+  const { conn: third } = await s.server.synced(2, [before]);
+  assert.deepEqual(counts(), { read_seq: 9, unread: 0, mentions: 0 });
+  await third.frame((f) => f.t === 'read' && f.seq === 9, 'the read, sent again');
+  // Once the server's read_seq reached it, the server's counts are the truth again.
+  third.close(1006);
+  await s.server.synced(3, [{ id: 'c1', last_seq: 9, read_seq: 9 }]);
+  s.server.conns[3]!.close(1006);
+  const { conn: fifth } = await s.server.synced(4, [{ id: 'c1', last_seq: 12, read_seq: 5, unread: 3 }]);
+  assert.deepEqual(counts(), { read_seq: 5, unread: 3, mentions: 0 });
+  await sleep(1100);
+  assert.equal(fifth.framesOf('read').length, 0, 'nothing re-sent once the server had it');
+});
+
+test('notifications after sync do not count again what hello\'s mentions counted', async (t) => {
+  const s = setup(t);
+  const seen: number[] = [];
+  s.client.on('notification', (n) => seen.push(n.seq));
+  s.client.connect();
+  const { conn } = await s.server.synced(0, [{ id: 'c1', last_seq: 10, read_seq: 4, unread: 6, mentions: 2 }]);
+  const mentions = () => s.client.channels()[0]!.mentions;
+  // The unread entries, sent after the first sync: already in hello's count.
+  conn.send({ t: 'notification', id: 2, kind: 'mention', channel: 'c1', seq: 8, ts: '2026-01-01T00:00:08Z' });
+  conn.send({ t: 'notification', id: 1, kind: 'mention', channel: 'c1', seq: 6, ts: '2026-01-01T00:00:06Z' });
+  await until(() => seen.length === 2, 'the first notifications');
+  assert.equal(mentions(), 2);
+  // A live one (after hello's last_seq) adds to it, once.
+  conn.event({ channel: 'c1', seq: 11, user: 'bob', text: '@here' });
+  conn.send({ t: 'notification', id: 3, kind: 'mention', channel: 'c1', seq: 11, ts: '2026-01-01T00:00:11Z' });
+  conn.send({ t: 'notification', id: 3, kind: 'mention', channel: 'c1', seq: 11, ts: '2026-01-01T00:00:11Z' });
+  await until(() => seen.length === 4, 'the live notification');
+  assert.equal(mentions(), 3);
+  s.client.markRead('c1', 11);
+  assert.equal(mentions(), 0, 'a read covering them clears them');
+});
+
+test('a message from a typing user takes them off the typing list at once', async (t) => {
+  const s = setup(t);
+  s.client.connect();
+  const { conn } = await s.server.synced(0, channels);
+  conn.send({ t: 'typing', channel: 'c1', user: 'bob', ttl_ms: 60000 });
+  conn.send({ t: 'typing', channel: 'c1', user: 'dave', ttl_ms: 60000 });
+  conn.send({ t: 'typing', channel: 'c1', thread: 'root', user: 'carol', ttl_ms: 60000 });
+  conn.send({ t: 'typing', channel: 'c1', thread: 'root', user: 'bob', ttl_ms: 60000 });
+  await until(() => s.client.threadView('c1', 'root')!.typing.length === 2, 'typing in the thread');
+  assert.deepEqual(s.client.channel('c1')!.typing, ['bob', 'dave']);
+  let changes = 0;
+  s.client.on('change', ({ channel }) => channel === 'c1' && changes++);
+  conn.event({ channel: 'c1', seq: 1, user: 'bob' });
+  await until(() => s.events.length === 1, 'bob\'s message');
+  await until(() => changes > 0, 'change');
+  assert.deepEqual(s.client.channel('c1')!.typing, ['dave'], 'bob sent in the channel');
+  assert.deepEqual(s.client.threadView('c1', 'root')!.typing, ['carol', 'bob'], 'not in the thread');
+  changes = 0;
+  conn.event({ channel: 'c1', seq: 2, user: 'carol', thread: 'root' });
+  await until(() => s.events.length === 2 && changes > 0, 'carol\'s reply');
+  assert.deepEqual(s.client.threadView('c1', 'root')!.typing, ['bob']);
+  assert.deepEqual(s.client.channel('c1')!.typing, ['dave']);
+});
+
+test('two failed connects in a row probe REST once; a 401 there emits unauthorized, reconnecting goes on', async (t) => {
+  const s = setup(t);
+  let status = 401;
+  s.rest.routes.push((method, url) =>
+    method === 'GET' && url.pathname === '/chat/v1/channels'
+      ? json(status, status === 401 ? { code: 'unauthorized', message: 'token expired' } : { channels: [], next_cursor: null })
+      : undefined,
+  );
+  const probes = () => s.rest.calls.filter((c) => c.url.pathname === '/chat/v1/channels');
+  const refused: PalaverError[] = [];
+  s.client.on('unauthorized', (e) => refused.push(e));
+  s.server.refuse = 2;
+  s.client.connect();
+  await until(() => refused.length === 1, 'unauthorized');
+  assert.equal(refused[0]!.code, 'unauthorized');
+  assert.equal(refused[0]!.status, 401);
+  assert.equal(refused[0]!.message, 'token expired');
+  assert.equal(probes().length, 1);
+  assert.match(probes()[0]!.headers.authorization!, /^Bearer tok\d+$/, 'the token callback\'s token');
+  // Still reconnecting, with a fresh token each time.
+  const { conn } = await s.server.synced(0, channels);
+  assert.equal(conn.token, `tok${s.tokenCalls()}`);
+  // One failure after an open connection: no probe.
+  s.server.refuse = 1;
+  conn.close(1006);
+  const { conn: next } = await s.server.synced(1, channels);
+  assert.equal(probes().length, 1);
+  // A token the server accepts: the probe says nothing.
+  status = 200;
+  s.server.refuse = 2;
+  next.close(1006);
+  await s.server.synced(2, channels);
+  await until(() => probes().length === 2, 'the second probe');
+  await sleep(20);
+  assert.equal(refused.length, 1);
+  assert.equal(s.errors.length, 0);
 });

@@ -48,7 +48,7 @@ export function ChannelPane({ channel }: { channel: string }) {
 
   const info = view.info;
   const label = isChannel(info) ? `#${info.name}` : dmPeople(info, app.session.user).map(name).join(', ');
-  const typing = app.typers(channel, undefined, view.typing).map(name);
+  const typing = app.typers(view.typing).map(name);
   const dmPeer = info.kind === 'dm' ? dmPeople(info, app.session.user)[0] : undefined;
 
   return (

@@ -96,8 +96,7 @@ function Item(props: { c: ChannelInfo; current: boolean; label: string; icon?: I
   const inboxLoaded = useObservable(app.inbox.loaded);
   const unread = current ? 0 : c.unread;
   // The channel's count of unread inbox entries, as the SDK keeps it; capped by the entries the
-  // inbox shows unread, so that one read there (or a count taken twice: hello and the frames
-  // after sync) does not linger.
+  // inbox shows unread, so that one marked read there (which the SDK does not see) does not linger.
   const inInbox = entries.filter((e) => !e.read && e.channel === c.id).length;
   const mentions = inboxLoaded ? Math.min(c.mentions, inInbox) : c.mentions;
   return (

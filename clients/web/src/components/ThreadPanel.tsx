@@ -100,7 +100,7 @@ export function ThreadPanel({ channel, root }: { channel: string; root: string }
             composerId="composer-thread"
           />
           <p class="typing" role="status">
-            {typingText(app.typers(channel, root, view.typing).map(name))}
+            {typingText(app.typers(view.typing).map(name))}
           </p>
           <Composer
             id="composer-thread"

@@ -61,11 +61,6 @@ export class ChatApp {
   private signedOut = false;
   /** A channel to open as soon as the client lists it (see openWhenJoined). */
   private pendingOpen: string | null = null;
-  /** The newest seq the reader has seen per channel (see reapplyReads). */
-  private readonly seenSeq = new Map<string, number>();
-  /** When each `channel/thread/user` last had a typing notice, and last sent a message. */
-  private readonly typingAt = new Map<string, number>();
-  private readonly spokeAt = new Map<string, number>();
 
   constructor(
     readonly session: Session,
@@ -95,11 +90,10 @@ export class ChatApp {
     return s.token;
   }
 
-  /** The SDK's fetch, watching for the server refusing the token. A browser never sees the
-   *  HTTP status of a refused WebSocket upgrade (the SDK just retries), so REST answers are
-   *  where a revoked or expired token shows: a 401 for the token in storage ends the session.
-   *  (The SDK asks the token callback again after a first 401, so a token replaced meanwhile
-   *  gets its chance.) */
+  /** The SDK's fetch, watching REST answers for the server refusing the token: a 401 for the
+   *  token in storage ends the session. (The SDK asks the token callback again after a first
+   *  401, so a token replaced meanwhile gets its chance.) A refused WebSocket upgrade, whose
+   *  status a browser never sees, the SDK reports as its `unauthorized` event (see start). */
   private async fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     const res = await fetch(input, init);
     if (res.status === 401) {
@@ -121,11 +115,9 @@ export class ChatApp {
       this.client.on('error', (e) => {
         if (e.code === 'unauthorized') this.signOut('Your session has expired. Sign in again.');
       }),
+      // Connects keep failing and REST refuses the token callback's token.
+      this.client.on('unauthorized', () => this.signOut('The server did not accept your sign-in. Sign in again.')),
       this.inbox.listen(),
-      this.client.on('typing', (t) => this.typingAt.set(`${t.channel}/${t.thread ?? ''}/${t.user}`, Date.now())),
-      this.client.on('event', (e) => {
-        if (e.kind === 'message') this.spokeAt.set(`${e.channel}/${e.thread ?? ''}/${e.user}`, Date.now());
-      }),
     );
     // Away while the tab is hidden, so others see who is actually looking.
     const onVisibility = () => this.client.setPresence(document.visibilityState === 'hidden' ? 'away' : 'online');
@@ -154,22 +146,8 @@ export class ChatApp {
     this.connection.set({ state, resumed: resumed && state === 'open' });
     if (resumed && state === 'open') {
       this.resumedTimer = setTimeout(() => this.connection.set({ state, resumed: false }), RESUMED_BANNER_MS);
-      // After the SDK has sent what it held (its ready step runs right after this event).
-      setTimeout(() => this.reapplyReads(), 0);
     }
   }
-
-  /** A read the SDK still held when the connection dropped is sent after the reconnect, but the
-   *  new hello's counts (from before it) replace the local ones: mark those channels again so
-   *  their badges do not come back for messages already seen. */
-  private reapplyReads(): void {
-    for (const [channel, seq] of this.seenSeq) {
-      const info = this.client.channel(channel)?.info;
-      if (info && info.read_seq < seq) this.client.markRead(channel, seq);
-    }
-  }
-
-
 
   private onChannels(list: ChannelInfo[]): void {
     if (this.pendingOpen !== null && list.some((c) => c.id === this.pendingOpen)) {
@@ -224,20 +202,15 @@ export class ChatApp {
     if (!view) return;
     const newest = view.messages.filter((m) => !m.pending && !m.failed).at(-1)?.seq ?? 0;
     const seq = Math.max(view.info.last_seq, newest);
-    this.seenSeq.set(channel, Math.max(seq, this.seenSeq.get(channel) ?? 0));
     if (seq > view.info.read_seq) this.client.markRead(channel, seq);
     const entries = this.inbox.seenUpTo(channel, seq);
     if (entries.length > 0) void this.inbox.markRead(entries);
   }
 
-  /** Who to show as typing in a channel or thread: the SDK's list without oneself, and without
-   *  those whose message arrived after their last typing notice (the SDK keeps a notice for
-   *  its whole ttl, so "bob is typing…" would otherwise outlast bob's message by seconds). */
-  typers(channel: string, thread: string | undefined, users: string[]): string[] {
-    return users.filter((u) => {
-      const key = `${channel}/${thread ?? ''}/${u}`;
-      return u !== this.session.user && (this.typingAt.get(key) ?? 0) > (this.spokeAt.get(key) ?? -1);
-    });
+  /** Who to show as typing in a channel or thread: the SDK's list (which drops a typist as soon
+   *  as their message arrives) without oneself. */
+  typers(users: string[]): string[] {
+    return users.filter((u) => u !== this.session.user);
   }
 
   openThread(channel: string, root: string): void {
