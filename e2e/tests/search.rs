@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use palaver_crds::WorkspaceName;
 use palaver_e2e::{eventually, new_workspace, token, urlencode, Pod, PodOptions, Rest, Services};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -37,13 +38,20 @@ async fn post(rest: &Rest, channel: &str, cmid: &str, text: &str, thread: Option
     ack["id"].as_str().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn search_finds_what_each_caller_may_read_and_follows_edits_and_deletes() {
+/// A workspace in a database of its own and a pod whose consumers index it, in a consumer group
+/// of its own (the shared broker's groups stay undisturbed), with no search rate limit.
+async fn indexing_pod(name: &str) -> (Services, WorkspaceName, Pod) {
     let svc = Services::from_env().private_database().await.unwrap();
-    let ws = new_workspace(&svc, "search").await.unwrap();
+    let ws = new_workspace(&svc, name).await.unwrap();
     let group = format!("test-{}", uuid::Uuid::new_v4().simple());
     let env = vec![("PALAVER_CONSUMER_GROUP".into(), group), ("PALAVER_SEARCH_RATE_PER_MINUTE".into(), "100000".into())];
-    let pod = Pod::start("pod-search", &svc, PodOptions { consumers: true, env, ..Default::default() }).await.unwrap();
+    let pod = Pod::start(&format!("pod-{name}"), &svc, PodOptions { consumers: true, env, ..Default::default() }).await.unwrap();
+    (svc, ws, pod)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_what_each_caller_may_read_and_follows_edits_and_deletes() {
+    let (svc, ws, pod) = indexing_pod("search").await;
     let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
     let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
     let carol = Rest::new(&pod.http_url(), &token(&ws, "carol"));
@@ -222,11 +230,7 @@ async fn search_finds_what_each_caller_may_read_and_follows_edits_and_deletes() 
 /// the grams (migration 0013) can, with the same permissions, edits, deletes and rebuild.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_finds_cjk_text_and_parts_of_identifiers() {
-    let svc = Services::from_env().private_database().await.unwrap();
-    let ws = new_workspace(&svc, "sgrams").await.unwrap();
-    let group = format!("test-{}", uuid::Uuid::new_v4().simple());
-    let env = vec![("PALAVER_CONSUMER_GROUP".into(), group), ("PALAVER_SEARCH_RATE_PER_MINUTE".into(), "100000".into())];
-    let pod = Pod::start("pod-sgrams", &svc, PodOptions { consumers: true, env, ..Default::default() }).await.unwrap();
+    let (svc, ws, pod) = indexing_pod("sgrams").await;
     let alice = Rest::new(&pod.http_url(), &token(&ws, "alice"));
     let bob = Rest::new(&pod.http_url(), &token(&ws, "bob"));
     let carol = Rest::new(&pod.http_url(), &token(&ws, "carol"));

@@ -527,7 +527,10 @@ async function main() {
       await until('the dialog to close', async () => (await a.getByRole('dialog').count()) === 0);
 
       await shot(b, '02-channel');
+      const background = () => b.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      assert.equal(await background(), 'rgb(255, 255, 255)', 'the light theme by default');
       await b.emulateMedia({ colorScheme: 'dark' });
+      await until('the dark theme from the system preference', async () => (await background()) === 'rgb(23, 25, 31)');
       await shot(b, '09-dark');
       await b.setViewportSize({ width: 390, height: 800 });
       await shot(b, '10-narrow');

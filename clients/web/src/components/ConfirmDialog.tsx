@@ -1,7 +1,7 @@
 // A modal question with two answers (used before deleting a message). The native <dialog>
 // gives the focus trap, Escape and the backdrop; focus goes back where it was on close.
 
-import { useEffect, useRef } from 'preact/hooks';
+import { useModalDialog } from './Modal';
 
 export function ConfirmDialog(props: {
   title: string;
@@ -10,12 +10,7 @@ export function ConfirmDialog(props: {
   onConfirm: () => void;
   onCancel: () => void;
 }) {
-  const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const opener = document.activeElement as HTMLElement | null;
-    ref.current?.showModal();
-    return () => opener?.focus();
-  }, []);
+  const ref = useModalDialog();
   return (
     <dialog
       ref={ref}

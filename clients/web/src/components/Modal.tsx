@@ -5,14 +5,21 @@ import { useEffect, useRef } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 import { Icon } from './Icon';
 
-export function Modal(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
+/** A <dialog> shown modally while the component is mounted; on unmount the focus goes back to
+ *  the element that had it before (the control that opened the dialog). */
+export function useModalDialog() {
   const ref = useRef<HTMLDialogElement>(null);
-  const titleId = `modal-${props.title.replace(/\W+/g, '-').toLowerCase()}`;
   useEffect(() => {
     const opener = document.activeElement as HTMLElement | null;
     ref.current?.showModal();
     return () => opener?.focus();
   }, []);
+  return ref;
+}
+
+export function Modal(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
+  const ref = useModalDialog();
+  const titleId = `modal-${props.title.replace(/\W+/g, '-').toLowerCase()}`;
   return (
     <dialog
       ref={ref}
