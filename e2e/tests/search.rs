@@ -38,6 +38,17 @@ async fn post(rest: &Rest, channel: &str, cmid: &str, text: &str, thread: Option
     ack["id"].as_str().unwrap().to_string()
 }
 
+/// `palaverd reindex` of the workspace; its stdout.
+fn reindex(svc: &Services, ws: &WorkspaceName) -> String {
+    let out = std::process::Command::new(palaver_e2e::procs::palaverd_bin())
+        .args(["reindex", "--workspace", ws.as_str()])
+        .env("PALAVER_DATABASE_URL", &svc.database_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A workspace in a database of its own and a pod whose consumers index it, in a consumer group
 /// of its own (the shared broker's groups stay undisturbed), with no search rate limit.
 async fn indexing_pod(name: &str) -> (Services, WorkspaceName, Pod) {
@@ -197,13 +208,8 @@ async fn search_finds_what_each_caller_may_read_and_follows_edits_and_deletes() 
     assert!(ids(&alice, "brown").await.is_empty());
 
     // A rebuild from the stored messages is the same index (no duplicates, nothing revived).
-    let out = std::process::Command::new(palaver_e2e::procs::palaverd_bin())
-        .args(["reindex", "--workspace", ws.as_str()])
-        .env("PALAVER_DATABASE_URL", &svc.database_url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("reindexed 7 messages"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = reindex(&svc, &ws);
+    assert!(out.starts_with("reindexed 7 messages"), "{out}");
     assert_eq!(ids(&alice, "quick").await, after_changes);
     assert_eq!(ids(&alice, "slow").await, [m3.as_str()]);
     assert!(ids(&alice, "brown").await.is_empty());
@@ -310,12 +316,7 @@ async fn search_finds_cjk_text_and_parts_of_identifiers() {
     assert!(ids(&carol, "東京").await.is_empty());
 
     // A rebuild derives the same grams from the stored messages.
-    let out = std::process::Command::new(palaver_e2e::procs::palaverd_bin())
-        .args(["reindex", "--workspace", ws.as_str()])
-        .env("PALAVER_DATABASE_URL", &svc.database_url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    reindex(&svc, &ws);
     assert_eq!(ids(&alice, "東京").await, [private.as_str()]);
     assert_eq!(ids(&alice, "大阪").await, [japanese.as_str()]);
     assert_eq!(ids(&alice, "10.1.2").await, [private.as_str()]);
