@@ -24,6 +24,7 @@ import type {
   NotificationFrame,
   PresenceFrame,
   ReceiptFrame,
+  ServerFrameType,
   ThreadView,
   TypingFrame,
 } from './types.js';
@@ -421,44 +422,35 @@ export class PalaverClient {
     this.delivery.retryNow();
   }
 
+  /** The dispatch of server frames after hello (which the session takes): one handler per
+   *  type of SERVER_FRAME_TYPES but hello, no more and no less (the Record's type says so). */
+  private readonly frameHandlers: Record<Exclude<ServerFrameType, 'hello'>, (f: Frame) => void> = {
+    event: (f) => this.delivery.push(f as unknown as ChannelEvent),
+    gap: (f) => {
+      const g = f as unknown as GapFrame;
+      this.delivery.gap(g.channel, g.from, g.to);
+    },
+    ack: (f) => void this.outbox.ack(f.ref, ackOf(f)),
+    error: (f) => {
+      const e = f as unknown as ErrorFrame;
+      if (!this.outbox.error(e.ref, e)) this.emit('error', e);
+    },
+    joined: (f) => this.onJoined((f as unknown as JoinedFrame).channel),
+    typing: (f) => this.onTyping(f as unknown as TypingFrame),
+    presence: (f) => {
+      const p = f as unknown as PresenceFrame;
+      this.presence.set(p.user, p);
+      this.emit('presence', p);
+    },
+    receipt: (f) => this.emit('receipt', f as unknown as ReceiptFrame),
+    notification: (f) => this.onNotification(f as unknown as NotificationFrame),
+    // The transport's silence timer already saw it: nothing more to do.
+    pong: () => {},
+  };
+
   private onFrame(f: Frame): void {
-    switch (f.t) {
-      case 'event':
-        this.delivery.push(f as unknown as ChannelEvent);
-        break;
-      case 'gap': {
-        const g = f as unknown as GapFrame;
-        this.delivery.gap(g.channel, g.from, g.to);
-        break;
-      }
-      case 'ack':
-        this.outbox.ack(f.ref, ackOf(f));
-        break;
-      case 'error': {
-        const e = f as unknown as ErrorFrame;
-        if (!this.outbox.error(e.ref, e)) this.emit('error', e);
-        break;
-      }
-      case 'joined':
-        this.onJoined((f as unknown as JoinedFrame).channel);
-        break;
-      case 'typing':
-        this.onTyping(f as unknown as TypingFrame);
-        break;
-      case 'presence': {
-        const p = f as unknown as PresenceFrame;
-        this.presence.set(p.user, p);
-        this.emit('presence', p);
-        break;
-      }
-      case 'receipt':
-        this.emit('receipt', f as unknown as ReceiptFrame);
-        break;
-      case 'notification':
-        this.onNotification(f as unknown as NotificationFrame);
-        break;
-      // pong (the silence timer already saw it), and frames of later versions: nothing to do.
-    }
+    // Frames of later versions: nothing to do (own keys only, so 'constructor' etc. are no handlers).
+    if (Object.hasOwn(this.frameHandlers, f.t)) this.frameHandlers[f.t as Exclude<ServerFrameType, 'hello'>](f);
   }
 
   private onJoined(c: ChannelInfo): void {

@@ -28,15 +28,39 @@ export interface HelloFrame {
   channels: ChannelInfo[];
 }
 
-export type EventKind =
-  | 'message'
-  | 'member_join'
-  | 'member_leave'
-  | 'edit'
-  | 'delete'
-  | 'reaction_add'
-  | 'reaction_remove'
-  | 'channel_update';
+/** The event kinds of v1 (docs/protocol.md "event kinds"); test/protocol-doc.test.ts checks them against the doc. */
+export const EVENT_KINDS = [
+  'message',
+  'member_join',
+  'member_leave',
+  'edit',
+  'delete',
+  'reaction_add',
+  'reaction_remove',
+  'channel_update',
+] as const;
+
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+/** Every server frame type the SDK dispatches: hello (the session's first frame) and the keys of
+ *  the client's frame table, which must be exactly the rest (PalaverClient's frameHandlers is a
+ *  Record over these, so the list cannot go stale); checked against docs/protocol.md by
+ *  test/protocol-doc.test.ts. */
+export const SERVER_FRAME_TYPES = [
+  'hello',
+  'event',
+  'gap',
+  'ack',
+  'error',
+  'joined',
+  'typing',
+  'presence',
+  'receipt',
+  'notification',
+  'pong',
+] as const;
+
+export type ServerFrameType = (typeof SERVER_FRAME_TYPES)[number];
 
 export interface Reaction {
   emoji: string;
