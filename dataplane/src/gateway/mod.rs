@@ -163,22 +163,13 @@ fn routes(state: Shared) -> Router {
                 ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics::global().encode())
             }),
         )
-        .fallback(unmatched)
+        .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::bad_request("method not allowed on this route").with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track_http))
         .with_state(state)
-}
-
-/// No route: a top-level file of the web app's build (`/favicon.svg`), else 404.
-async fn unmatched(State(st): State<Shared>, req: Request) -> Response {
-    let path = req.uri().path().trim_start_matches('/').to_string();
-    if req.method() == axum::http::Method::GET && web::is_top_level_file(&path) {
-        return web::file(&st, &path, req.headers());
-    }
-    ApiError::not_found("no such route").into_response()
 }
 
 async fn track_http(req: Request, next: Next) -> Response {

@@ -29,23 +29,15 @@ pub async fn index(State(st): State<Shared>, headers: HeaderMap) -> Response {
     }
 }
 
-/// `GET /assets/{file}`: the scripts, styles and images the page loads (Vite writes them to
-/// one flat directory).
+/// `GET /assets/{file}`: the scripts, styles and images the page loads. Vite writes every file
+/// of the build but the page to that one flat directory (the app has no `public/` files), which
+/// is also all the Ingress routes besides the page.
 pub async fn asset(State(st): State<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Response {
-    file(&st, &format!("assets/{name}"), &headers)
-}
-
-/// A file of the build by its path below `/` (not the page: [`index`] serves that).
-pub fn file(st: &Shared, path: &str, headers: &HeaderMap) -> Response {
-    match Assets::get(path) {
-        Some(file) if path != "index.html" => serve(st, path, file, headers),
-        _ => ApiError::not_found("no such route").into_response(),
+    let path = format!("assets/{name}");
+    match Assets::get(&path) {
+        Some(file) => serve(&st, &path, file, &headers),
+        None => ApiError::not_found("no such route").into_response(),
     }
-}
-
-/// Whether `path` (below `/`) is a file of the app's build, for routes outside `/assets`.
-pub fn is_top_level_file(path: &str) -> bool {
-    !path.contains('/') && path != "index.html" && Assets::get(path).is_some()
 }
 
 fn serve(st: &Shared, path: &str, file: rust_embed::EmbeddedFile, headers: &HeaderMap) -> Response {
