@@ -46,6 +46,8 @@ pub struct Config {
     #[command(flatten)]
     pub timing: Timing,
     #[command(flatten)]
+    pub batching: SendBatching,
+    #[command(flatten)]
     pub s3: S3Config,
     #[command(flatten)]
     pub files: FilesConfig,
@@ -208,6 +210,10 @@ pub struct Limits {
     /// Burst size of the per-connection send bucket.
     #[arg(long, env = "PALAVER_SEND_BURST", default_value_t = 30.0)]
     pub send_burst: f64,
+    /// Sends one WebSocket connection may have in flight (not yet acked); while that many are,
+    /// the connection reads no further frames.
+    #[arg(long, env = "PALAVER_SEND_WINDOW", default_value_t = 32)]
+    pub send_window: usize,
     /// Frames queued for one connection before it is closed as a slow consumer (4008).
     #[arg(long, env = "PALAVER_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
@@ -245,6 +251,18 @@ pub struct Limits {
     /// Open sockets per pod (HTTP and WebSocket); one more is answered 503 `unavailable`.
     #[arg(long, env = "PALAVER_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
+}
+
+/// Group commit of sends (issue 12, `domain::sender`).
+#[derive(Debug, Clone, Args)]
+pub struct SendBatching {
+    /// Most plain messages committed in one statement.
+    #[arg(long, env = "PALAVER_SEND_BATCH_MAX", default_value_t = 64)]
+    pub send_batch_max: usize,
+    /// Batches of one workspace committing at once per pod; sends that arrive meanwhile wait
+    /// and go together in the next.
+    #[arg(long, env = "PALAVER_SEND_BATCHES_IN_FLIGHT", default_value_t = 4)]
+    pub send_batches_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -66,6 +66,10 @@ pub struct Metrics {
     pub presence_transitions: Family<ResultLabel, Counter>,
     pub ephemeral_dropped: Counter,
     pub ack_latency: Histogram,
+    pub send_batch_size: Histogram,
+    pub send_queue_wait: Histogram,
+    pub send_queued: Gauge,
+    pub send_batch_fallbacks: Counter,
     pub delivery_latency: Histogram,
     pub deliveries: Counter,
     pub outbox_backlog: Gauge,
@@ -119,6 +123,11 @@ impl Metrics {
             presence_transitions: Family::default(),
             ephemeral_dropped: Counter::default(),
             ack_latency: latency_histogram(),
+            // 1 … 256 sends
+            send_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+            send_queue_wait: latency_histogram(),
+            send_queued: Gauge::default(),
+            send_batch_fallbacks: Counter::default(),
             delivery_latency: latency_histogram(),
             deliveries: Counter::default(),
             outbox_backlog: Gauge::default(),
@@ -172,6 +181,18 @@ impl Metrics {
         );
         r.register("ephemeral_dropped", "Typing frames not written to a connection whose queue was full", m.ephemeral_dropped.clone());
         r.register("ack_latency_seconds", "Time from receiving a send to acknowledging it (after commit)", m.ack_latency.clone());
+        r.register("send_batch_size", "Sends committed together by the group commit, per batch", m.send_batch_size.clone());
+        r.register(
+            "send_queue_wait_seconds",
+            "Time a send waited in the group commit's queue for its batch to start",
+            m.send_queue_wait.clone(),
+        );
+        r.register("send_queued", "Sends waiting in the group commit's queue for a batch", m.send_queued.clone());
+        r.register(
+            "send_batch_fallbacks",
+            "Batches whose statement failed (a same-cmid race with another pod, a deadlock) and whose sends were retried one by one",
+            m.send_batch_fallbacks.clone(),
+        );
         r.register("delivery_latency_seconds", "Time from commit to writing the event to a socket", m.delivery_latency.clone());
         r.register("deliveries", "Events written to sockets", m.deliveries.clone());
         r.register("outbox_backlog", "Outbox rows older than the sweep age at the last sweep", m.outbox_backlog.clone());

@@ -112,6 +112,7 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
         limits: cfg.limits.clone(),
         objects,
         files: cfg.files.clone(),
+        sender: crate::domain::sender::Sender::start(store.clone(), cfg.batching.clone()),
     };
     let state = Arc::new(AppState {
         domain,

@@ -80,22 +80,48 @@ pub fn count_send<T>(r: &Result<T, ApiError>, duplicate: bool) {
     metrics::global().sends.get_or_create(&ResultLabel { result }).inc();
 }
 
+/// A send queued for the group commit; [`PendingSend::committed`] waits for its result.
+#[must_use = "a send's result is its ack"]
+pub struct PendingSend {
+    rx: tokio::sync::oneshot::Receiver<super::sender::SendResult>,
+    domain: Domain,
+    ws: WorkspaceName,
+}
+
+impl PendingSend {
+    pub async fn committed(self) -> Result<Committed<Appended>, ApiError> {
+        // The stage always answers; no answer means its task ended with the send in flight.
+        let r = self.rx.await.unwrap_or_else(|_| Err(ApiError::unavailable("the send may not have been stored; retry with the same cmid")));
+        count_send(&r, r.as_ref().is_ok_and(|a| a.outbox_id.is_none()));
+        let appended = r?;
+        Ok(Committed::new(&self.domain, &self.ws, appended.clone(), vec![appended]))
+    }
+}
+
 /// The outcome of a change request: the event appended, or nothing because it was already so.
 pub type ChangeResult = Result<Committed<Change>, ApiError>;
 
 impl Domain {
-    /// Sends a message (already validated with [`validate_send`]). A repeated cmid returns the
-    /// original (its `outbox_id` is None).
+    /// Sends a message (already validated with [`validate_send`]) and waits for its commit. A
+    /// repeated cmid returns the original (its `outbox_id` is None).
     pub async fn send(&self, p: &Principal, channel: &ChannelId, req: Send) -> Result<Committed<Appended>, ApiError> {
-        if let Err(e) = self.check_broadcast(p, channel, &req.text).await {
+        self.submit_send(p, channel, req).await?.committed().await
+    }
+
+    /// Checks a send (already validated with [`validate_send`]) and queues it for the group
+    /// commit without waiting for it: sends to a channel are committed in the order of these
+    /// calls, which is what lets a connection pipeline them (issue 12).
+    pub async fn submit_send(&self, p: &Principal, channel: &ChannelId, req: Send) -> Result<PendingSend, ApiError> {
+        let checked = async {
+            self.check_broadcast(p, channel, &req.text).await?;
+            if !req.files.is_empty() {
+                self.check_attachments(p, req.files.len()).await?;
+            }
+            Ok::<_, ApiError>(())
+        };
+        if let Err(e) = checked.await {
             count_send::<()>(&Err(e.clone()), false);
             return Err(e);
-        }
-        if !req.files.is_empty() {
-            if let Err(e) = self.check_attachments(p, req.files.len()).await {
-                count_send::<()>(&Err(e.clone()), false);
-                return Err(e);
-            }
         }
         let reply = req.thread.is_some();
         let ev = NewEvent {
@@ -108,14 +134,8 @@ impl Domain {
             attach: req.files.into_iter().map(FileId::into_string).collect(),
             ..Default::default()
         };
-        let r = if reply {
-            self.store.send_reply(&p.workspace, channel, ev).await
-        } else {
-            self.store.send_message(&p.workspace, channel, ev).await
-        };
-        count_send(&r, r.as_ref().is_ok_and(|a| a.outbox_id.is_none()));
-        let appended = r?;
-        Ok(Committed::new(self, &p.workspace, appended.clone(), vec![appended]))
+        let rx = self.sender.submit(&p.workspace, channel.to_string(), ev).await;
+        Ok(PendingSend { rx, domain: self.clone(), ws: p.workspace.clone() })
     }
 
     pub async fn edit(&self, p: &Principal, channel: &ChannelId, message: &MessageId, text: &str) -> ChangeResult {

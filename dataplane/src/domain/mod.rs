@@ -17,6 +17,7 @@ pub mod reactions;
 pub mod receipts;
 pub mod search;
 pub mod search_query;
+pub mod sender;
 pub mod threads;
 pub mod typing;
 
@@ -46,6 +47,8 @@ pub struct Domain {
     /// Attachments' bytes (`None`: no object storage configured).
     pub objects: Option<crate::objects::Objects>,
     pub files: crate::config::FilesConfig,
+    /// Group commit of sends.
+    pub sender: sender::Sender,
 }
 
 /// A committed result and the events it appended. The transport replies first (an ack must

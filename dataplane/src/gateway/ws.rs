@@ -14,7 +14,8 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use futures::stream::{SplitSink, SplitStream};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -26,12 +27,13 @@ use super::{Auth, Shared, TokenBucket};
 use crate::auth::Principal;
 use crate::domain::messages::{count_send, validate_send, ChangeResult, Send};
 use crate::domain::presence::validate_users;
+use crate::domain::Committed;
 use crate::error::ApiError;
 use crate::fanout::{ConnHandle, Outbound, Target};
 use crate::ids::{ChannelId, MessageId};
 use crate::metrics::{self, TypeLabel};
 use crate::protocol::{close, parse_client_frame, ClientFrame, ClientStatus, HelloChannel, ServerFrame};
-use crate::store::{Change, MyChannel};
+use crate::store::{Appended, Change, MyChannel};
 
 /// A socket write that takes longer than this means the peer is gone or stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,6 +124,9 @@ fn slow_close() -> End {
 /// How long the close frame may take: a slow consumer's socket is full, so it gets longer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A send in flight: its `ref`, when its frame came, and its result once committed.
+type SendDone = (Option<Value>, Instant, Result<Committed<Appended>, ApiError>);
+
 /// Why a connection ended, and the close frame it gets (if any can still be sent).
 enum End {
     ClientClosed,
@@ -161,6 +166,8 @@ struct Conn {
     /// Read receipts held back by the throttle: the latest seq per channel, sent at the next
     /// receipts tick.
     pending_receipts: HashMap<String, i64>,
+    /// Sends submitted and not yet answered, at most `limits.send_window` (issue 12).
+    in_flight: FuturesUnordered<BoxFuture<'static, SendDone>>,
 }
 
 impl Conn {
@@ -187,6 +194,7 @@ impl Conn {
             away: false,
             presence_subs: HashSet::new(),
             pending_receipts: HashMap::new(),
+            in_flight: FuturesUnordered::new(),
         }
     }
 
@@ -203,6 +211,7 @@ impl Conn {
         // Often enough to notice inactivity within half the away time.
         let mut receipts = tokio::time::interval(crate::domain::receipts::RECEIPT_INTERVAL);
         let mut presence = tokio::time::interval(crate::presence::REFRESH.min((away_after / 2).max(Duration::from_millis(100))));
+        let window = self.st.cfg.limits.send_window.max(1);
         loop {
             tokio::select! {
                 biased;
@@ -224,7 +233,12 @@ impl Conn {
                     let Some(out) = out else { return End::Broken };
                     if let Err(end) = self.on_outbound_batch(out).await { return end; }
                 }
-                incoming = self.stream.next() => {
+                Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    if let Err(end) = self.on_send_done(done).await { return end; }
+                }
+                // A full send window stops reading: the client's further frames wait in the
+                // socket, which is the per-connection backpressure (docs/protocol.md).
+                incoming = self.stream.next(), if self.in_flight.len() < window => {
                     last_heard = tokio::time::Instant::now();
                     match incoming {
                         None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
@@ -243,6 +257,18 @@ impl Conn {
     }
 
     async fn finish(&mut self, end: End) {
+        // Sends still committing are stored whatever happens to the socket: publish them when
+        // they are (the client's retry with the same cmid is answered with them).
+        let mut in_flight = std::mem::take(&mut self.in_flight);
+        if !in_flight.is_empty() {
+            tokio::spawn(async move {
+                while let Some((_, _, r)) = in_flight.next().await {
+                    if let Ok(sent) = r {
+                        sent.publish().await;
+                    }
+                }
+            });
+        }
         self.st.presence.gone(&self.p.workspace, &self.p.user, self.handle.id, self.away).await;
         for user in &self.presence_subs {
             self.st.fanout.detach(&self.p.workspace, &Target::Presence(user.clone()), self.handle.id);
@@ -352,30 +378,31 @@ impl Conn {
                     count_send(&Err::<(), _>(e.clone()), false);
                     return self.send_error(reference, e).await;
                 }
-                match self.st.domain.send(&self.p, &channel, send).await {
-                    Ok(sent) => {
-                        let e = &sent.value.event;
-                        self.send_frame(ServerFrame::Ack { reference, channel: &e.channel, seq: e.seq, id: &e.id, ts: e.ts }).await?;
-                        metrics::global().ack_latency.observe(started.elapsed().as_secs_f64());
-                        sent.publish().await;
+                match self.st.domain.submit_send(&self.p, &channel, send).await {
+                    Ok(pending) => {
+                        self.in_flight.push(Box::pin(async move { (reference, started, pending.committed().await) }));
                         Ok(())
                     }
                     Err(e) => self.send_error(reference, e).await,
                 }
             }
             ClientFrame::Edit { reference, channel, id, text } => {
+                self.drain_sends().await?;
                 let r = self.st.domain.edit(&self.p, &channel, &id, &text).await;
                 self.change_ack(reference, &channel, &id, r).await
             }
             ClientFrame::Delete { reference, channel, id } => {
+                self.drain_sends().await?;
                 let r = self.st.domain.delete(&self.p, &channel, &id).await;
                 self.change_ack(reference, &channel, &id, r).await
             }
             ClientFrame::React { reference, channel, id, emoji } => {
+                self.drain_sends().await?;
                 let r = self.st.domain.react(&self.p, &channel, &id, &emoji).await;
                 self.change_ack(reference, &channel, &id, r).await
             }
             ClientFrame::Unreact { reference, channel, id, emoji } => {
+                self.drain_sends().await?;
                 let r = self.st.domain.unreact(&self.p, &channel, &id, &emoji).await;
                 self.change_ack(reference, &channel, &id, r).await
             }
@@ -432,6 +459,29 @@ impl Conn {
         }
         let Some(members) = self.member_count(&channel).await else { return Ok(()) };
         self.st.domain.typing(&self.p, &channel, thread.as_ref(), members).await;
+        Ok(())
+    }
+
+    /// Acks a committed send (and then publishes it), or answers its error.
+    async fn on_send_done(&mut self, (reference, started, r): SendDone) -> Result<(), End> {
+        match r {
+            Ok(sent) => {
+                let e = &sent.value.event;
+                self.send_frame(ServerFrame::Ack { reference, channel: &e.channel, seq: e.seq, id: &e.id, ts: e.ts }).await?;
+                metrics::global().ack_latency.observe(started.elapsed().as_secs_f64());
+                sent.publish().await;
+                Ok(())
+            }
+            Err(e) => self.send_error(reference, e).await,
+        }
+    }
+
+    /// Answers every send in flight. A change of a message comes after the connection's
+    /// earlier sends in the channel's sequence, as the client sent them.
+    async fn drain_sends(&mut self) -> Result<(), End> {
+        while let Some(done) = self.in_flight.next().await {
+            self.on_send_done(done).await?;
+        }
         Ok(())
     }
 

@@ -256,6 +256,99 @@ impl Store {
         }
     }
 
+    /// Group commit (issue 12): plain messages (no thread, no files) to any channels of one
+    /// workspace, in one statement in autocommit, so one commit (one WAL flush) acks them all.
+    /// Each send gets what [`Store::send_message`] would have answered, in the batch's order;
+    /// seqs within a channel follow that order. The channels' rows are locked in id order
+    /// before any of them is updated, so batches of different pods touching the same channels
+    /// cannot deadlock. One refused send (not a member, archived, a repeated cmid) does not fail
+    /// the others; if the statement itself fails (a same-cmid send of another pod committed
+    /// meanwhile, say), every send is retried on its own, which the returned flag tells.
+    pub async fn send_messages(&self, ws: &WorkspaceName, batch: Vec<(String, NewEvent)>) -> (Vec<Result<Appended, ApiError>>, bool) {
+        if batch.len() == 1 {
+            let (channel, ev) = batch.into_iter().next().expect("one send");
+            return (vec![self.send_message(ws, &channel, ev).await], false);
+        }
+        // A cmid repeated within the batch (a client retrying before its ack) goes after it, on
+        // its own, which answers it with the original (or `conflict` for another channel).
+        let mut seen = std::collections::HashSet::new();
+        let (first, again): (Vec<usize>, Vec<usize>) = (0..batch.len()).partition(|&i| seen.insert((&batch[i].1.user, &batch[i].1.cmid)));
+        let stamped: Vec<(String, DateTime<Utc>)> = first.iter().map(|_| (new_id("m"), now_ts())).collect();
+        let inserted = self.insert_batch(ws, &batch, &first, &stamped).await;
+        let mut out: Vec<Option<Result<Appended, ApiError>>> = (0..batch.len()).map(|_| None).collect();
+        let mut batch: Vec<Option<(String, NewEvent)>> = batch.into_iter().map(Some).collect();
+        let fell_back = inserted.is_err();
+        match inserted {
+            Ok(rows) => {
+                let rows: std::collections::HashMap<i32, (i64, i64)> = rows.into_iter().map(|(i, seq, o)| (i, (seq, o))).collect();
+                for (k, &i) in first.iter().enumerate() {
+                    let (channel, ev) = batch[i].take().expect("each send once");
+                    out[i] = Some(match rows.get(&(k as i32)) {
+                        Some(&(seq, outbox_id)) => {
+                            let (id, ts) = stamped[k].clone();
+                            Ok(Appended { event: ev.into_event(&channel, seq, id, ts), outbox_id: Some(outbox_id) })
+                        }
+                        None => self.explain_refused_send(ws, &channel, &ev).await,
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, sends = first.len(), "batched send failed; sending one by one");
+                for &i in &first {
+                    let (channel, ev) = batch[i].take().expect("each send once");
+                    out[i] = Some(self.send_message(ws, &channel, ev).await);
+                }
+            }
+        }
+        for i in again {
+            let (channel, ev) = batch[i].take().expect("each send once");
+            out[i] = Some(self.send_message(ws, &channel, ev).await);
+        }
+        (out.into_iter().map(|r| r.expect("every send answered")).collect(), fell_back)
+    }
+
+    /// The statement of [`Store::send_messages`]: inserts the sends `first` (positions into
+    /// `batch`, each with its id and time) that pass the checks [`Store::send_message`] makes;
+    /// returns (index into `first`, seq, outbox id) of each inserted one.
+    async fn insert_batch(
+        &self,
+        ws: &WorkspaceName,
+        batch: &[(String, NewEvent)],
+        first: &[usize],
+        stamped: &[(String, DateTime<Utc>)],
+    ) -> Result<Vec<(i32, i64, i64)>, sqlx::Error> {
+        // `lk` locks the channel rows in id order; the UPDATE waits for it through the scalar
+        // subquery in its condition, which is evaluated before it changes any row. Seqs are
+        // handed out per channel in batch order (`rn`) from the locked `last_seq`.
+        let sql = Store::tenant_sql(
+            ws,
+            "WITH t AS (SELECT * FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) \
+                        AS t(i, channel_id, id, user_id, cmid, body, ts)), \
+                  lk AS (SELECT id FROM {s}.channels WHERE id = ANY($2) ORDER BY id FOR UPDATE), \
+                  ok AS (SELECT t.*, row_number() OVER (PARTITION BY t.channel_id ORDER BY t.i) AS rn FROM t \
+                         WHERE EXISTS (SELECT 1 FROM {s}.members m WHERE m.channel_id = t.channel_id AND m.user_id = t.user_id) \
+                           AND NOT EXISTS (SELECT 1 FROM {s}.events e WHERE e.user_id = t.user_id AND e.cmid = t.cmid)), \
+                  n AS (SELECT channel_id, count(*) AS n FROM ok GROUP BY channel_id), \
+                  c AS (UPDATE {s}.channels ch SET last_seq = ch.last_seq + n.n FROM n \
+                        WHERE ch.id = n.channel_id AND NOT ch.archived AND (SELECT count(*) FROM lk) > 0 \
+                        RETURNING ch.id, ch.last_seq - n.n AS base), \
+                  r AS (SELECT ok.i, ok.channel_id, c.base + ok.rn AS seq, ok.id, ok.user_id, ok.cmid, ok.body, ok.ts \
+                        FROM ok JOIN c ON c.id = ok.channel_id), \
+                  e AS (INSERT INTO {s}.events (channel_id, seq, id, kind, user_id, cmid, body, ts, also_channel, state_seq) \
+                        SELECT channel_id, seq, id, 'message', user_id, cmid, body, ts, false, seq FROM r RETURNING channel_id, seq), \
+                  o AS (INSERT INTO {s}.outbox (channel_id, seq) SELECT channel_id, seq FROM e RETURNING id, channel_id, seq) \
+             SELECT r.i, r.seq, o.id FROM r JOIN o ON o.channel_id = r.channel_id AND o.seq = r.seq",
+        );
+        let idx: Vec<i32> = (0..first.len() as i32).collect();
+        let channels: Vec<&str> = first.iter().map(|&i| batch[i].0.as_str()).collect();
+        let ids: Vec<&str> = stamped.iter().map(|(id, _)| id.as_str()).collect();
+        let users: Vec<&str> = first.iter().map(|&i| batch[i].1.user.as_str()).collect();
+        let cmids: Vec<Option<&str>> = first.iter().map(|&i| batch[i].1.cmid.as_deref()).collect();
+        let bodies: Vec<Option<&str>> = first.iter().map(|&i| batch[i].1.text.as_deref()).collect();
+        let ts: Vec<DateTime<Utc>> = stamped.iter().map(|(_, ts)| *ts).collect();
+        sqlx::query_as(&sql).bind(idx).bind(channels).bind(ids).bind(users).bind(cmids).bind(bodies).bind(ts).fetch_all(self.pool()).await
+    }
+
     async fn explain_refused_send(&self, ws: &WorkspaceName, channel: &str, ev: &NewEvent) -> Result<Appended, ApiError> {
         let mut tx = self.tenant_tx(ws).await?;
         let tx = &mut tx;
