@@ -27,6 +27,28 @@ done
 
 stack_run_begin
 
+# make up's PostgreSQL runs with fsync, synchronous_commit and full_page_writes off (cheap
+# throwaway test data, scripts/up.sh). A benchmark measures what a user runs: PostgreSQL's
+# defaults, durable commits. All three take effect on a reload; the dev settings come back when
+# the run ends, also on failure.
+DURABLE_SETTINGS=(fsync synchronous_commit full_page_writes)
+pg_alter_system() {
+    local args=() setting
+    # One -c each: ALTER SYSTEM refuses to run in the transaction of a multi-statement -c.
+    for setting in "${DURABLE_SETTINGS[@]}"; do
+        args+=(-c "ALTER SYSTEM $1 $setting$2")
+    done
+    psql -q -X "$PALAVER_DATABASE_URL" -v ON_ERROR_STOP=1 "${args[@]}" -c "SELECT pg_reload_conf()" >/dev/null
+}
+# shellcheck disable=SC2317  # called by the EXIT trap
+pg_dev_settings() { pg_alter_system RESET ""; }
+if pg_alter_system SET " = on"; then
+    on_exit pg_dev_settings
+    info "bench: PostgreSQL is durable for this run (${DURABLE_SETTINGS[*]} on)"
+else
+    warn "bench: could not turn on ${DURABLE_SETTINGS[*]} (ALTER SYSTEM needs a superuser); measuring with the server's settings"
+fi
+
 info "bench: provisioning workspace $BENCH_WORKSPACE"
 "$bin_dir/palaver-operator" provision --name "$BENCH_WORKSPACE" --partitions "$BENCH_PARTITIONS"
 
