@@ -21,6 +21,9 @@ pub struct Config {
     pub database_url: String,
     #[arg(long, env = "PALAVER_DB_POOL", default_value_t = 16)]
     pub db_pool: u32,
+    /// Fan-out actors the pod's feeds are split over; 0: one per core.
+    #[arg(long, env = "PALAVER_FANOUT_SHARDS", default_value_t = 0)]
+    pub fanout_shards: usize,
     #[arg(long, env = "PALAVER_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     #[arg(long, env = "PALAVER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
@@ -211,7 +214,7 @@ pub struct Limits {
     #[arg(long, env = "PALAVER_SEND_BURST", default_value_t = 30.0)]
     pub send_burst: f64,
     /// Sends one WebSocket connection may have in flight (not yet acked); while that many are,
-    /// the connection reads no further frames.
+    /// the connection reads no further frames. At most half of `PALAVER_OUTBOUND_QUEUE`.
     #[arg(long, env = "PALAVER_SEND_WINDOW", default_value_t = 32)]
     pub send_window: usize,
     /// Frames queued for one connection before it is closed as a slow consumer (4008).

@@ -67,7 +67,14 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let fanout = Fanout::start(
         store.clone(),
         subscriber.clone(),
-        Tuning { reorder_wait: Timing::ms(cfg.timing.reorder_wait_ms), position_check: Timing::ms(cfg.timing.position_check_ms) },
+        Tuning {
+            reorder_wait: Timing::ms(cfg.timing.reorder_wait_ms),
+            position_check: Timing::ms(cfg.timing.position_check_ms),
+            shards: match cfg.fanout_shards {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            },
+        },
         tasks.clone(),
     );
     let cursors = Cursors::new(redis.clone());

@@ -3,13 +3,19 @@
 //! Owns the pod's Redis SUBSCRIBE set (refcounted by the local connections that need a key), the
 //! per-channel "next expected seq" with its reorder buffer, the Postgres fill for holes, and the
 //! periodic position check that catches a lost publish on a channel that then went quiet.
-//! Everything runs in one actor task, so the state needs no locks. It must not write to sockets
-//! (it hands frames to each connection's bounded queue) nor touch cursors.
+//! The feeds are split over shards by key (one actor task each, as many as cores by default,
+//! issue 12), so a shard's state needs no locks and a pod's fan-out is not limited to one core.
+//! Redis messages reach a shard through a bounded queue: a shard that falls behind holds up the
+//! pump, whose pub/sub buffer then drops messages, and the position check reads those from
+//! Postgres. It must not write to sockets (it hands frames to each connection's bounded queue)
+//! nor touch cursors.
 
 mod feed;
 mod subscriptions;
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
@@ -71,15 +77,19 @@ pub enum FanoutError {
 pub struct Tuning {
     pub reorder_wait: Duration,
     pub position_check: Duration,
+    /// Actor tasks the feeds are split over (at least 1).
+    pub shards: usize,
 }
+
+/// Redis messages queued for one shard before the pump waits for it.
+const MESSAGE_QUEUE: usize = 16 * 1024;
 
 /// Most events one fill reads; a longer hole takes several fills.
 const FILL_MAX: i64 = 500;
 
 pub(crate) enum Cmd {
-    Attach { ws: WorkspaceName, target: Target, conn: ConnHandle, reply: oneshot::Sender<Result<(), FanoutError>> },
+    Attach { key: String, ws: WorkspaceName, target: Target, conn: ConnHandle, reply: oneshot::Sender<Result<(), FanoutError>> },
     Detach { key: String, conn: ConnId },
-    Message { key: String, payload: Utf8Bytes },
     Ready { key: String, last_seq: Result<i64, String>, subscribed: bool },
     Filled { key: String, reason: &'static str, events: Result<Vec<Event>, String> },
     Reorder { key: String },
@@ -88,10 +98,42 @@ pub(crate) enum Cmd {
     Tick,
 }
 
-/// Handle to the fan-out actor.
+/// A Redis message for a feed.
+pub(crate) struct Message {
+    key: String,
+    payload: Utf8Bytes,
+}
+
+/// One shard's queues: control commands (attach, detach, the shard's own results) and the
+/// bounded queue of Redis messages.
+#[derive(Clone)]
+pub(crate) struct Shard {
+    cmd: mpsc::UnboundedSender<Cmd>,
+    messages: mpsc::Sender<Message>,
+}
+
+/// The shards, each key always on the same one.
+#[derive(Clone)]
+pub(crate) struct Shards(Arc<[Shard]>);
+
+impl Shards {
+    fn of(&self, key: &str) -> &Shard {
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.0[(h.finish() % self.0.len() as u64) as usize]
+    }
+
+    /// Hands a Redis message to its key's shard, waiting while that shard's queue is full.
+    /// False once the fan-out stopped.
+    pub(crate) async fn message(&self, key: String, payload: Utf8Bytes) -> bool {
+        self.of(&key).messages.send(Message { key, payload }).await.is_ok()
+    }
+}
+
+/// Handle to the fan-out actors.
 #[derive(Clone)]
 pub struct Fanout {
-    cmd: mpsc::UnboundedSender<Cmd>,
+    shards: Shards,
 }
 
 pub fn key_for(ws: &WorkspaceName, target: &Target) -> String {
@@ -108,12 +150,20 @@ pub fn user_key(ws: &WorkspaceName, user: &str) -> String {
 }
 
 impl Fanout {
-    /// Starts the actor, its Redis message pump and its tick.
+    /// Starts the shards, the Redis message pump and the tick.
     pub fn start(store: Store, subscriber: SubscriberClient, tuning: Tuning, stop: CancellationToken) -> Self {
-        let (cmd, rx) = mpsc::unbounded_channel();
         let subs = subscriptions::start(subscriber.clone(), stop.clone());
-        tokio::spawn(subscriptions::pump(subscriber, cmd.clone(), stop.clone()));
-        let tick_tx = cmd.clone();
+        let mut shards = Vec::new();
+        for _ in 0..tuning.shards.max(1) {
+            let (cmd, rx) = mpsc::unbounded_channel();
+            let (messages, messages_rx) = mpsc::channel(MESSAGE_QUEUE);
+            let actor = Actor { store: store.clone(), subs: subs.clone(), tx: cmd.clone(), feeds: HashMap::new(), tuning: tuning.clone() };
+            tokio::spawn(actor.run(rx, messages_rx, stop.clone()));
+            shards.push(Shard { cmd, messages });
+        }
+        let shards = Shards(shards.into());
+        tokio::spawn(subscriptions::pump(subscriber, shards.clone(), stop.clone()));
+        let tick = shards.clone();
         let every = tuning.position_check;
         let tick_stop = stop.clone();
         tokio::spawn(async move {
@@ -122,13 +172,11 @@ impl Fanout {
             loop {
                 tokio::select! {
                     _ = tick_stop.cancelled() => return,
-                    _ = t.tick() => if tick_tx.send(Cmd::Tick).is_err() { return },
+                    _ = t.tick() => if tick.0.iter().any(|s| s.cmd.send(Cmd::Tick).is_err()) { return },
                 }
             }
         });
-        let actor = Actor { store, subs, tx: cmd.clone(), feeds: HashMap::new(), tuning };
-        tokio::spawn(actor.run(rx, stop));
-        Self { cmd }
+        Self { shards }
     }
 
     /// Adds the connection to the feed of `target`, subscribing first if this pod was not. On
@@ -136,14 +184,18 @@ impl Fanout {
     /// will reach the connection's queue, in order.
     pub async fn attach(&self, ws: &WorkspaceName, target: Target, conn: ConnHandle) -> Result<(), FanoutError> {
         let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Cmd::Attach { ws: ws.clone(), target, conn, reply })
+        let key = key_for(ws, &target);
+        self.shards
+            .of(&key)
+            .cmd
+            .send(Cmd::Attach { key, ws: ws.clone(), target, conn, reply })
             .map_err(|_| FanoutError::Unavailable("fan-out stopped".into()))?;
         rx.await.map_err(|_| FanoutError::Unavailable("fan-out stopped".into()))?
     }
 
     pub fn detach(&self, ws: &WorkspaceName, target: &Target, conn: ConnId) {
-        let _ = self.cmd.send(Cmd::Detach { key: key_for(ws, target), conn });
+        let key = key_for(ws, target);
+        let _ = self.shards.of(&key).cmd.send(Cmd::Detach { key, conn });
     }
 }
 
@@ -156,26 +208,32 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>, stop: CancellationToken) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>, mut messages: mpsc::Receiver<Message>, stop: CancellationToken) {
+        // The gauge is the sum over shards: each adds the change of its own count.
+        let mut counted = 0i64;
         loop {
-            let cmd = tokio::select! {
+            tokio::select! {
+                biased;
                 _ = stop.cancelled() => return,
-                cmd = rx.recv() => match cmd { Some(c) => c, None => return },
-            };
-            self.handle(cmd);
-            metrics::global().fanout_channels.set(self.feeds.len() as i64);
+                cmd = rx.recv() => match cmd { Some(c) => self.handle(c), None => return },
+                m = messages.recv() => match m { Some(m) => self.message(&m.key, m.payload), None => return },
+            }
+            let n = self.feeds.len() as i64;
+            if n != counted {
+                metrics::global().fanout_channels.inc_by(n - counted);
+                counted = n;
+            }
         }
     }
 
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Attach { ws, target, conn, reply } => self.attach(ws, target, conn, reply),
+            Cmd::Attach { key, ws, target, conn, reply } => self.attach(key, ws, target, conn, reply),
             Cmd::Detach { key, conn } => {
                 if let Some(f) = self.feeds.get_mut(&key) {
                     f.remove(conn);
                 }
             }
-            Cmd::Message { key, payload } => self.message(&key, payload),
             Cmd::Ready { key, last_seq, subscribed } => self.ready(&key, last_seq, subscribed),
             Cmd::Filled { key, reason, events } => self.filled(&key, reason, events),
             Cmd::Reorder { key } => {
@@ -195,8 +253,14 @@ impl Actor {
         }
     }
 
-    fn attach(&mut self, ws: WorkspaceName, target: Target, conn: ConnHandle, reply: oneshot::Sender<Result<(), FanoutError>>) {
-        let key = key_for(&ws, &target);
+    fn attach(
+        &mut self,
+        key: String,
+        ws: WorkspaceName,
+        target: Target,
+        conn: ConnHandle,
+        reply: oneshot::Sender<Result<(), FanoutError>>,
+    ) {
         if let Some(feed) = self.feeds.get_mut(&key) {
             feed.empty_since = None;
             match &mut feed.state {

@@ -10,7 +10,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::Cmd;
+use super::Shards;
 
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -53,9 +53,9 @@ pub(super) fn start(subscriber: SubscriberClient, stop: CancellationToken) -> mp
     tx
 }
 
-/// Forwards every pub/sub message to the actor. A lagging receiver loses messages; the
-/// position check then reads them from Postgres.
-pub(super) async fn pump(subscriber: SubscriberClient, actor: mpsc::UnboundedSender<Cmd>, stop: CancellationToken) {
+/// Forwards every pub/sub message to its shard, waiting while that shard's queue is full. A
+/// lagging receiver loses messages; the position check then reads them from Postgres.
+pub(super) async fn pump(subscriber: SubscriberClient, shards: Shards, stop: CancellationToken) {
     let mut rx = subscriber.message_rx();
     loop {
         let msg = tokio::select! {
@@ -65,8 +65,11 @@ pub(super) async fn pump(subscriber: SubscriberClient, actor: mpsc::UnboundedSen
         match msg {
             Ok(m) => {
                 let Some(text) = m.value.as_string() else { continue };
-                let cmd = Cmd::Message { key: m.channel.to_string(), payload: Utf8Bytes::from(text) };
-                if actor.send(cmd).is_err() {
+                let sent = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    sent = shards.message(m.channel.to_string(), Utf8Bytes::from(text)) => sent,
+                };
+                if !sent {
                     return;
                 }
             }

@@ -211,7 +211,11 @@ impl Conn {
         // Often enough to notice inactivity within half the away time.
         let mut receipts = tokio::time::interval(crate::domain::receipts::RECEIPT_INTERVAL);
         let mut presence = tokio::time::interval(crate::presence::REFRESH.min((away_after / 2).max(Duration::from_millis(100))));
-        let window = self.st.cfg.limits.send_window.max(1);
+        // Each send in flight comes back as an event in this connection's own queue too: a
+        // window larger than half the queue would let a pipelining client that reads
+        // everything overflow it and be closed as slow.
+        let limits = &self.st.cfg.limits;
+        let window = limits.send_window.min(limits.outbound_queue / 2).max(1);
         loop {
             tokio::select! {
                 biased;
