@@ -44,7 +44,8 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
-/// The columns of an [`Event`], from `events e`.
+/// The columns of an [`Event`], from `events e`. `messages::RenderedRow` reads them by
+/// position: keep the order.
 pub(super) const EVENT_COLUMNS: &str =
     "e.channel_id AS channel, e.seq, e.kind, e.id, e.user_id AS \"user\", e.cmid, e.body AS text, e.ts, \
      e.thread, e.also_channel, e.target, e.emoji, e.edited_at, e.changes, e.files";

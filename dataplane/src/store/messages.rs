@@ -265,10 +265,8 @@ pub(super) fn state_columns(viewer: u8) -> String {
         + ") END AS st_mine"
 }
 
-/// An event with its [`state_columns`].
-#[derive(sqlx::FromRow)]
+/// An event with its [`state_columns`], selected as `{EVENT_COLUMNS}, {state_columns}`.
 pub(super) struct RenderedRow {
-    #[sqlx(flatten)]
     event: Event,
     st_deleted: bool,
     st_state_seq: i64,
@@ -278,6 +276,51 @@ pub(super) struct RenderedRow {
     st_reply_users_count: i32,
     st_reactions: sqlx::types::Json<Vec<StoredReaction>>,
     st_mine: Vec<String>,
+}
+
+/// Columns of a rendered row: the 15 of [`EVENT_COLUMNS`](super::events::EVENT_COLUMNS), then
+/// the 8 of [`state_columns`].
+const RENDERED_COLUMNS: usize = 23;
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for RenderedRow {
+    /// By position, in the order of the SELECT: a history page decodes 23 columns for each of
+    /// its rows, and looking each up by name was a tenth of the pod's CPU per page
+    /// (docs/benchmarks.md, issue 9's read targets).
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        if row.len() != RENDERED_COLUMNS {
+            return Err(sqlx::Error::ColumnIndexOutOfBounds { index: RENDERED_COLUMNS, len: row.len() });
+        }
+        let event = Event {
+            channel: row.try_get(0)?,
+            seq: row.try_get(1)?,
+            kind: row.try_get(2)?,
+            id: row.try_get(3)?,
+            user: row.try_get(4)?,
+            cmid: row.try_get(5)?,
+            text: row.try_get(6)?,
+            ts: row.try_get(7)?,
+            thread: row.try_get(8)?,
+            also_channel: row.try_get(9)?,
+            target: row.try_get(10)?,
+            emoji: row.try_get(11)?,
+            edited_at: row.try_get(12)?,
+            changes: row.try_get(13)?,
+            files: row.try_get(14)?,
+            state: None,
+        };
+        Ok(RenderedRow {
+            event,
+            st_deleted: row.try_get(15)?,
+            st_state_seq: row.try_get(16)?,
+            st_reply_count: row.try_get(17)?,
+            st_last_reply_ts: row.try_get(18)?,
+            st_reply_users: row.try_get(19)?,
+            st_reply_users_count: row.try_get(20)?,
+            st_reactions: row.try_get(21)?,
+            st_mine: row.try_get(22)?,
+        })
+    }
 }
 
 impl From<RenderedRow> for Event {
