@@ -477,6 +477,9 @@ async function main() {
       await k.type('Typed with the keyboard');
       await k.press('Enter');
       await message(a, 'Typed with the keyboard').waitFor({ timeout: T });
+      // `t` opens a thread only on a sent message, and the list shows it at once, pending: wait
+      // for the ack (on a loaded machine it can come after the keys below).
+      await until('the message to be acked', async () => !(await message(a, 'Typed with the keyboard').getAttribute('class')).includes('pending'));
       // Bob, in #general, gets an unread badge on #random.
       await until('the unread badge of #random for Bob to count it', async () => Number(await badge.innerText()) === unreadBefore + 1);
 
