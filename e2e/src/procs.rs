@@ -144,15 +144,20 @@ impl Pod {
 
     /// The value of an unlabelled metric (first sample whose name matches exactly).
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let text = self.metrics().await?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
-            .ok_or_else(|| anyhow::anyhow!("metric {name} not exported"))
+        metric_in(&self.metrics().await?, name)
     }
 
     pub async fn metrics(&self) -> anyhow::Result<String> {
         Ok(reqwest::get(format!("{}/metrics", self.http_url())).await?.text().await?)
     }
+}
+
+/// The value of an unlabelled series (`name value`) on a `/metrics` page, for comparing
+/// several series of one scrape.
+pub fn metric_in(page: &str, name: &str) -> anyhow::Result<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| anyhow::anyhow!("metric {name} not exported"))
 }
 
 /// A service process of the test's own on a loopback port: started by a command factory so

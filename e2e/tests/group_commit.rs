@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use palaver_e2e::client::check_in_order;
+use palaver_e2e::procs::metric_in;
 use palaver_e2e::{new_workspace, token, Client, Pod, PodOptions, Rest, Services};
 use serde_json::{json, Value};
 
@@ -40,9 +41,8 @@ async fn pipeline(c: &mut Client, frames: &[Value]) -> HashMap<String, Value> {
     answers
 }
 
-/// A counter or histogram component of a metrics page (0 if absent).
 fn metric(page: &str, name: &str) -> f64 {
-    page.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+    metric_in(page, name).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

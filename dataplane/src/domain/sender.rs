@@ -43,13 +43,6 @@ struct Queued {
     queued_at: Instant,
 }
 
-impl Queued {
-    /// A plain message can share a statement with others.
-    fn plain(&self) -> bool {
-        self.ev.thread.is_none() && self.ev.attach.is_empty()
-    }
-}
-
 /// One workspace's sends: waiting, and the channels of the batches in flight.
 #[derive(Default)]
 struct Lane {
@@ -140,7 +133,7 @@ fn cut(lane: &mut Lane, max: usize) -> Vec<Queued> {
     let mut kept = VecDeque::with_capacity(lane.waiting.len());
     while let Some(q) = lane.waiting.pop_front() {
         let free = batch.len() < max && !lane.busy.contains(&q.channel) && !blocked.contains(&q.channel);
-        if free && q.plain() {
+        if free && q.ev.batchable() {
             batch.push(q);
         } else if free && batch.is_empty() {
             batch.push(q);
@@ -180,19 +173,10 @@ async fn commit(store: Store, ws: WorkspaceName, batch: Vec<Queued>, done: Done)
     }
     let (jobs, replies): (Vec<(String, NewEvent)>, Vec<oneshot::Sender<SendResult>>) =
         batch.into_iter().map(|q| ((q.channel, q.ev), q.reply)).unzip();
-    let results = match jobs.len() {
-        1 if jobs[0].1.thread.is_some() => {
-            let (channel, ev) = jobs.into_iter().next().expect("one send");
-            vec![store.send_reply(&ws, &channel, ev).await]
-        }
-        _ => {
-            let (results, fell_back) = store.send_messages(&ws, jobs).await;
-            if fell_back {
-                m.send_batch_fallbacks.inc();
-            }
-            results
-        }
-    };
+    let (results, fell_back) = store.send_messages(&ws, jobs).await;
+    if fell_back {
+        m.send_batch_fallbacks.inc();
+    }
     drop(done);
     for (reply, r) in replies.into_iter().zip(results) {
         // A receiver gone (its connection closed) is fine: the send is stored and a retry with

@@ -183,6 +183,12 @@ fn bind_append<'q>(q: AppendQuery<'q>, channel: &'q str, id: &'q str, ev: &'q Ne
 }
 
 impl NewEvent {
+    /// A message that can share a batch statement ([`Store::send_messages`]): no thread, no
+    /// files.
+    pub fn batchable(&self) -> bool {
+        self.thread.is_none() && self.attach.is_empty()
+    }
+
     fn into_event(self, channel: &str, seq: i64, id: String, ts: DateTime<Utc>) -> Event {
         Event {
             channel: channel.into(),
@@ -222,8 +228,12 @@ pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl Store {
     /// The send path: membership check, cmid idempotency, seq assignment under the channel's
     /// row lock, event and outbox row — one statement in one transaction. Returns only after
-    /// COMMIT.
+    /// COMMIT. A reply ([`Store::send_reply`]) and a message with files take their own
+    /// transactions.
     pub async fn send_message(&self, ws: &WorkspaceName, channel: &str, ev: NewEvent) -> Result<Appended, ApiError> {
+        if ev.thread.is_some() {
+            return self.send_reply(ws, channel, ev).await;
+        }
         if !ev.attach.is_empty() {
             return self.send_with_files(ws, channel, ev).await;
         }
@@ -234,7 +244,7 @@ impl Store {
         // gap-free and commit order is seq order. The member/duplicate checks run on the
         // statement's snapshot; a same-cmid send that commits while this one waits for the lock
         // is caught by the unique index instead. An archived channel fails the UPDATE's own
-        // condition (re-checked under the lock). Replies take [`Store::send_reply`].
+        // condition (re-checked under the lock).
         let sql = Store::tenant_sql(
             ws,
             "WITH ok AS (SELECT EXISTS (SELECT 1 FROM {s}.members WHERE channel_id = $1 AND user_id = $4) \
@@ -264,8 +274,11 @@ impl Store {
     /// before any of them is updated, so batches of different pods touching the same channels
     /// cannot deadlock. One refused send (not a member, archived, a repeated cmid) does not fail
     /// the others; if the statement itself fails (a same-cmid send of another pod committed
-    /// meanwhile, say), every send is retried on its own, which the returned flag tells.
+    /// meanwhile, say), every send is retried on its own, which the returned flag tells. A
+    /// batch of one may be any send; a reply or a message with files must come alone (the
+    /// sender stage cuts them so).
     pub async fn send_messages(&self, ws: &WorkspaceName, batch: Vec<(String, NewEvent)>) -> (Vec<Result<Appended, ApiError>>, bool) {
+        debug_assert!(batch.len() == 1 || batch.iter().all(|(_, ev)| ev.batchable()));
         if batch.len() == 1 {
             let (channel, ev) = batch.into_iter().next().expect("one send");
             return (vec![self.send_message(ws, &channel, ev).await], false);
